@@ -1,0 +1,142 @@
+//! Meter names: the flat keys behind the "two-level illusion".
+
+use std::borrow::Borrow;
+use std::fmt;
+
+/// Longest meter name, in bytes (the original allowed 11 characters).
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Why a text is not a valid meter name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// Longer than [`MAX_NAME_LEN`] bytes.
+    TooLong(usize),
+    /// A character outside `a-z 0-9 . - _ @ /`.
+    BadCharacter(char),
+    /// A `/` at the start or end, or more than one `/`.
+    BadSlash,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => write!(f, "empty meter name"),
+            NameError::TooLong(n) => {
+                write!(f, "meter name of {n} bytes is longer than {MAX_NAME_LEN}")
+            }
+            NameError::BadCharacter(c) => {
+                write!(f, "character {c:?} is not allowed in a meter name")
+            }
+            NameError::BadSlash => {
+                write!(
+                    f,
+                    "a meter name has at most one '/', not at its start or end"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_' | b'@')
+}
+
+/// Check a name exactly as stored (already lower case).
+pub fn validate(name: &str) -> Result<(), NameError> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if bytes.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong(bytes.len()));
+    }
+    let mut slashes = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            slashes += 1;
+            if slashes > 1 || i == 0 || i + 1 == bytes.len() {
+                return Err(NameError::BadSlash);
+            }
+        } else if !is_name_byte(b) {
+            let c = name[i..].chars().next().unwrap_or('?');
+            return Err(NameError::BadCharacter(c));
+        }
+    }
+    Ok(())
+}
+
+/// A validated meter name such as `pcpu` or `df/pused`.
+///
+/// Names are lower case; [`MeterName::new`] folds ASCII upper case as the
+/// original did, and accepts digits, which the original silently mangled.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MeterName(String);
+
+impl MeterName {
+    /// Validate `text`, folding ASCII upper case to lower case.
+    pub fn new(text: &str) -> Result<MeterName, NameError> {
+        let folded = text.to_ascii_lowercase();
+        validate(&folded)?;
+        Ok(MeterName(folded))
+    }
+
+    /// Join a group prefix and a child key (`df` + `pused`).
+    pub fn join(prefix: &str, child: &str) -> Result<MeterName, NameError> {
+        if prefix.contains('/') || child.contains('/') {
+            return Err(NameError::BadSlash);
+        }
+        MeterName::new(&format!("{prefix}/{child}"))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the `/`, for grouped names.
+    pub fn prefix(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(p, _)| p)
+    }
+}
+
+impl Borrow<str> for MeterName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MeterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_folds() {
+        assert_eq!(MeterName::new("DF/PUsed").unwrap().as_str(), "df/pused");
+        assert_eq!(MeterName::new("net/eth0_in").unwrap().prefix(), Some("net"));
+        assert!(MeterName::new(&"a".repeat(MAX_NAME_LEN)).is_ok());
+    }
+
+    #[test]
+    fn rejects() {
+        assert_eq!(MeterName::new(""), Err(NameError::Empty));
+        assert_eq!(MeterName::new("/a"), Err(NameError::BadSlash));
+        assert_eq!(MeterName::new("a/"), Err(NameError::BadSlash));
+        assert_eq!(MeterName::new("a/b/c"), Err(NameError::BadSlash));
+        assert_eq!(MeterName::new("a b"), Err(NameError::BadCharacter(' ')));
+        assert_eq!(MeterName::new("é"), Err(NameError::BadCharacter('é')));
+        assert_eq!(
+            MeterName::new(&"a".repeat(MAX_NAME_LEN + 1)),
+            Err(NameError::TooLong(MAX_NAME_LEN + 1))
+        );
+    }
+}

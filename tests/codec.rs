@@ -1,0 +1,239 @@
+//! Round trips through the binary and JSON codecs, and the golden host JSON.
+
+mod common;
+
+use opticon::model::binary::{self, apply_payload, decode_sample, encode_sample, CodecErrorKind};
+use opticon::model::json::{encode_host, meters_from_json, JsonError};
+use opticon::model::{
+    Array, HostMeters, MeterName, MeterValue, Scalar, MAX_ARRAY_LEN, MAX_STRING_LEN,
+};
+
+fn name(s: &str) -> MeterName {
+    MeterName::new(s).unwrap()
+}
+
+fn every_kind() -> HostMeters {
+    let mut h = HostMeters::new();
+    let t = 1_700_000_123;
+    let long_name = "n".repeat(63);
+    let values = vec![
+        ("int/zero", MeterValue::Scalar(Scalar::Int(0))),
+        ("int/neg", MeterValue::Scalar(Scalar::Int(-42))),
+        ("int/max", MeterValue::Scalar(Scalar::Int(i64::MAX))),
+        ("int/min", MeterValue::Scalar(Scalar::Int(i64::MIN))),
+        ("big", MeterValue::Scalar(Scalar::Int((1 << 40) + 3))),
+        ("frac.a", MeterValue::Scalar(Scalar::Frac(6.03))),
+        ("frac.b", MeterValue::Scalar(Scalar::Frac(-0.0))),
+        ("frac.c", MeterValue::Scalar(Scalar::Frac(1e300))),
+        (
+            "frac.d",
+            MeterValue::Scalar(Scalar::Frac(std::f64::consts::PI)),
+        ),
+        ("frac.e", MeterValue::Scalar(Scalar::Frac(-273.15))),
+        (
+            "frac.f",
+            MeterValue::Scalar(Scalar::Frac(f64::MIN_POSITIVE)),
+        ),
+        (
+            "str",
+            MeterValue::Scalar(Scalar::Str("héllo \"wörld\"\n\u{1}".into())),
+        ),
+        ("str.empty", MeterValue::Scalar(Scalar::Str(String::new()))),
+        (
+            "str.long",
+            MeterValue::Scalar(Scalar::Str("x".repeat(MAX_STRING_LEN))),
+        ),
+        ("nothing", MeterValue::Null),
+        ("empty", MeterValue::Array(Array::Int(vec![]))),
+        ("ints", MeterValue::Array(Array::Int(vec![1, -2, 3]))),
+        (
+            "fracs",
+            MeterValue::Array(Array::Frac(vec![0.1, 0.2, 16.92])),
+        ),
+        (
+            "strs",
+            MeterValue::Array(Array::Str(vec!["a".into(), "".into()])),
+        ),
+        (
+            "wide",
+            MeterValue::Array(Array::Int((0..MAX_ARRAY_LEN as i64).collect())),
+        ),
+        ("digits123", MeterValue::Scalar(Scalar::Int(7))),
+        (long_name.as_str(), MeterValue::Scalar(Scalar::Int(1))),
+    ];
+    for (n, v) in values {
+        h.set(name(n), v, t).unwrap();
+    }
+    h
+}
+
+#[test]
+fn binary_round_trip_is_lossless() {
+    let host = every_kind();
+    let payload = encode_sample(1_700_000_123, &host);
+    let (time, back) = decode_sample(&payload).unwrap();
+    assert_eq!(time, 1_700_000_123);
+    assert_eq!(back, host);
+    // -0.0 keeps its sign bit.
+    match &back.get("frac.b").unwrap().value {
+        MeterValue::Scalar(Scalar::Frac(f)) => assert!(f.is_sign_negative()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn decimal_fracs_are_compact() {
+    let mut h = HostMeters::new();
+    h.set(name("p"), MeterValue::Scalar(Scalar::Frac(12.34)), 0)
+        .unwrap();
+    let payload = encode_sample(0, &h);
+    // version + time + namelen + name + tag + varint((zigzag(1234) << 3) | 2)
+    assert_eq!(payload.len(), 1 + 1 + 1 + 1 + 1 + 3, "{payload:?}");
+}
+
+#[test]
+fn json_round_trip() {
+    let host = every_kind();
+    let text = encode_host(&host, false);
+    let mut back = HostMeters::new();
+    for (n, v) in meters_from_json(&text).unwrap() {
+        back.set(n, v, 1_700_000_123).unwrap();
+    }
+    // JSON cannot tell an empty int array from an empty frac array, and the
+    // grouped scalars come back grouped: compare values, not just shapes.
+    assert_eq!(back, host);
+    let pretty = encode_host(&host, true);
+    assert_eq!(meters_from_json(&pretty).unwrap().len(), host.len());
+}
+
+#[test]
+fn golden_host_json() {
+    let host = common::representative_host();
+    let expected = concat!(
+        r#"{"chkwarn":[],"#,
+        r#""df":[{"device":"/dev/vda1","fs":"ext4","mount":"/","pused":41.5,"size":20511356},"#,
+        r#"{"device":"@vg/data","fs":"xfs","mount":"/srv","pused":97.25,"size":104857600}],"#,
+        r#""hostname":"web-01.example.net","loadavg":[0.5,0.25,0.125],"#,
+        r#""mem":{"free":8123456,"swap":0,"total":16316412},"note":null,"#,
+        r#""os":{"arch":"x86_64","kernel":"Linux","version":"6.1.0-26-amd64"},"pcpu":12.34,"#,
+        r#""top":[{"name":"nginx","pcpu":35.5,"pid":1234,"pmem":2.1,"user":"www-data"},"#,
+        r#"{"name":"sshd","pcpu":1.0,"pid":99,"pmem":0.3,"user":"root"}],"uptime":86400}"#
+    );
+    assert_eq!(encode_host(&host, false), expected);
+}
+
+#[test]
+fn ragged_tables_stay_valid_json() {
+    let mut h = HostMeters::new();
+    h.set(name("t/a"), MeterValue::Array(Array::Int(vec![1, 2, 3])), 0)
+        .unwrap();
+    h.set(
+        name("t/b"),
+        MeterValue::Array(Array::Str(vec!["x".into()])),
+        0,
+    )
+    .unwrap();
+    let text = encode_host(&h, false);
+    assert_eq!(
+        text,
+        r#"{"t":[{"a":1,"b":"x"},{"a":2,"b":null},{"a":3,"b":null}]}"#
+    );
+    assert!(opticon::conf::parse(&text).is_ok());
+}
+
+#[test]
+fn hierarchy_rules() {
+    let mut h = HostMeters::new();
+    h.set(name("k"), MeterValue::Scalar(Scalar::Int(1)), 0)
+        .unwrap();
+    h.set(name("k/a"), MeterValue::Scalar(Scalar::Int(2)), 0)
+        .unwrap();
+    assert!(h.get("k").is_none(), "k/x replaces plain k");
+    h.set(name("k/b"), MeterValue::Scalar(Scalar::Int(3)), 0)
+        .unwrap();
+    h.set(name("k-x"), MeterValue::Scalar(Scalar::Int(3)), 0)
+        .unwrap();
+    h.set(name("k"), MeterValue::Array(Array::Int(vec![])), 0)
+        .unwrap();
+    assert!(
+        h.get("k/a").is_none() && h.get("k/b").is_none(),
+        "k empties k/*"
+    );
+    assert!(h.get("k-x").is_some(), "neighbours survive");
+}
+
+#[test]
+fn expiry() {
+    let mut h = HostMeters::new();
+    h.set(name("old"), MeterValue::Null, 100).unwrap();
+    h.set(name("new"), MeterValue::Null, 700).unwrap();
+    assert_eq!(h.expire(701, 600), 1);
+    assert!(h.get("new").is_some());
+}
+
+#[test]
+fn json_decoder_errors_are_clear() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{"a": [[1]]}"#, "arrays may hold only scalars"),
+        (r#"{"a": {"b": {"c": 1}}}"#, "nested deeper than two levels"),
+        (
+            r#"{"a": {"b": [{"c": 1}]}}"#,
+            "nested deeper than two levels",
+        ),
+        (r#"{"a": [1, "x"]}"#, "strings mixed with numbers"),
+        (r#"{"a b": 1}"#, "not allowed in a meter name"),
+        (r#"{"a": [{"b": [1]}]}"#, "table cells must be scalars"),
+        (r#"{"a": [{"b": 1}, 2]}"#, "a table mixes dict rows"),
+        ("{\"a\": 1", "text ends inside a dict"),
+    ];
+    for (input, needle) in cases {
+        let err = meters_from_json(input).unwrap_err();
+        assert!(err.to_string().contains(needle), "{input}: {err}");
+    }
+    let long = format!(r#"{{"s": "{}"}}"#, "x".repeat(MAX_STRING_LEN + 1));
+    assert!(matches!(meters_from_json(&long), Err(JsonError::Limit(..))));
+}
+
+#[test]
+fn json_decoder_tables_and_types() {
+    let m = meters_from_json(r#"{"t": [{"a": 1, "b": "x"}, {"a": 2.5, "c": 7}], "flag": true}"#)
+        .unwrap();
+    let get = |n: &str| {
+        m.iter()
+            .find(|(k, _)| k.as_str() == n)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(get("t/a"), MeterValue::Array(Array::Frac(vec![1.0, 2.5])));
+    assert_eq!(
+        get("t/b"),
+        MeterValue::Array(Array::Str(vec!["x".into(), "".into()]))
+    );
+    assert_eq!(get("t/c"), MeterValue::Array(Array::Int(vec![0, 7])));
+    assert_eq!(get("flag"), MeterValue::Scalar(Scalar::Int(1)));
+}
+
+#[test]
+fn malformed_payloads_change_nothing() {
+    let host = every_kind();
+    let payload = encode_sample(5, &host);
+    let mut target = common::representative_host();
+    let before = target.clone();
+    for cut in [1usize, 3, payload.len() / 2, payload.len() - 1] {
+        let err = apply_payload(&mut target, &payload[..cut]).unwrap_err();
+        assert!(
+            matches!(
+                err.kind,
+                CodecErrorKind::Truncated | CodecErrorKind::BadName(_)
+            ),
+            "{err}"
+        );
+        assert_eq!(target, before, "cut at {cut} modified the host");
+    }
+    let mut wrong = payload.clone();
+    wrong[0] = 2;
+    assert_eq!(
+        binary::validate_payload(&wrong).unwrap_err().kind,
+        CodecErrorKind::UnsupportedVersion(2)
+    );
+}

@@ -1,0 +1,60 @@
+//! Fixtures shared by the integration tests.
+#![allow(dead_code)]
+
+use opticon::model::{json, HostMeters};
+
+/// A small deterministic PRNG (xorshift64*) so fuzz and load tests are
+/// repeatable from their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// The probe output of a representative Linux host, as an agent would
+/// produce it.
+pub const HOST_JSON: &str = r#"{
+    "hostname": "web-01.example.net",
+    "uptime": 86400,
+    "loadavg": [0.5, 0.25, 0.125],
+    "pcpu": 12.34,
+    "os": {"kernel": "Linux", "version": "6.1.0-26-amd64", "arch": "x86_64"},
+    "mem": {"total": 16316412, "free": 8123456, "swap": 0},
+    "df": [
+        {"device": "/dev/vda1", "size": 20511356, "pused": 41.5, "mount": "/", "fs": "ext4"},
+        {"device": "@vg/data", "size": 104857600, "pused": 97.25, "mount": "/srv", "fs": "xfs"}
+    ],
+    "top": [
+        {"pid": 1234, "user": "www-data", "pcpu": 35.5, "pmem": 2.1, "name": "nginx"},
+        {"pid": 99, "user": "root", "pcpu": 1.0, "pmem": 0.3, "name": "sshd"}
+    ],
+    "chkwarn": [],
+    "note": null
+}"#;
+
+/// [`HOST_JSON`] as meters at time 1_700_000_000.
+pub fn representative_host() -> HostMeters {
+    let mut host = HostMeters::new();
+    json::merge_json(&mut host, HOST_JSON, 1_700_000_000).expect("fixture parses");
+    host
+}

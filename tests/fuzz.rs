@@ -1,0 +1,239 @@
+//! Seeded fuzz-style tests: random and mutated inputs against every
+//! decoder that faces the outside world. None may panic; each input must
+//! yield an error or a value within the model's limits. Set
+//! OPTICON_FUZZ_SEED to reproduce or vary a run, OPTICON_FUZZ_ROUNDS to
+//! scale it.
+
+mod common;
+
+use common::Rng;
+use opticon::conf::{self, Node};
+use opticon::crypto::{random_key, random_uuid, SealKey};
+use opticon::model::binary::{apply_payload, encode_sample};
+use opticon::model::json::{encode_host, meters_from_json};
+use opticon::model::{HostMeters, MAX_METERS_PER_HOST};
+use opticon::wire::{peek, Datagram, OpenedAuth, SenderSession, DEFAULT_MAX_SKEW};
+
+const NOW: i64 = 1_700_000_000;
+
+fn seed() -> u64 {
+    std::env::var("OPTICON_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0b71_c0de)
+}
+
+fn rounds() -> usize {
+    std::env::var("OPTICON_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30_000)
+}
+
+const TOKENS: &[&[u8]] = &[
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b":",
+    b",",
+    b"=",
+    b"#",
+    b"\n",
+    b"\\",
+    b"\\u",
+    b"\\ud800",
+    b"-",
+    b"e",
+    b".",
+    b"0",
+    b"9",
+    b"1e999",
+    b"99999999999999999999",
+    b"true",
+    b"null",
+    b"df/",
+    b"/",
+    b" ",
+    b"\xc3\xa9",
+    b"\xff",
+];
+
+/// Mutate `input` a few times: bit flips, byte noise, deletions,
+/// duplications, truncation and token splices.
+fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+    let mut v = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(v.len() + 1);
+        match rng.below(6) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let n = 1 + rng.below(8);
+                let noise = rng.bytes(n);
+                v.splice(at..at, noise);
+            }
+            2 if !v.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(v.len());
+                v.drain(at.min(end)..end);
+            }
+            3 if !v.is_empty() => {
+                let start = rng.below(v.len());
+                let end = (start + 1 + rng.below(32)).min(v.len());
+                let copy = v[start..end].to_vec();
+                v.splice(at..at, copy);
+            }
+            4 => v.truncate(at),
+            _ => {
+                let t = TOKENS[rng.below(TOKENS.len())];
+                v.splice(at..at, t.iter().copied());
+            }
+        }
+    }
+    v
+}
+
+/// Either a mutation of one of `seeds` or pure noise.
+fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    if rng.below(8) == 0 {
+        let n = rng.below(512);
+        rng.bytes(n)
+    } else {
+        let s = &seeds[rng.below(seeds.len())];
+        mutate(rng, s)
+    }
+}
+
+fn assert_within_limits(host: &HostMeters) {
+    assert!(host.len() <= MAX_METERS_PER_HOST);
+    for (name, meter) in host.iter() {
+        opticon::model::name::validate(name.as_str()).unwrap();
+        meter.value.check_limits().unwrap();
+    }
+}
+
+fn sample_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = vec![encode_sample(NOW, &common::representative_host())];
+    let mut big = common::representative_host();
+    big.set(
+        opticon::model::MeterName::new("x/parts").unwrap(),
+        opticon::model::MeterValue::Array(opticon::model::Array::Int((0..900).collect())),
+        NOW,
+    )
+    .unwrap();
+    seeds.extend(opticon::wire::split_sample(NOW, &big, 512).unwrap());
+    seeds
+}
+
+#[test]
+fn binary_decoder_survives_hostile_payloads() {
+    let mut rng = Rng::new(seed());
+    let seeds = sample_seeds();
+    let mut accepted = 0;
+    for _ in 0..rounds() {
+        let data = input(&mut rng, &seeds);
+        let mut host = common::representative_host();
+        let before = host.clone();
+        match apply_payload(&mut host, &data) {
+            Ok(_) => {
+                accepted += 1;
+                assert_within_limits(&host);
+            }
+            Err(_) => assert_eq!(host, before, "a rejected payload changed the host"),
+        }
+    }
+    assert!(accepted > 0, "mutations should sometimes stay valid");
+}
+
+#[test]
+fn datagram_opener_rejects_every_mutation() {
+    let mut rng = Rng::new(seed() ^ 1);
+    let tenant = random_uuid().unwrap();
+    let tenant_key = SealKey::new(&random_key().unwrap());
+    let mut sender = SenderSession::new().unwrap();
+    let auth = sender
+        .auth_datagram(&tenant_key, tenant, random_uuid().unwrap(), NOW)
+        .unwrap();
+    let Ok(Datagram::Auth(h)) = peek(&auth) else {
+        panic!("auth datagram does not parse")
+    };
+    let session = OpenedAuth::open_new(&h, &tenant_key, NOW, DEFAULT_MAX_SKEW).unwrap();
+    let mut seeds = vec![sender
+        .auth_datagram(&tenant_key, tenant, random_uuid().unwrap(), NOW)
+        .unwrap()];
+    for p in sample_seeds() {
+        seeds.push(sender.meter_datagram(&p));
+    }
+    let mut plain = Vec::new();
+    for _ in 0..rounds() {
+        let data = input(&mut rng, &seeds);
+        let mut window = session.window.clone();
+        let result = match peek(&data) {
+            Err(e) => Err(e),
+            Ok(Datagram::Auth(a)) => a
+                .open(&tenant_key, Some(&mut window), NOW, DEFAULT_MAX_SKEW)
+                .map(|_| ()),
+            Ok(Datagram::Meter(m)) => m.open(&session.key, &mut window, &mut plain).map(|_| ()),
+        };
+        if seeds.contains(&data) {
+            continue;
+        }
+        assert!(result.is_err(), "a mutated datagram was accepted: {data:?}");
+        assert_eq!(
+            window, session.window,
+            "a rejected datagram moved the window"
+        );
+    }
+}
+
+#[test]
+fn json_decoder_survives_hostile_text() {
+    let mut rng = Rng::new(seed() ^ 2);
+    let host = common::representative_host();
+    let seeds: Vec<Vec<u8>> = vec![
+        common::HOST_JSON.as_bytes().to_vec(),
+        encode_host(&host, false).into_bytes(),
+        br#"{"t":[{"a":1,"b":"x"},{"a":2.5}],"k":{"x":[1,2]},"n":null,"e":[]}"#.to_vec(),
+    ];
+    let mut accepted = 0;
+    for _ in 0..rounds() {
+        let data = input(&mut rng, &seeds);
+        let text = String::from_utf8_lossy(&data);
+        if let Ok(meters) = meters_from_json(&text) {
+            accepted += 1;
+            assert!(meters.len() <= MAX_METERS_PER_HOST);
+            for (name, value) in &meters {
+                opticon::model::name::validate(name.as_str()).unwrap();
+                value.check_limits().unwrap();
+            }
+        }
+    }
+    assert!(accepted > 0);
+}
+
+#[test]
+fn config_parser_survives_and_round_trips() {
+    let mut rng = Rng::new(seed() ^ 3);
+    let seeds: Vec<Vec<u8>> = vec![
+        b"network { port 1047 address 0.0.0.0 }\ndatabase { path: /var/opticon/db } # c\n".to_vec(),
+        br#"{"a": -5, "b": [1.5e3, true, null, "x\u00e9\ud83d\ude00"], "c": {"d": {}}}"#.to_vec(),
+        b"probes { net { type built-in interval 60 options { skip [lo docker*] } } }".to_vec(),
+    ];
+    let mut accepted = 0;
+    for _ in 0..rounds() {
+        let data = input(&mut rng, &seeds);
+        let text = String::from_utf8_lossy(&data);
+        if let Ok(dict) = conf::parse(&text) {
+            accepted += 1;
+            let node = Node::Dict(dict);
+            let json = node.to_json(rng.below(2) == 0);
+            let again = conf::parse(&json)
+                .unwrap_or_else(|e| panic!("own output does not parse: {e}\n{json}"));
+            assert_eq!(Node::Dict(again), node, "round trip of {text:?}");
+        }
+    }
+    assert!(accepted > 0);
+}
