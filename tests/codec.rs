@@ -214,12 +214,11 @@ fn json_decoder_tables_and_types() {
 }
 
 #[test]
-fn malformed_payloads_change_nothing() {
+fn malformed_payloads_are_rejected_and_keep_limits() {
     let host = every_kind();
     let payload = encode_sample(5, &host);
-    let mut target = common::representative_host();
-    let before = target.clone();
     for cut in [1usize, 3, payload.len() / 2, payload.len() - 1] {
+        let mut target = common::representative_host();
         let err = apply_payload(&mut target, &payload[..cut]).unwrap_err();
         assert!(
             matches!(
@@ -228,7 +227,13 @@ fn malformed_payloads_change_nothing() {
             ),
             "{err}"
         );
-        assert_eq!(target, before, "cut at {cut} modified the host");
+        assert!(binary::validate_payload(&payload[..cut]).is_err());
+        // Records before the bad one may be applied; the host's own meters
+        // that the payload does not name are untouched.
+        assert_eq!(
+            target.get("hostname"),
+            common::representative_host().get("hostname")
+        );
     }
     let mut wrong = payload.clone();
     wrong[0] = 2;
@@ -236,4 +241,60 @@ fn malformed_payloads_change_nothing() {
         binary::validate_payload(&wrong).unwrap_err().kind,
         CodecErrorKind::UnsupportedVersion(2)
     );
+    let mut bad_name = HostMeters::new();
+    bad_name.set(name("ok"), MeterValue::Null, 0).unwrap();
+    let mut p = encode_sample(0, &bad_name);
+    let at = p.iter().position(|&b| b == b'o').unwrap();
+    p[at] = b'O';
+    let err = apply_payload(&mut HostMeters::new(), &p).unwrap_err();
+    // The offset is that of the name's head byte, just before its text.
+    assert_eq!(
+        (err.offset, err.kind),
+        (
+            at - 1,
+            CodecErrorKind::BadName(opticon::model::NameError::BadCharacter('O'))
+        )
+    );
+}
+
+#[test]
+fn front_coded_names() {
+    let mut h = HostMeters::new();
+    for n in ["top/name", "top/pcpu", "top/pid", "toq", "x"] {
+        h.set(name(n), MeterValue::Scalar(Scalar::Int(1)), 0)
+            .unwrap();
+    }
+    let p = encode_sample(0, &h);
+    // "top/pcpu" follows "top/name" and shares its first four bytes.
+    let shared = p.windows(3).any(|w| w == [0x44, 4, b'p']);
+    assert!(
+        shared,
+        "top/pcpu is written as 4 shared bytes + \"pcpu\": {p:?}"
+    );
+    assert_eq!(decode_sample(&p).unwrap().1, h);
+    let mut r = binary::PayloadReader::new(&p).unwrap();
+    let mut names = Vec::new();
+    while let Some(head) = r.next_record().unwrap() {
+        names.push(head.name.as_str().to_string());
+    }
+    assert_eq!(names, ["top/name", "top/pcpu", "top/pid", "toq", "x"]);
+}
+
+#[test]
+fn bad_name_heads_are_rejected() {
+    let mut h = HostMeters::new();
+    h.set(name("ab"), MeterValue::Null, 0).unwrap();
+    let good = encode_sample(0, &h);
+    let head_at = good.len() - 4; // head, 'a', 'b', tag
+    assert_eq!(good[head_at], 2);
+    for bad in [0x00u8, 0x40, 0x41, 0x7f, 0x80, 0xff] {
+        let mut p = good.clone();
+        p[head_at] = bad;
+        let err = binary::validate_payload(&p).unwrap_err();
+        assert!(
+            matches!(err.kind, CodecErrorKind::BadNameHead(b) if b == bad)
+                || err.kind == CodecErrorKind::Truncated,
+            "head 0x{bad:02x}: {err}"
+        );
+    }
 }

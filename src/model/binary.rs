@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! payload := version:u8 (=1)  time:zigzag-varint  record*
-//! record  := namelen:u8 (1..=63)  name  tag:u8  body
+//! record  := name  tag:u8  body
+//! name    := len:u8 (1..=63) bytes          (a fresh name)
+//!          | 0x40|shared:u8 (1..=62) len:u8 bytes
+//!                                           (the first `shared` bytes of
+//!                                           the previous record's name,
+//!                                           then `len` more)
 //! tag     := kind (bits 0-1: 0 int, 1 frac, 2 string, 3 null)
 //!          | shape << 2 (0 scalar, 1 array, 2 array part); bits 4-7 zero
 //! body    := value                          (scalar)
@@ -13,11 +18,13 @@
 //!          | total offset n:varint value{n} (part of a split array)
 //! ```
 //!
-//! Records run to the end of the payload; there is no count, so a payload
-//! can be cut between any two records and each piece stays decodable.
+//! Records run to the end of the payload; there is no count. Names are
+//! front-coded against the previous record of the same payload only, so a
+//! payload can be cut between any two records (re-encoding the first name
+//! of the new piece in full) and each piece stays decodable on its own.
 
-use super::host::{HostError, HostMeters};
-use super::name::{self, NameError, MAX_NAME_LEN};
+use super::host::{HostError, HostMeters, MeterWriter};
+use super::name::{self, MeterName, NameError, MAX_NAME_LEN};
 use super::value::{Array, Kind, MeterValue, ScalarRef, MAX_ARRAY_LEN, MAX_STRING_LEN};
 use std::fmt;
 
@@ -50,6 +57,9 @@ pub enum CodecErrorKind {
     BadVarint,
     /// A record's name is invalid.
     BadName(NameError),
+    /// A name head byte that is reserved, or shares more than the
+    /// previous name has, or makes the name too long or empty.
+    BadNameHead(u8),
     /// A tag with reserved bits or an unknown shape.
     BadTag(u8),
     /// A string longer than the model allows.
@@ -81,6 +91,7 @@ impl fmt::Display for CodecError {
             CodecErrorKind::UnsupportedVersion(v) => write!(f, "unsupported codec version {v}"),
             CodecErrorKind::BadVarint => write!(f, "bad varint"),
             CodecErrorKind::BadName(e) => write!(f, "{e}"),
+            CodecErrorKind::BadNameHead(h) => write!(f, "bad name head 0x{h:02x}"),
             CodecErrorKind::BadTag(t) => write!(f, "bad tag 0x{t:02x}"),
             CodecErrorKind::StringTooLong(n) => write!(f, "string of {n} bytes"),
             CodecErrorKind::ArrayTooLong(n) => write!(f, "array of {n} elements"),
@@ -152,14 +163,31 @@ pub fn put_header(out: &mut Vec<u8>, time: i64) {
     put_varint(out, zigzag(time));
 }
 
-fn put_name(out: &mut Vec<u8>, name: &str) {
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+/// Flag of a front-coded name head.
+const NAME_SHARED: u8 = 0x40;
+
+fn put_name(out: &mut Vec<u8>, prev: &str, name: &str) {
+    let shared = prev
+        .bytes()
+        .zip(name.bytes())
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(name.len() - 1)
+        .min(MAX_NAME_LEN - 1);
+    if shared >= 2 {
+        out.push(NAME_SHARED | shared as u8);
+        out.push((name.len() - shared) as u8);
+        out.extend_from_slice(&name.as_bytes()[shared..]);
+    } else {
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+    }
 }
 
-/// Append one whole meter record.
-pub fn put_record(out: &mut Vec<u8>, name: &str, value: &MeterValue) {
-    put_name(out, name);
+/// Append one whole meter record; `prev` is the name of the record before
+/// it in the same payload ("" for the first).
+pub fn put_record(out: &mut Vec<u8>, prev: &str, name: &str, value: &MeterValue) {
+    put_name(out, prev, name);
     match value {
         MeterValue::Null => out.push(KIND_NULL | (SHAPE_SCALAR << 2)),
         MeterValue::Scalar(s) => {
@@ -180,8 +208,8 @@ pub fn put_record(out: &mut Vec<u8>, name: &str, value: &MeterValue) {
 
 /// Append a record carrying elements `offset..offset + n` of `array`, for
 /// arrays too large for one datagram.
-pub fn put_part(out: &mut Vec<u8>, name: &str, array: &Array, offset: usize, n: usize) {
-    put_name(out, name);
+pub fn put_part(out: &mut Vec<u8>, prev: &str, name: &str, array: &Array, offset: usize, n: usize) {
+    put_name(out, prev, name);
     out.push(kind_bits(array.kind()) | (SHAPE_PART << 2));
     put_varint(out, array.len() as u64);
     put_varint(out, offset as u64);
@@ -204,8 +232,10 @@ pub fn value_size(v: ScalarRef<'_>) -> usize {
 pub fn encode_sample(time: i64, meters: &HostMeters) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + meters.len() * 16);
     put_header(&mut out, time);
+    let mut prev = "";
     for (name, meter) in meters.iter() {
-        put_record(&mut out, name.as_str(), &meter.value);
+        put_record(&mut out, prev, name.as_str(), &meter.value);
+        prev = name.as_str();
     }
     out
 }
@@ -246,16 +276,56 @@ impl Shape {
     }
 }
 
+/// A meter name rebuilt from its front-coded form, held inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameBuf {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl NameBuf {
+    const EMPTY: NameBuf = NameBuf {
+        len: 0,
+        bytes: [0; MAX_NAME_LEN],
+    };
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The name as text ("" if it is not valid UTF-8, which a validated
+    /// name always is).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
 /// The head of one record; its values are read with
 /// [`PayloadReader::next_value`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordHead<'a> {
+pub struct RecordHead {
     /// Validated meter name.
-    pub name: &'a str,
+    pub name: NameBuf,
     /// Element type (meaningless for [`Shape::Null`]).
     pub kind: Kind,
     /// Layout of the values.
     pub shape: Shape,
+}
+
+/// Why the reader stopped, before the offset and details are attached.
+/// Kept to one byte so the hot paths return results in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Truncated,
+    BadVarint,
+    BadNameHead(u8),
+    BadTag(u8),
+    StringTooLong,
+    ArrayTooLong,
+    BadPart,
+    BadUtf8,
+    NotFinite,
 }
 
 /// A zero-copy reader over one payload.
@@ -268,6 +338,20 @@ pub struct PayloadReader<'a> {
     time: i64,
     kind: Kind,
     remaining: usize,
+    /// Start of the current field, for error offsets and name details.
+    mark: usize,
+    /// The offending length, for error details.
+    bad_len: u64,
+    /// The previous record's name, which the next one may share a prefix
+    /// with.
+    name: NameBuf,
+}
+
+/// A record head whose name has not been validated yet.
+struct RawHead {
+    name_at: usize,
+    kind: Kind,
+    shape: Shape,
 }
 
 impl<'a> PayloadReader<'a> {
@@ -279,15 +363,18 @@ impl<'a> PayloadReader<'a> {
             time: 0,
             kind: Kind::Int,
             remaining: 0,
+            mark: 0,
+            bad_len: 0,
+            name: NameBuf::EMPTY,
         };
-        let version = r.byte()?;
+        let version = r.byte().map_err(|f| r.error(f))?;
         if version != CODEC_VERSION {
             return Err(CodecError {
                 offset: 0,
                 kind: CodecErrorKind::UnsupportedVersion(version),
             });
         }
-        r.time = unzigzag(r.varint()?);
+        r.time = unzigzag(r.varint().map_err(|f| r.error(f))?);
         Ok(r)
     }
 
@@ -296,159 +383,236 @@ impl<'a> PayloadReader<'a> {
         self.time
     }
 
-    fn fail<T>(&self, kind: CodecErrorKind) -> Result<T, CodecError> {
-        Err(CodecError {
-            offset: self.pos,
-            kind,
-        })
+    /// The public error for a fault, with its offset and details.
+    #[cold]
+    fn error(&self, fault: Fault) -> CodecError {
+        let too_long = usize::try_from(self.bad_len).unwrap_or(usize::MAX);
+        let (offset, kind) = match fault {
+            Fault::Truncated => (self.pos, CodecErrorKind::Truncated),
+            Fault::BadVarint => (self.mark, CodecErrorKind::BadVarint),
+            Fault::BadNameHead(h) => (self.mark, CodecErrorKind::BadNameHead(h)),
+            Fault::BadTag(t) => (self.mark, CodecErrorKind::BadTag(t)),
+            Fault::StringTooLong => (self.mark, CodecErrorKind::StringTooLong(too_long)),
+            Fault::ArrayTooLong => (self.mark, CodecErrorKind::ArrayTooLong(too_long)),
+            Fault::BadPart => (self.mark, CodecErrorKind::BadPart),
+            Fault::BadUtf8 => (self.mark, CodecErrorKind::BadUtf8),
+            Fault::NotFinite => (self.mark, CodecErrorKind::NotFinite),
+        };
+        CodecError { offset, kind }
     }
 
-    fn byte(&mut self) -> Result<u8, CodecError> {
-        match self.buf.get(self.pos) {
-            Some(&b) => {
-                self.pos += 1;
-                Ok(b)
-            }
-            None => self.fail(CodecErrorKind::Truncated),
-        }
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Fault> {
+        let b = *self.buf.get(self.pos).ok_or(Fault::Truncated)?;
+        self.pos += 1;
+        Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        if self.buf.len() - self.pos < n {
-            return self.fail(CodecErrorKind::Truncated);
-        }
-        let s = &self.buf[self.pos..self.pos + n];
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fault> {
+        let s = self
+            .buf
+            .get(self.pos..self.pos.wrapping_add(n))
+            .ok_or(Fault::Truncated)?;
         self.pos += n;
         Ok(s)
     }
 
-    fn varint(&mut self) -> Result<u64, CodecError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Fault> {
+        self.mark = self.pos;
+        // Most values (and every length) fit in one byte.
+        let b = self.byte()?;
+        if b < 0x80 {
+            return Ok(u64::from(b));
+        }
+        let mut v = u64::from(b & 0x7f);
+        for shift in (7..64).step_by(7) {
             let b = self.byte()?;
             if shift == 63 && b > 1 {
-                return self.fail(CodecErrorKind::BadVarint);
+                return Err(Fault::BadVarint);
             }
             v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
+            if b < 0x80 {
                 return Ok(v);
             }
         }
-        self.fail(CodecErrorKind::BadVarint)
+        Err(Fault::BadVarint)
     }
 
-    fn length(
-        &mut self,
-        limit: usize,
-        too_long: fn(usize) -> CodecErrorKind,
-    ) -> Result<usize, CodecError> {
+    #[inline]
+    fn length(&mut self, limit: usize, too_long: Fault) -> Result<usize, Fault> {
         let v = self.varint()?;
         if v > limit as u64 {
-            return self.fail(too_long(usize::try_from(v).unwrap_or(usize::MAX)));
+            self.bad_len = v;
+            return Err(too_long);
         }
         Ok(v as usize)
     }
 
-    /// The next record head, skipping any values of the previous record
-    /// that were not read; `None` at the end of the payload.
-    pub fn next_record(&mut self) -> Result<Option<RecordHead<'a>>, CodecError> {
+    fn head_raw(&mut self) -> Result<Option<RawHead>, Fault> {
         while self.remaining > 0 {
-            self.next_value()?;
+            self.skip_value()?;
         }
         if self.pos == self.buf.len() {
             return Ok(None);
         }
-        let name_len = usize::from(self.byte()?);
-        if name_len == 0 || name_len > MAX_NAME_LEN {
-            let kind = if name_len == 0 {
-                NameError::Empty
-            } else {
-                NameError::TooLong(name_len)
-            };
-            return self.fail(CodecErrorKind::BadName(kind));
-        }
         let name_at = self.pos;
-        let raw = self.take(name_len)?;
-        // Valid names are ASCII, so the UTF-8 check cannot fail after
-        // validation; doing it first keeps the error precise.
-        let name = std::str::from_utf8(raw).map_err(|_| CodecError {
-            offset: name_at,
-            kind: CodecErrorKind::BadName(NameError::BadCharacter('\u{fffd}')),
-        })?;
-        name::validate(name).map_err(|e| CodecError {
-            offset: name_at,
-            kind: CodecErrorKind::BadName(e),
-        })?;
+        self.mark = self.pos;
+        let head = self.byte()?;
+        let (shared, len) = match head {
+            1..=0x3f => (0, usize::from(head)),
+            0x41..=0x7e => (usize::from(head & 0x3f), usize::from(self.byte()?)),
+            _ => return Err(Fault::BadNameHead(head)),
+        };
+        if shared > usize::from(self.name.len) || len == 0 || shared + len > MAX_NAME_LEN {
+            return Err(Fault::BadNameHead(head));
+        }
+        let suffix = self.take(len)?;
+        // Byte-wise on purpose: the name is compared right after, and
+        // wide loads over a fresh vector copy stall store forwarding.
+        for (dst, &src) in self.name.bytes[shared..shared + len].iter_mut().zip(suffix) {
+            *dst = src;
+        }
+        self.name.len = (shared + len) as u8;
+        self.mark = self.pos;
         let tag = self.byte()?;
         let kind = match tag & 3 {
-            KIND_INT => Kind::Int,
             KIND_FRAC => Kind::Frac,
             KIND_STR => Kind::Str,
             _ => Kind::Int,
         };
         let shape = match (tag & 3, tag >> 2) {
             (KIND_NULL, SHAPE_SCALAR) => Shape::Null,
-            (KIND_NULL, _) => return self.fail(CodecErrorKind::BadTag(tag)),
+            (KIND_NULL, _) => return Err(Fault::BadTag(tag)),
             (_, SHAPE_SCALAR) => Shape::Scalar,
             (_, SHAPE_ARRAY) => Shape::Array {
-                len: self.length(MAX_ARRAY_LEN, CodecErrorKind::ArrayTooLong)?,
+                len: self.length(MAX_ARRAY_LEN, Fault::ArrayTooLong)?,
             },
             (_, SHAPE_PART) => {
-                let total = self.length(MAX_ARRAY_LEN, CodecErrorKind::ArrayTooLong)?;
-                let offset = self.length(MAX_ARRAY_LEN, CodecErrorKind::ArrayTooLong)?;
-                let len = self.length(MAX_ARRAY_LEN, CodecErrorKind::ArrayTooLong)?;
+                let total = self.length(MAX_ARRAY_LEN, Fault::ArrayTooLong)?;
+                let offset = self.length(MAX_ARRAY_LEN, Fault::ArrayTooLong)?;
+                let len = self.length(MAX_ARRAY_LEN, Fault::ArrayTooLong)?;
                 if len == 0 || offset + len > total {
-                    return self.fail(CodecErrorKind::BadPart);
+                    return Err(Fault::BadPart);
                 }
                 Shape::Part { total, offset, len }
             }
-            _ => return self.fail(CodecErrorKind::BadTag(tag)),
+            _ => return Err(Fault::BadTag(tag)),
         };
         self.kind = kind;
         self.remaining = shape.values();
-        Ok(Some(RecordHead { name, kind, shape }))
+        Ok(Some(RawHead {
+            name_at,
+            kind,
+            shape,
+        }))
     }
 
-    /// The next value of the current record.
-    pub fn next_value(&mut self) -> Result<ScalarRef<'a>, CodecError> {
+    /// The next raw head, with faults turned into public errors.
+    fn next_raw(&mut self) -> Result<Option<RawHead>, CodecError> {
+        self.head_raw().map_err(|f| self.error(f))
+    }
+
+    #[inline]
+    fn value(&mut self) -> Result<ScalarRef<'a>, Fault> {
         if self.remaining == 0 {
-            return self.fail(CodecErrorKind::Truncated);
+            return Err(Fault::Truncated);
         }
         self.remaining -= 1;
         match self.kind {
             Kind::Int => Ok(ScalarRef::Int(unzigzag(self.varint()?))),
             Kind::Frac => {
                 let h = self.varint()?;
-                let k = h & 7;
-                if k == FRAC_RAW {
-                    if h != FRAC_RAW {
-                        return self.fail(CodecErrorKind::BadVarint);
-                    }
+                let k = (h & 7) as usize;
+                if h == FRAC_RAW {
                     let raw = self.take(8)?;
                     let mut b = [0u8; 8];
                     b.copy_from_slice(raw);
                     let f = f64::from_bits(u64::from_be_bytes(b));
                     if !f.is_finite() {
-                        return self.fail(CodecErrorKind::NotFinite);
+                        return Err(Fault::NotFinite);
                     }
                     Ok(ScalarRef::Frac(f))
+                } else if k == FRAC_RAW as usize {
+                    Err(Fault::BadVarint)
                 } else {
-                    let m = unzigzag(h >> 3);
-                    Ok(ScalarRef::Frac(m as f64 / POW10[k as usize]))
+                    Ok(ScalarRef::Frac(unzigzag(h >> 3) as f64 / POW10[k]))
                 }
             }
             Kind::Str => {
-                let len = self.length(MAX_STRING_LEN, CodecErrorKind::StringTooLong)?;
-                let at = self.pos;
+                let len = self.length(MAX_STRING_LEN, Fault::StringTooLong)?;
                 let raw = self.take(len)?;
-                std::str::from_utf8(raw)
-                    .map(ScalarRef::Str)
-                    .map_err(|_| CodecError {
-                        offset: at,
-                        kind: CodecErrorKind::BadUtf8,
-                    })
+                utf8(raw).map(ScalarRef::Str).ok_or(Fault::BadUtf8)
             }
         }
+    }
+
+    /// Check and pass over the next value without producing it.
+    #[inline]
+    fn skip_value(&mut self) -> Result<(), Fault> {
+        if self.remaining == 0 {
+            return Err(Fault::Truncated);
+        }
+        self.remaining -= 1;
+        match self.kind {
+            Kind::Int => self.varint().map(|_| ()),
+            Kind::Frac => {
+                let h = self.varint()?;
+                if h == FRAC_RAW {
+                    let raw = self.take(8)?;
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(raw);
+                    if !f64::from_bits(u64::from_be_bytes(b)).is_finite() {
+                        return Err(Fault::NotFinite);
+                    }
+                } else if h & 7 == FRAC_RAW {
+                    return Err(Fault::BadVarint);
+                }
+                Ok(())
+            }
+            Kind::Str => {
+                let len = self.length(MAX_STRING_LEN, Fault::StringTooLong)?;
+                let raw = self.take(len)?;
+                if utf8(raw).is_some() {
+                    Ok(())
+                } else {
+                    Err(Fault::BadUtf8)
+                }
+            }
+        }
+    }
+
+    /// The next record head, skipping any values of the previous record
+    /// that were not read; `None` at the end of the payload.
+    pub fn next_record(&mut self) -> Result<Option<RecordHead>, CodecError> {
+        let Some(raw) = self.next_raw()? else {
+            return Ok(None);
+        };
+        name_str(self.name.as_bytes(), raw.name_at)?;
+        Ok(Some(RecordHead {
+            name: self.name,
+            kind: raw.kind,
+            shape: raw.shape,
+        }))
+    }
+
+    /// The next value of the current record.
+    #[inline]
+    pub fn next_value(&mut self) -> Result<ScalarRef<'a>, CodecError> {
+        self.value().map_err(|f| self.error(f))
+    }
+}
+
+/// View bytes as text: an ASCII fast path for the short strings meters
+/// carry, the full UTF-8 check otherwise.
+#[inline]
+fn utf8(raw: &[u8]) -> Option<&str> {
+    if raw.is_ascii() {
+        // SAFETY: every byte is below 0x80, so this is ASCII, hence UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(raw) })
+    } else {
+        std::str::from_utf8(raw).ok()
     }
 }
 
@@ -473,10 +637,23 @@ pub struct Applied {
     pub refused: usize,
 }
 
-/// Merge a payload into a host's meters: validated completely first, so a
-/// malformed payload changes nothing.
+/// Validate raw name bytes from a record head.
+fn name_str(raw: &[u8], at: usize) -> Result<&str, CodecError> {
+    name::from_bytes(raw).map_err(|e| CodecError {
+        offset: at,
+        kind: CodecErrorKind::BadName(e),
+    })
+}
+
+/// Merge a payload into a host's meters, in one pass.
+///
+/// Records are applied as they are read: a malformed record stops the
+/// merge with an error, and the records before it stay applied. Payloads
+/// reach this point only after their MAC verified, so such records come
+/// from the host's own agent; nothing outside this host is touched. Names
+/// equal to one the host already holds need no validation, which keeps the
+/// steady state (the same meters every minute) cheap.
 pub fn apply_payload(host: &mut HostMeters, payload: &[u8]) -> Result<Applied, CodecError> {
-    validate_payload(payload)?;
     let mut r = PayloadReader::new(payload)?;
     let time = r.time();
     let mut applied = Applied {
@@ -484,19 +661,33 @@ pub fn apply_payload(host: &mut HostMeters, payload: &[u8]) -> Result<Applied, C
         records: 0,
         refused: 0,
     };
-    while let Some(head) = r.next_record()? {
-        let result = match head.shape {
-            Shape::Null => match name_of(head.name) {
-                Ok(n) => host.set(n, MeterValue::Null, time),
-                Err(e) => Err(e),
-            },
-            Shape::Scalar => host.set_scalar(head.name, r.next_value()?, time),
-            Shape::Array { len } => fill(host, &mut r, &head, len, 0, len, true),
-            Shape::Part { total, offset, len } => {
-                fill(host, &mut r, &head, total, offset, len, false)
+    let mut w = host.writer();
+    while let Some(head) = r.next_raw()? {
+        let slot = w.existing(r.name.as_bytes());
+        let stored = match (head.shape, slot) {
+            (Shape::Null, _) => {
+                let name = name_str(r.name.as_bytes(), head.name_at)?;
+                match MeterName::new(name) {
+                    Ok(name) => w.set(name, MeterValue::Null, time),
+                    Err(e) => Err(HostError::BadName(e)),
+                }
+            }
+            (Shape::Scalar, Some(i)) => {
+                let v = r.next_value()?;
+                w.scalar_at(i, v, time);
+                Ok(())
+            }
+            (Shape::Scalar, None) => {
+                let v = r.next_value()?;
+                let name = name_str(r.name.as_bytes(), head.name_at)?;
+                w.scalar(name, v, time)
+            }
+            (Shape::Array { len }, _) => fill(&mut w, &mut r, &head, slot, len, 0, len, true)?,
+            (Shape::Part { total, offset, len }, _) => {
+                fill(&mut w, &mut r, &head, slot, total, offset, len, false)?
             }
         };
-        match result {
+        match stored {
             Ok(()) => applied.records += 1,
             Err(_) => applied.refused += 1,
         }
@@ -504,28 +695,42 @@ pub fn apply_payload(host: &mut HostMeters, payload: &[u8]) -> Result<Applied, C
     Ok(applied)
 }
 
-fn name_of(name: &str) -> Result<super::name::MeterName, HostError> {
-    super::name::MeterName::new(name).map_err(HostError::BadName)
-}
-
+/// Write the values of an array record; the outer error is a malformed
+/// payload, the inner one a refusal by the host (full).
+#[allow(clippy::too_many_arguments)]
 fn fill(
-    host: &mut HostMeters,
+    w: &mut MeterWriter<'_>,
     r: &mut PayloadReader<'_>,
-    head: &RecordHead<'_>,
+    head: &RawHead,
+    slot: Option<usize>,
     total: usize,
     offset: usize,
     len: usize,
     whole: bool,
-) -> Result<(), HostError> {
-    let array = host.array_for_sample(head.name, head.kind, total, r.time(), whole)?;
-    for i in offset..offset + len {
-        // The payload was validated, so these reads succeed; a failure
-        // leaves the element at its previous value.
-        if let Ok(v) = r.next_value() {
-            array.set(i, v);
+) -> Result<Result<(), HostError>, CodecError> {
+    let time = r.time();
+    let array = match slot {
+        Some(i) => w.array_at(i, head.kind, total, time, whole),
+        None => {
+            // A new meter (rare): validate its name, copied out of the
+            // reader so that the values can be read next.
+            let name_buf = r.name;
+            let name = name_str(name_buf.as_bytes(), head.name_at)?;
+            match w.array(name, head.kind, total, time, whole) {
+                Ok(a) => Some(a),
+                // Refused: the reader skips the values at the next head.
+                Err(e) => return Ok(Err(e)),
+            }
         }
+    };
+    let Some(array) = array else {
+        return Ok(Ok(()));
+    };
+    for i in offset..offset + len {
+        let v = r.next_value()?;
+        array.set(i, v);
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Decode a whole payload into a fresh meter set (storage reads, tests).

@@ -2,7 +2,6 @@
 
 use super::name::{MeterName, NameError};
 use super::value::{Array, Kind, MeterValue, Scalar, ScalarRef};
-use std::collections::btree_map::{self, BTreeMap};
 use std::fmt;
 
 /// Most meters one host may hold (the original stopped at about 256).
@@ -54,15 +53,13 @@ impl From<NameError> for HostError {
 /// the JSON codec relies on to rebuild dicts and tables. A plain meter `k`
 /// and grouped meters `k/x` never coexist: writing one removes the other,
 /// as the original decoder did.
+///
+/// Storage is a sorted vector: samples arrive in the same name order, so a
+/// [`MeterWriter`] finds each meter with one comparison at its cursor and
+/// falls back to binary search only when the set of names changes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostMeters {
-    meters: BTreeMap<MeterName, Meter>,
-}
-
-fn group_range(prefix: &str) -> (String, String) {
-    // Every "prefix/..." name sorts within ["prefix/", "prefix0"), since
-    // '0' follows '/' in ASCII.
-    (format!("{prefix}/"), format!("{prefix}0"))
+    entries: Vec<(MeterName, Meter)>,
 }
 
 impl HostMeters {
@@ -73,119 +70,220 @@ impl HostMeters {
 
     /// Number of meters.
     pub fn len(&self) -> usize {
-        self.meters.len()
+        self.entries.len()
     }
 
     /// True when there are no meters.
     pub fn is_empty(&self) -> bool {
-        self.meters.is_empty()
+        self.entries.is_empty()
+    }
+
+    fn search(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
     /// The meter called `name`.
     pub fn get(&self, name: &str) -> Option<&Meter> {
-        self.meters.get(name)
+        self.search(name).ok().map(|i| &self.entries[i].1)
     }
 
     /// All meters in name order.
-    pub fn iter(&self) -> btree_map::Iter<'_, MeterName, Meter> {
-        self.meters.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&MeterName, &Meter)> {
+        self.entries.iter().map(|(k, v)| (k, v))
     }
 
     /// Remove one meter.
     pub fn remove(&mut self, name: &str) -> Option<Meter> {
-        self.meters.remove(name)
+        let i = self.search(name).ok()?;
+        Some(self.entries.remove(i).1)
     }
 
-    /// Make room for `name` under the hierarchy rules; false when the host
-    /// is full and `name` is new.
-    fn prepare(&mut self, name: &str) -> bool {
-        match name.split_once('/') {
-            Some((prefix, _)) => {
-                self.meters.remove(prefix);
-            }
-            None => self.remove_group(name),
-        }
-        self.meters.contains_key(name) || self.meters.len() < MAX_METERS_PER_HOST
-    }
-
-    fn remove_group(&mut self, prefix: &str) {
-        let (lo, hi) = group_range(prefix);
-        let doomed: Vec<MeterName> = self
-            .meters
-            .range::<str, _>((
-                std::ops::Bound::Included(lo.as_str()),
-                std::ops::Bound::Excluded(hi.as_str()),
-            ))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in doomed {
-            self.meters.remove(&name);
+    /// A writer for a run of updates, ideally in name order.
+    pub fn writer(&mut self) -> MeterWriter<'_> {
+        MeterWriter {
+            host: self,
+            cursor: 0,
         }
     }
 
     /// Set a meter, replacing its value.
     pub fn set(&mut self, name: MeterName, value: MeterValue, time: i64) -> Result<(), HostError> {
-        if !self.prepare(name.as_str()) {
-            return Err(HostError::Full(name.to_string()));
-        }
-        self.meters.insert(
-            name,
-            Meter {
-                value,
-                updated: time,
-            },
-        );
-        Ok(())
+        self.writer().set(name, value, time)
     }
 
-    /// Write one scalar without allocating when the meter already exists
-    /// with the same kind (the collector's hot path).
+    /// Write one scalar; see [`MeterWriter::scalar`].
     pub fn set_scalar(
         &mut self,
         name: &str,
         value: ScalarRef<'_>,
         time: i64,
     ) -> Result<(), HostError> {
-        if let Some(meter) = self.meters.get_mut(name) {
-            if let MeterValue::Scalar(s) = &mut meter.value {
-                let same = match (s, value) {
-                    (Scalar::Int(x), ScalarRef::Int(v)) => {
-                        *x = v;
-                        true
+        self.writer().scalar(name, value, time)
+    }
+
+    /// Delete meters not updated since `now - max_age` seconds; returns how
+    /// many went.
+    pub fn expire(&mut self, now: i64, max_age: i64) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|(_, m)| now - m.updated <= max_age);
+        before - self.entries.len()
+    }
+}
+
+/// Applies a sequence of updates to a host, remembering where the last one
+/// landed so that name-ordered updates cost one comparison each.
+pub struct MeterWriter<'h> {
+    host: &'h mut HostMeters,
+    cursor: usize,
+}
+
+impl MeterWriter<'_> {
+    /// Index of `name`, or where it would be inserted.
+    fn locate(&mut self, name: &[u8]) -> Result<usize, usize> {
+        let entries = &self.host.entries;
+        let found = match entries.get(self.cursor) {
+            Some((k, _)) if k.as_str().as_bytes() == name => Ok(self.cursor),
+            _ => entries.binary_search_by(|(k, _)| k.as_str().as_bytes().cmp(name)),
+        };
+        if let Ok(i) = found {
+            self.cursor = i + 1;
+        }
+        found
+    }
+
+    /// Slot of an existing meter, found by raw name bytes. A decoder uses
+    /// this before validating a name: bytes equal to a stored name are a
+    /// valid name, so only new names need checking.
+    pub fn existing(&mut self, name: &[u8]) -> Option<usize> {
+        self.locate(name).ok()
+    }
+
+    /// Insert a new meter at `at` (from a failed `locate`), applying the
+    /// hierarchy rules; returns its final index.
+    fn insert(&mut self, at: usize, name: MeterName, meter: Meter) -> Result<usize, HostError> {
+        let mut at = at;
+        match name.as_str().split_once('/') {
+            Some((prefix, _)) => {
+                if let Ok(i) = self.host.search(prefix) {
+                    self.host.entries.remove(i);
+                    if i < at {
+                        at -= 1;
                     }
-                    (Scalar::Frac(x), ScalarRef::Frac(v)) => {
-                        *x = v;
-                        true
-                    }
-                    (Scalar::Str(x), ScalarRef::Str(v)) => {
-                        x.clear();
-                        x.push_str(v);
-                        true
-                    }
-                    _ => false,
-                };
-                if same {
-                    meter.updated = time;
-                    return Ok(());
+                }
+            }
+            None => {
+                // The "name/..." group is contiguous and starts where
+                // "name/" would sort (after "name-x" and "name.x").
+                let group = format!("{}/", name.as_str());
+                let start = self
+                    .host
+                    .entries
+                    .partition_point(|(k, _)| k.as_str() < group.as_str());
+                let end = start
+                    + self.host.entries[start..]
+                        .iter()
+                        .take_while(|(k, _)| k.as_str().starts_with(&group))
+                        .count();
+                self.host.entries.drain(start..end);
+                if start < at {
+                    at -= end - start;
                 }
             }
         }
-        self.set(
-            MeterName::new(name)?,
-            MeterValue::Scalar(value.to_owned()),
-            time,
-        )
+        if self.host.entries.len() >= MAX_METERS_PER_HOST {
+            return Err(HostError::Full(name.to_string()));
+        }
+        self.host.entries.insert(at, (name, meter));
+        self.cursor = at + 1;
+        Ok(at)
     }
 
-    /// The array stored under `name` for sample `time`, ready to be
-    /// written element by element.
+    /// Set a meter, replacing its value.
+    pub fn set(&mut self, name: MeterName, value: MeterValue, time: i64) -> Result<(), HostError> {
+        let meter = Meter {
+            value,
+            updated: time,
+        };
+        match self.locate(name.as_str().as_bytes()) {
+            Ok(i) => self.host.entries[i].1 = meter,
+            Err(at) => {
+                self.insert(at, name, meter)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write one scalar into the existing meter at `slot`, in place
+    /// (without allocating) when it already holds a scalar of the same
+    /// kind: the collector's hot path.
+    pub fn scalar_at(&mut self, slot: usize, value: ScalarRef<'_>, time: i64) {
+        let Some((_, meter)) = self.host.entries.get_mut(slot) else {
+            return;
+        };
+        meter.updated = time;
+        if let MeterValue::Scalar(s) = &mut meter.value {
+            match (s, value) {
+                (Scalar::Int(x), ScalarRef::Int(v)) => return *x = v,
+                (Scalar::Frac(x), ScalarRef::Frac(v)) => return *x = v,
+                (Scalar::Str(x), ScalarRef::Str(v)) => {
+                    x.clear();
+                    x.push_str(v);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        meter.value = MeterValue::Scalar(value.to_owned());
+    }
+
+    /// Write one scalar by name.
+    pub fn scalar(&mut self, name: &str, value: ScalarRef<'_>, time: i64) -> Result<(), HostError> {
+        match self.locate(name.as_bytes()) {
+            Ok(i) => {
+                self.scalar_at(i, value, time);
+                Ok(())
+            }
+            Err(at) => {
+                let meter = Meter {
+                    value: MeterValue::Scalar(value.to_owned()),
+                    updated: time,
+                };
+                self.insert(at, MeterName::new(name)?, meter).map(|_| ())
+            }
+        }
+    }
+
+    /// The array in the existing meter at `slot`, ready to be written
+    /// element by element for sample `time`.
     ///
     /// A `whole` array reuses any existing array of the same kind and length
     /// (every element is about to be overwritten, so nothing is allocated).
     /// A part of a split array reuses it only when it belongs to the same
     /// sample; otherwise the array starts as `total` zero values, and parts
     /// that never arrive stay zero, like the original's missing table cells.
-    pub fn array_for_sample(
+    pub fn array_at(
+        &mut self,
+        slot: usize,
+        kind: Kind,
+        total: usize,
+        time: i64,
+        whole: bool,
+    ) -> Option<&mut Array> {
+        let (_, meter) = self.host.entries.get_mut(slot)?;
+        let fits = matches!(&meter.value, MeterValue::Array(a)
+            if a.kind() == kind && a.len() == total && (whole || meter.updated == time));
+        if !fits {
+            meter.value = MeterValue::Array(Array::zeroed(kind, total));
+        }
+        meter.updated = time;
+        match &mut meter.value {
+            MeterValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The array meter `name` for sample `time`; see [`MeterWriter::array_at`].
+    pub fn array(
         &mut self,
         name: &str,
         kind: Kind,
@@ -193,33 +291,18 @@ impl HostMeters {
         time: i64,
         whole: bool,
     ) -> Result<&mut Array, HostError> {
-        let reuse = match self.meters.get_mut(name) {
-            Some(meter) => {
-                let fits = matches!(&meter.value, MeterValue::Array(a)
-                    if a.kind() == kind && a.len() == total && (whole || meter.updated == time));
-                if fits {
-                    meter.updated = time;
-                }
-                fits
+        let slot = match self.locate(name.as_bytes()) {
+            Ok(i) => i,
+            Err(at) => {
+                let meter = Meter {
+                    value: MeterValue::Array(Array::zeroed(kind, total)),
+                    updated: time,
+                };
+                self.insert(at, MeterName::new(name)?, meter)?
             }
-            None => false,
         };
-        if !reuse {
-            let owned = MeterName::new(name)?;
-            self.set(owned, MeterValue::Array(Array::zeroed(kind, total)), time)?;
-        }
-        match self.meters.get_mut(name).map(|m| &mut m.value) {
-            Some(MeterValue::Array(a)) => Ok(a),
-            // Not reachable: an array was stored under this name just above.
-            _ => Err(HostError::Full(name.to_string())),
-        }
-    }
-
-    /// Delete meters not updated since `now - max_age` seconds; returns how
-    /// many went.
-    pub fn expire(&mut self, now: i64, max_age: i64) -> usize {
-        let before = self.meters.len();
-        self.meters.retain(|_, m| now - m.updated <= max_age);
-        before - self.meters.len()
+        // The slot holds a meter by now; `None` is not reachable.
+        self.array_at(slot, kind, total, time, whole)
+            .ok_or_else(|| HostError::Full(name.to_string()))
     }
 }

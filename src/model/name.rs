@@ -41,30 +41,64 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_' | b'@')
-}
+/// Byte classes for names: 0 allowed, 1 the group slash, 0x80 forbidden.
+/// Summing classes over a name (at most 63 bytes) counts its slashes in the
+/// low bits and flags any forbidden byte in bit 7, in one pass.
+const NAME_CLASS: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_' | b'@') {
+            t[b] = 0;
+        }
+        b += 1;
+    }
+    t[b'/' as usize] = 1;
+    t
+};
 
 /// Check a name exactly as stored (already lower case).
 pub fn validate(name: &str) -> Result<(), NameError> {
-    let bytes = name.as_bytes();
+    check_bytes(name.as_bytes())
+}
+
+/// Validate raw bytes from a decoder and view them as a name. Valid names
+/// are ASCII, so no separate UTF-8 pass is needed.
+#[inline]
+pub fn from_bytes(bytes: &[u8]) -> Result<&str, NameError> {
+    check_bytes(bytes)?;
+    // SAFETY: check_bytes accepted only bytes whose NAME_BYTES class is
+    // non-zero, and those are all ASCII, hence valid UTF-8.
+    Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
+#[inline]
+fn check_bytes(bytes: &[u8]) -> Result<(), NameError> {
     if bytes.is_empty() {
         return Err(NameError::Empty);
     }
     if bytes.len() > MAX_NAME_LEN {
         return Err(NameError::TooLong(bytes.len()));
     }
-    let mut slashes = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'/' {
-            slashes += 1;
-            if slashes > 1 || i == 0 || i + 1 == bytes.len() {
-                return Err(NameError::BadSlash);
-            }
-        } else if !is_name_byte(b) {
-            let c = name[i..].chars().next().unwrap_or('?');
-            return Err(NameError::BadCharacter(c));
-        }
+    let sum: u32 = bytes
+        .iter()
+        .map(|&b| u32::from(NAME_CLASS[usize::from(b)]))
+        .sum();
+    if sum >= 0x80 {
+        let i = bytes
+            .iter()
+            .position(|&b| NAME_CLASS[usize::from(b)] == 0x80)
+            .unwrap_or(0);
+        let c = String::from_utf8_lossy(&bytes[i..])
+            .chars()
+            .next()
+            .unwrap_or('?');
+        return Err(NameError::BadCharacter(c));
+    }
+    let slashes = sum;
+    if slashes > 1 || bytes[0] == b'/' || bytes[bytes.len() - 1] == b'/' {
+        return Err(NameError::BadSlash);
     }
     Ok(())
 }

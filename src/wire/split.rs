@@ -21,15 +21,19 @@ impl fmt::Display for SplitError {
 
 impl std::error::Error for SplitError {}
 
-/// Largest bytes a part record's head can take besides its name: length
-/// byte, tag and three varints of at most three bytes.
-const PART_HEAD: usize = 2 + 3 * 3;
+/// Most bytes a part record's head takes besides its name: two name-head
+/// bytes, the tag and three varints of at most two bytes (values <= 1024).
+const PART_HEAD: usize = 3 + 3 * 2;
 
+/// Fills payloads one after another.
 struct Packer {
     time: i64,
     limit: usize,
     current: Vec<u8>,
     header_len: usize,
+    /// Last name written to `current`, for front coding.
+    prev: String,
+    scratch: Vec<u8>,
     done: Vec<Vec<u8>>,
 }
 
@@ -43,6 +47,8 @@ impl Packer {
             limit,
             current,
             header_len,
+            prev: String::new(),
+            scratch: Vec::new(),
             done: Vec::new(),
         }
     }
@@ -51,31 +57,48 @@ impl Packer {
         self.limit - self.current.len()
     }
 
+    fn is_empty(&self) -> bool {
+        self.current.len() == self.header_len
+    }
+
     fn flush(&mut self) {
-        if self.current.len() > self.header_len {
+        if !self.is_empty() {
             let mut next = Vec::with_capacity(self.limit);
             put_header(&mut next, self.time);
             self.done.push(std::mem::replace(&mut self.current, next));
+            self.prev.clear();
         }
     }
 
-    fn record(&mut self, record: &[u8]) -> bool {
-        if record.len() > self.room() {
+    fn wrote(&mut self, name: &str) {
+        self.prev.clear();
+        self.prev.push_str(name);
+    }
+
+    /// Append a whole record, starting a new payload when it does not fit
+    /// this one (its name is then re-encoded in full); false when it fits
+    /// no payload at all.
+    fn record(&mut self, name: &str, value: &MeterValue) -> bool {
+        loop {
+            self.scratch.clear();
+            put_record(&mut self.scratch, &self.prev, name, value);
+            if self.scratch.len() <= self.room() {
+                self.current.extend_from_slice(&self.scratch);
+                self.wrote(name);
+                return true;
+            }
+            if self.is_empty() {
+                return false;
+            }
             self.flush();
         }
-        if record.len() > self.room() {
-            return false;
-        }
-        self.current.extend_from_slice(record);
-        true
     }
 
     /// Spread an array too large for one payload over part records.
     fn array_parts(&mut self, name: &str, array: &Array) {
         let mut offset = 0;
         while offset < array.len() {
-            let head = PART_HEAD + name.len();
-            let mut used = head;
+            let mut used = PART_HEAD + name.len();
             let mut n = 0;
             while offset + n < array.len() {
                 let size = array.get(offset + n).map_or(0, value_size);
@@ -86,16 +109,16 @@ impl Packer {
                 n += 1;
             }
             if n == 0 {
-                // Not even one element fits after what is already packed:
-                // start a fresh payload (split_sample's size check
-                // guarantees one element fits in an empty one).
-                if self.current.len() == self.header_len {
+                // split_sample's size check guarantees one element fits an
+                // empty payload; stop rather than loop if it ever did not.
+                if self.is_empty() {
                     return;
                 }
                 self.flush();
                 continue;
             }
-            put_part(&mut self.current, name, array, offset, n);
+            put_part(&mut self.current, &self.prev, name, array, offset, n);
+            self.wrote(name);
             offset += n;
         }
     }
@@ -114,11 +137,8 @@ pub fn split_sample(
         return Err(SplitError(max_datagram));
     }
     let mut packer = Packer::new(time, max_datagram - METER_OVERHEAD);
-    let mut record = Vec::with_capacity(256);
     for (name, meter) in meters.iter() {
-        record.clear();
-        put_record(&mut record, name.as_str(), &meter.value);
-        if !packer.record(&record) {
+        if !packer.record(name.as_str(), &meter.value) {
             if let MeterValue::Array(array) = &meter.value {
                 packer.array_parts(name.as_str(), array);
             }
