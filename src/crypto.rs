@@ -28,7 +28,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     for p in parts {
         mac.update(p);
     }
@@ -49,7 +49,7 @@ impl SealKey {
         let mac = hmac_sha256(key, &[MAC_LABEL]);
         SealKey {
             cipher: Aes256::new(&enc.into()),
-            mac: <HmacSha256 as Mac>::new_from_slice(&mac).unwrap_or_else(|_| unreachable!()),
+            mac: <HmacSha256 as KeyInit>::new_from_slice(&mac).unwrap_or_else(|_| unreachable!()),
         }
     }
 
