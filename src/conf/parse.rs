@@ -74,6 +74,17 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Parse a document whose top level is a dict (outer braces optional).
+///
+/// ```
+/// use opticon::conf::{parse, Node};
+///
+/// let doc = Node::Dict(parse("network { port 1047 address 0.0.0.0 } # comment").unwrap());
+/// assert_eq!(doc.path("network/port"), Some(&Node::Int(1047)));
+/// assert_eq!(doc.path("network/address").and_then(Node::as_str), Some("0.0.0.0"));
+///
+/// let err = parse("a 1\nb <").unwrap_err();
+/// assert_eq!(err.to_string(), "line 2, column 3: expected a value, found '<'");
+/// ```
 pub fn parse(text: &str) -> Result<Dict, ParseError> {
     let mut p = Parser {
         text,

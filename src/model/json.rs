@@ -314,6 +314,19 @@ pub fn meters_from_json(text: &str) -> Result<Vec<(MeterName, MeterValue)>, Json
 }
 
 /// Parse JSON text and store its meters into `host` at `time`.
+///
+/// ```
+/// use opticon::model::{binary, json, HostMeters};
+///
+/// let mut host = HostMeters::new();
+/// json::merge_json(&mut host, r#"{"pcpu": 12.5, "df": [{"mount": "/", "pused": 41.5}]}"#, 60).unwrap();
+/// assert!(host.get("df/pused").is_some());
+///
+/// // Through the binary codec and back, losslessly, in the original's shape.
+/// let (time, back) = binary::decode_sample(&binary::encode_sample(60, &host)).unwrap();
+/// assert_eq!((time, &back), (60, &host));
+/// assert_eq!(json::encode_host(&back, false), r#"{"df":[{"mount":"/","pused":41.5}],"pcpu":12.5}"#);
+/// ```
 pub fn merge_json(host: &mut HostMeters, text: &str, time: i64) -> Result<usize, JsonError> {
     let meters = meters_from_json(text)?;
     let n = meters.len();
