@@ -190,6 +190,13 @@ fn json_decoder_errors_are_clear() {
         let err = meters_from_json(input).unwrap_err();
         assert!(err.to_string().contains(needle), "{input}: {err}");
     }
+    // 1024 rows, each with its own column: 1M zero-filled cells refused.
+    let sparse: Vec<String> = (0..1024).map(|i| format!("{{\"c{i}\": 1}}")).collect();
+    let wide = format!("{{\"t\": [{}]}}", sparse.join(","));
+    assert!(meters_from_json(&wide)
+        .unwrap_err()
+        .to_string()
+        .contains("65536 cells"));
     let long = format!(r#"{{"s": "{}"}}"#, "x".repeat(MAX_STRING_LEN + 1));
     assert!(matches!(meters_from_json(&long), Err(JsonError::Limit(..))));
 }

@@ -201,6 +201,9 @@ fn scalar_array(name: &str, items: &[Node]) -> Result<MeterValue, JsonError> {
     Ok(MeterValue::Array(typed_array(name, &cells)?))
 }
 
+/// Most cells (rows times columns) one table may span.
+pub const MAX_TABLE_CELLS: usize = 65_536;
+
 fn table(
     prefix: &str,
     rows: &[Node],
@@ -212,6 +215,9 @@ fn table(
             LimitError::ArrayTooLong(rows.len()),
         ));
     }
+    // Missing cells are zero-filled, so bound the table's area: a small
+    // document must not expand into a huge one.
+    let mut area = 0usize;
     let mut columns: Vec<(String, Vec<Option<Scalar>>)> = Vec::new();
     for (r, row) in rows.iter().enumerate() {
         let Node::Dict(cells) = row else {
@@ -232,6 +238,13 @@ fn table(
                 None => {
                     if columns.len() >= MAX_METERS_PER_HOST {
                         return Err(JsonError::TooManyMeters(columns.len() + 1));
+                    }
+                    area += rows.len();
+                    if area > MAX_TABLE_CELLS {
+                        return Err(JsonError::Unsupported(
+                            prefix.to_string(),
+                            "table has more than 65536 cells",
+                        ));
                     }
                     columns.push((key.to_string(), vec![None; rows.len()]));
                     columns.len() - 1

@@ -5,12 +5,14 @@
 //! and [`host::MAX_METERS_PER_HOST`] for the ones that remain.
 
 pub mod binary;
+pub mod entity;
 pub mod host;
 pub mod json;
 pub mod name;
 pub mod value;
 pub mod watch;
 
+pub use entity::{Host, KeyError, Tenant, TenantKey, DEFAULT_QUOTA_MB};
 pub use host::{HostError, HostMeters, Meter, MAX_METERS_PER_HOST};
 pub use name::{MeterName, NameError, MAX_NAME_LEN};
 pub use value::{
