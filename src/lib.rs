@@ -17,5 +17,6 @@
 pub mod base64;
 pub mod conf;
 pub mod crypto;
+pub mod db;
 pub mod model;
 pub mod wire;

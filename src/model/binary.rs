@@ -138,7 +138,8 @@ fn put_frac(out: &mut Vec<u8>, f: f64) {
     out.extend_from_slice(&f.to_bits().to_be_bytes());
 }
 
-fn put_value(out: &mut Vec<u8>, v: ScalarRef<'_>) {
+/// Append one element in its kind's encoding (no tag).
+pub fn put_value(out: &mut Vec<u8>, v: ScalarRef<'_>) {
     match v {
         ScalarRef::Int(i) => put_varint(out, zigzag(i)),
         ScalarRef::Frac(f) => put_frac(out, f),
@@ -188,6 +189,11 @@ fn put_name(out: &mut Vec<u8>, prev: &str, name: &str) {
 /// it in the same payload ("" for the first).
 pub fn put_record(out: &mut Vec<u8>, prev: &str, name: &str, value: &MeterValue) {
     put_name(out, prev, name);
+    put_tagged(out, value);
+}
+
+/// Append a value as tag and body, the part of a record after its name.
+pub fn put_tagged(out: &mut Vec<u8>, value: &MeterValue) {
     match value {
         MeterValue::Null => out.push(KIND_NULL | (SHAPE_SCALAR << 2)),
         MeterValue::Scalar(s) => {
@@ -378,9 +384,77 @@ impl<'a> PayloadReader<'a> {
         Ok(r)
     }
 
+    /// A reader over bytes without a payload header, for formats that
+    /// embed tagged values and elements (the database's delta frames).
+    pub fn bare(buf: &'a [u8]) -> PayloadReader<'a> {
+        PayloadReader {
+            buf,
+            pos: 0,
+            time: 0,
+            kind: Kind::Int,
+            remaining: 0,
+            mark: 0,
+            bad_len: 0,
+            name: NameBuf::EMPTY,
+        }
+    }
+
     /// Sample time of every record in this payload.
     pub fn time(&self) -> i64 {
         self.time
+    }
+
+    /// True when every byte was consumed.
+    pub fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    /// Read an unsigned varint.
+    pub fn read_varint(&mut self) -> Result<u64, CodecError> {
+        self.varint().map_err(|f| self.error(f))
+    }
+
+    /// Read `n` raw bytes.
+    pub fn read_bytes(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        self.take(n).map_err(|f| self.error(f))
+    }
+
+    /// Read one element of `kind` (no tag).
+    pub fn read_value(&mut self, kind: Kind) -> Result<ScalarRef<'a>, CodecError> {
+        self.kind = kind;
+        self.remaining = 1;
+        self.next_value()
+    }
+
+    /// Read a tag and body written by [`put_tagged`] into an owned value.
+    pub fn read_tagged(&mut self) -> Result<MeterValue, CodecError> {
+        self.mark = self.pos;
+        let tag = self.byte().map_err(|f| self.error(f))?;
+        let kind = match tag & 3 {
+            KIND_FRAC => Kind::Frac,
+            KIND_STR => Kind::Str,
+            _ => Kind::Int,
+        };
+        match (tag & 3, tag >> 2) {
+            (KIND_NULL, SHAPE_SCALAR) => Ok(MeterValue::Null),
+            (k, SHAPE_SCALAR) if k != KIND_NULL => {
+                Ok(MeterValue::Scalar(self.read_value(kind)?.to_owned()))
+            }
+            (k, SHAPE_ARRAY) if k != KIND_NULL => {
+                let len = self
+                    .length(MAX_ARRAY_LEN, Fault::ArrayTooLong)
+                    .map_err(|f| self.error(f))?;
+                let mut array = Array::empty(kind);
+                for _ in 0..len {
+                    array.push(self.read_value(kind)?);
+                }
+                Ok(MeterValue::Array(array))
+            }
+            _ => Err(CodecError {
+                offset: self.mark,
+                kind: CodecErrorKind::BadTag(tag),
+            }),
+        }
     }
 
     /// The public error for a fault, with its offset and details.

@@ -92,6 +92,19 @@ impl HostMeters {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
+    /// The meter at position `i` in name order, for formats that address
+    /// meters by position (the database's delta frames).
+    pub fn nth_mut(&mut self, i: usize) -> Option<&mut Meter> {
+        self.entries.get_mut(i).map(|(_, m)| m)
+    }
+
+    /// Set every meter's update time (a stored sample has one time).
+    pub fn stamp(&mut self, time: i64) {
+        for (_, m) in &mut self.entries {
+            m.updated = time;
+        }
+    }
+
     /// Remove one meter.
     pub fn remove(&mut self, name: &str) -> Option<Meter> {
         let i = self.search(name).ok()?;

@@ -1,0 +1,265 @@
+//! Delta frames: a sample stored as its changes against the previous one.
+//!
+//! Most meters of a host do not change from one minute to the next
+//! (hostname, os/*, df/device, mem/total ...), counters move by small
+//! steps (uptime), and tables change a few cells at a time. A delta body
+//! is only valid when both samples have the same meter names:
+//!
+//! ```text
+//! body    := n:varint  changed:bitmap(n)  change*
+//! change  := 0 tagged-value                  (any new value)
+//!          | 1 zigzag-varint                 (integer scalar: new - old)
+//!          | 2 elements:bitmap(len) element* (array of the same kind and
+//!                                             length: changed elements,
+//!                                             integers as new - old)
+//! ```
+//!
+//! Bitmaps are ceil(bits / 8) bytes, least significant bit first.
+
+use crate::model::binary::{put_tagged, put_value, put_varint, CodecError, PayloadReader};
+use crate::model::{Array, HostMeters, MeterValue, Scalar, ScalarRef};
+use std::fmt;
+
+const CHANGE_FULL: u8 = 0;
+const CHANGE_INT: u8 = 1;
+const CHANGE_ELEMENTS: u8 = 2;
+
+/// Bitwise equality: a frac that changed from 0.0 to -0.0 is a change.
+fn same_element(a: ScalarRef<'_>, b: ScalarRef<'_>) -> bool {
+    match (a, b) {
+        (ScalarRef::Frac(x), ScalarRef::Frac(y)) => x.to_bits() == y.to_bits(),
+        (a, b) => a == b,
+    }
+}
+
+fn same_value(a: &MeterValue, b: &MeterValue) -> bool {
+    match (a, b) {
+        (MeterValue::Null, MeterValue::Null) => true,
+        (MeterValue::Scalar(x), MeterValue::Scalar(y)) => same_element(x.as_ref(), y.as_ref()),
+        (MeterValue::Array(x), MeterValue::Array(y)) => {
+            x.kind() == y.kind()
+                && x.len() == y.len()
+                && (0..x.len()).all(|i| match (x.get(i), y.get(i)) {
+                    (Some(p), Some(q)) => same_element(p, q),
+                    _ => false,
+                })
+        }
+        _ => false,
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_bitmap(out: &mut Vec<u8>, bits: impl Iterator<Item = bool>) {
+    let mut byte = 0u8;
+    let mut n = 0;
+    for bit in bits {
+        byte |= u8::from(bit) << (n % 8);
+        n += 1;
+        if n % 8 == 0 {
+            out.push(byte);
+            byte = 0;
+        }
+    }
+    if n % 8 != 0 {
+        out.push(byte);
+    }
+}
+
+fn bit(map: &[u8], i: usize) -> bool {
+    map[i / 8] & (1 << (i % 8)) != 0
+}
+
+fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
+    match (old, new) {
+        (MeterValue::Scalar(Scalar::Int(a)), MeterValue::Scalar(Scalar::Int(b))) => {
+            out.push(CHANGE_INT);
+            put_varint(out, zigzag(b.wrapping_sub(*a)));
+        }
+        (MeterValue::Array(a), MeterValue::Array(b))
+            if a.kind() == b.kind() && a.len() == b.len() =>
+        {
+            out.push(CHANGE_ELEMENTS);
+            let changed = |i| match (a.get(i), b.get(i)) {
+                (Some(p), Some(q)) => !same_element(p, q),
+                _ => true,
+            };
+            put_bitmap(out, (0..a.len()).map(changed));
+            for i in (0..a.len()).filter(|&i| changed(i)) {
+                match (a.get(i), b.get(i)) {
+                    (Some(ScalarRef::Int(p)), Some(ScalarRef::Int(q))) => {
+                        put_varint(out, zigzag(q.wrapping_sub(p)))
+                    }
+                    (_, Some(q)) => put_value(out, q),
+                    (_, None) => {}
+                }
+            }
+        }
+        _ => {
+            out.push(CHANGE_FULL);
+            put_tagged(out, new);
+        }
+    }
+}
+
+/// Encode `cur` as changes against `prev` into `out`; false (and nothing
+/// written) when their meter names differ, so a full frame is needed.
+pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
+    if prev.len() != cur.len() || prev.iter().zip(cur.iter()).any(|((a, _), (b, _))| a != b) {
+        return false;
+    }
+    put_varint(out, cur.len() as u64);
+    let pairs = || {
+        prev.iter()
+            .zip(cur.iter())
+            .map(|((_, a), (_, b))| (&a.value, &b.value))
+    };
+    put_bitmap(out, pairs().map(|(a, b)| !same_value(a, b)));
+    for (a, b) in pairs().filter(|(a, b)| !same_value(a, b)) {
+        put_change(out, a, b);
+    }
+    true
+}
+
+/// A delta body that does not fit the sample it follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaError {
+    /// A value inside the body is malformed.
+    Codec(CodecError),
+    /// The body does not match the previous sample's shape.
+    Inconsistent(&'static str),
+}
+
+impl fmt::Display for DeltaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeltaError::Codec(e) => write!(f, "delta frame: {e}"),
+            DeltaError::Inconsistent(what) => write!(f, "delta frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for DeltaError {}
+
+impl From<CodecError> for DeltaError {
+    fn from(e: CodecError) -> DeltaError {
+        DeltaError::Codec(e)
+    }
+}
+
+/// Turn `state` (the previous sample) into the sample a delta body
+/// describes, stamped with `time`. On error `state` is unusable and the
+/// caller must wait for the next full frame.
+pub fn apply(state: &mut HostMeters, body: &[u8], time: i64) -> Result<(), DeltaError> {
+    let mut r = PayloadReader::bare(body);
+    let n = usize::try_from(r.read_varint()?).unwrap_or(usize::MAX);
+    if n != state.len() {
+        return Err(DeltaError::Inconsistent(
+            "meter count differs from the previous sample",
+        ));
+    }
+    let map = r.read_bytes(n.div_ceil(8))?;
+    for i in (0..n).filter(|&i| bit(map, i)) {
+        let Some(meter) = state.nth_mut(i) else {
+            return Err(DeltaError::Inconsistent("meter index out of range"));
+        };
+        let mode = r.read_bytes(1)?[0];
+        match (mode, &mut meter.value) {
+            (CHANGE_FULL, value) => *value = r.read_tagged()?,
+            (CHANGE_INT, MeterValue::Scalar(Scalar::Int(v))) => {
+                *v = v.wrapping_add(unzigzag(r.read_varint()?));
+            }
+            (CHANGE_ELEMENTS, MeterValue::Array(array)) => {
+                let len = array.len();
+                let elements = r.read_bytes(len.div_ceil(8))?;
+                let kind = array.kind();
+                for e in (0..len).filter(|&e| bit(elements, e)) {
+                    if let Array::Int(v) = &mut *array {
+                        v[e] = v[e].wrapping_add(unzigzag(r.read_varint()?));
+                    } else {
+                        array.set(e, r.read_value(kind)?);
+                    }
+                }
+            }
+            _ => {
+                return Err(DeltaError::Inconsistent(
+                    "change does not fit the meter's value",
+                ))
+            }
+        }
+    }
+    if !r.at_end() {
+        return Err(DeltaError::Inconsistent("bytes left after the last change"));
+    }
+    state.stamp(time);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MeterName;
+
+    fn host(pairs: &[(&str, MeterValue)]) -> HostMeters {
+        let mut h = HostMeters::new();
+        for (n, v) in pairs {
+            h.set(MeterName::new(n).unwrap(), v.clone(), 0).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn delta_round_trip_is_small_and_exact() {
+        let s = |x: &str| MeterValue::Scalar(Scalar::Str(x.into()));
+        let i = |x: i64| MeterValue::Scalar(Scalar::Int(x));
+        let f = |x: f64| MeterValue::Scalar(Scalar::Frac(x));
+        let a = host(&[
+            ("hostname", s("web")),
+            ("uptime", i(1000)),
+            ("pcpu", f(1.5)),
+            ("neg", f(0.0)),
+            ("top/pid", MeterValue::Array(Array::Int(vec![1, 2, 3]))),
+            (
+                "top/name",
+                MeterValue::Array(Array::Str(vec!["a".into(), "b".into(), "c".into()])),
+            ),
+            ("n", MeterValue::Null),
+        ]);
+        let b = host(&[
+            ("hostname", s("web")),
+            ("uptime", i(1060)),
+            ("pcpu", f(2.25)),
+            ("neg", f(-0.0)),
+            ("top/pid", MeterValue::Array(Array::Int(vec![1, 9, 3]))),
+            (
+                "top/name",
+                MeterValue::Array(Array::Str(vec!["a".into(), "x".into(), "c".into()])),
+            ),
+            ("n", i(5)),
+        ]);
+        let mut body = Vec::new();
+        assert!(encode(&a, &b, &mut body));
+        assert!(body.len() < 30, "{} bytes: {body:?}", body.len());
+        let mut state = a.clone();
+        apply(&mut state, &body, 60).unwrap();
+        let mut want = b.clone();
+        want.stamp(60);
+        assert_eq!(state, want);
+        match &state.get("neg").unwrap().value {
+            MeterValue::Scalar(Scalar::Frac(x)) => assert!(x.is_sign_negative()),
+            other => panic!("{other:?}"),
+        }
+        let c = host(&[("other", i(1))]);
+        assert!(
+            !encode(&a, &c, &mut Vec::new()),
+            "different names need a full frame"
+        );
+        assert!(apply(&mut a.clone(), &body[..body.len() - 1], 0).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! The host log: the last status changes of a host, in fixed records.
+//!
+//! A ring of [`LOG_SLOTS`] slots of [`SLOT_LEN`] bytes after the file
+//! header. Each slot is written in place with one `pwrite`:
+//!
+//! ```text
+//! seq:u64 time:i64 subsystem[16] message[216] sum:8
+//! ```
+//!
+//! Entry `seq` (from 1) lives in slot `(seq - 1) % 64`; text is UTF-8
+//! padded with NUL bytes; the checksum covers the first 248 bytes. A torn
+//! or damaged slot fails its checksum and is skipped.
+
+use super::format::{check_header, checksum, header, HEADER_LEN, KIND_LOG};
+use super::{io_at, DbError};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// Entries kept.
+pub const LOG_SLOTS: usize = 64;
+/// Bytes per entry.
+pub const SLOT_LEN: usize = 256;
+const SUBSYSTEM_LEN: usize = 16;
+const MESSAGE_LEN: usize = 216;
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Order of writing, from 1.
+    pub seq: u64,
+    /// Unix time.
+    pub time: i64,
+    /// What wrote it (e.g. `watcher`).
+    pub subsystem: String,
+    /// The text.
+    pub message: String,
+}
+
+fn put_text(slot: &mut [u8], text: &str) {
+    let mut end = text.len().min(slot.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    slot[..end].copy_from_slice(&text.as_bytes()[..end]);
+}
+
+fn get_text(slot: &[u8]) -> String {
+    let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
+    String::from_utf8_lossy(&slot[..end]).into_owned()
+}
+
+fn parse_slot(slot: &[u8]) -> Option<LogEntry> {
+    if checksum(&[&slot[..SLOT_LEN - 8]]) != slot[SLOT_LEN - 8..] {
+        return None;
+    }
+    let seq = u64::from_be_bytes(slot[..8].try_into().ok()?);
+    (seq > 0).then(|| LogEntry {
+        seq,
+        time: i64::from_be_bytes(slot[8..16].try_into().unwrap_or_default()),
+        subsystem: get_text(&slot[16..16 + SUBSYSTEM_LEN]),
+        message: get_text(&slot[32..32 + MESSAGE_LEN]),
+    })
+}
+
+/// The entries, newest first; a missing log is empty.
+pub fn read(path: &Path) -> Result<Vec<LogEntry>, DbError> {
+    let buf = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(DbError::Io(path.to_path_buf(), e)),
+    };
+    check_header(&buf, KIND_LOG)
+        .map_err(|e| DbError::Corrupt(path.to_path_buf(), e.to_string()))?;
+    let mut entries: Vec<LogEntry> = buf[HEADER_LEN..]
+        .chunks_exact(SLOT_LEN)
+        .filter_map(parse_slot)
+        .collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
+    Ok(entries)
+}
+
+/// Append an entry, overwriting the oldest once the ring is full.
+pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<(), DbError> {
+    let next = read(path)?.first().map_or(1, |e| e.seq + 1);
+    let f = io_at(
+        path,
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path),
+    )?;
+    if io_at(path, f.metadata())?.len() < HEADER_LEN as u64 {
+        io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
+    }
+    let mut slot = [0u8; SLOT_LEN];
+    slot[..8].copy_from_slice(&next.to_be_bytes());
+    slot[8..16].copy_from_slice(&time.to_be_bytes());
+    put_text(&mut slot[16..16 + SUBSYSTEM_LEN], subsystem);
+    put_text(&mut slot[32..32 + MESSAGE_LEN], message);
+    let sum = checksum(&[&slot[..SLOT_LEN - 8]]);
+    slot[SLOT_LEN - 8..].copy_from_slice(&sum);
+    let at = HEADER_LEN + ((next - 1) as usize % LOG_SLOTS) * SLOT_LEN;
+    io_at(path, f.write_all_at(&slot, at as u64))?;
+    io_at(path, f.sync_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_newest() {
+        let dir = std::env::temp_dir().join(format!("opticon-log-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("host.log");
+        for i in 0..70 {
+            append(&path, 1000 + i, "watcher", &format!("Status change {i} é")).unwrap();
+        }
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), LOG_SLOTS);
+        assert_eq!(entries[0].message, "Status change 69 é");
+        assert_eq!(entries[0].seq, 70);
+        assert_eq!(entries.last().unwrap().seq, 7);
+        // A damaged slot is skipped, not returned.
+        let mut buf = fs::read(&path).unwrap();
+        buf[HEADER_LEN + 40] ^= 1;
+        fs::write(&path, &buf).unwrap();
+        assert_eq!(read(&path).unwrap().len(), LOG_SLOTS - 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,126 @@
+//! The metering database: tenants, hosts and their samples on disk.
+//!
+//! This is the original's `libopticondb`, rebuilt so that it never lies:
+//! portable big-endian files with a versioned header, a checksum on every
+//! record, appends ordered so a crash leaves at worst a torn tail (cut off
+//! on the next open), metadata replaced atomically, one writer per host
+//! enforced with a lock, and any number of concurrent readers. The layout
+//! and every file format are described in `man 8 opticon-db`.
+//!
+//! ```text
+//! <root>/<tenant-uuid>/tenant.conf          name, key, quota, metadata, meters
+//! <root>/<tenant-uuid>/<host-uuid>/host.conf     host meter and watcher overrides
+//! <root>/<tenant-uuid>/<host-uuid>/host.log      status changes (fixed records)
+//! <root>/<tenant-uuid>/<host-uuid>/YYYYMMDD.osd  samples of one UTC day
+//! ```
+
+pub mod delta;
+pub mod format;
+pub mod host;
+pub mod log;
+pub mod meters;
+pub mod tenant;
+pub mod time;
+
+pub use host::{HostWriter, Usage};
+pub use tenant::{Db, TenantInfo};
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a database operation failed. Every variant names what it is about,
+/// so a tool can print it as one clear line.
+#[derive(Debug)]
+pub enum DbError {
+    /// A file system call failed on this path.
+    Io(PathBuf, io::Error),
+    /// A tenant or host that does not exist.
+    NotFound(String),
+    /// A tenant or host that already exists.
+    Exists(String),
+    /// A file whose contents are damaged or not an Opticon file.
+    Corrupt(PathBuf, String),
+    /// Another process holds the host's writer lock.
+    Locked(PathBuf),
+    /// A sample not newer than the last one stored.
+    OutOfOrder {
+        /// Host directory.
+        path: PathBuf,
+        /// Time of the last stored sample.
+        last: i64,
+        /// Time offered.
+        time: i64,
+    },
+    /// Input that cannot be stored (bad name, type, value ...).
+    Invalid(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Io(path, e) => {
+                if e.kind() == io::ErrorKind::PermissionDenied {
+                    write!(f, "{}: permission denied", path.display())
+                } else {
+                    write!(f, "{}: {e}", path.display())
+                }
+            }
+            DbError::NotFound(what) => write!(f, "{what} does not exist"),
+            DbError::Exists(what) => write!(f, "{what} already exists"),
+            DbError::Corrupt(path, what) => write!(f, "{}: corrupt: {what}", path.display()),
+            DbError::Locked(path) => write!(f, "{}: locked by another writer", path.display()),
+            DbError::OutOfOrder { path, last, time } => write!(
+                f,
+                "{}: sample at {} is not newer than the last one stored ({})",
+                path.display(),
+                time::iso(*time),
+                time::iso(*last)
+            ),
+            DbError::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// Attach a path to an I/O error.
+pub(crate) fn io_at<T>(path: &Path, r: io::Result<T>) -> Result<T, DbError> {
+    r.map_err(|e| DbError::Io(path.to_path_buf(), e))
+}
+
+/// Replace `path` with `data` atomically and durably: write a temporary
+/// file beside it, fsync it, rename it over the old one, fsync the
+/// directory. Readers see the old or the new contents, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DbError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    io_at(path, result)
+}
+
+/// Total size of the regular files under `dir`, recursively.
+pub fn dir_bytes(dir: &Path) -> Result<u64, DbError> {
+    let mut total = 0;
+    for entry in io_at(dir, fs::read_dir(dir))? {
+        let entry = io_at(dir, entry)?;
+        let meta = io_at(&entry.path(), entry.metadata())?;
+        if meta.is_dir() {
+            total += dir_bytes(&entry.path())?;
+        } else {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}

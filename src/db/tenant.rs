@@ -1,0 +1,351 @@
+//! Tenants and their hosts on disk: the directory tree and its metadata.
+
+use super::host::{self, day_files, HostWriter};
+use super::time::{Date, DAY};
+use super::{dir_bytes, io_at, write_atomic, DbError};
+use crate::conf::{self, Dict, Node};
+use crate::crypto::random_key;
+use crate::model::{Tenant, TenantKey, DEFAULT_QUOTA_MB};
+use std::fs;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Tenant metadata file name.
+pub const TENANT_FILE: &str = "tenant.conf";
+/// Host metadata file name.
+pub const HOST_FILE: &str = "host.conf";
+/// Host log file name.
+pub const HOST_LOG: &str = "host.log";
+
+/// One line of a tenant listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantInfo {
+    /// Tenant id.
+    pub id: Uuid,
+    /// Tenant name.
+    pub name: String,
+    /// Number of hosts with a directory.
+    pub hosts: usize,
+}
+
+/// A database root directory.
+#[derive(Debug, Clone)]
+pub struct Db {
+    root: PathBuf,
+}
+
+fn uuid_dirs(dir: &Path) -> Result<Vec<Uuid>, DbError> {
+    let mut ids = Vec::new();
+    for entry in io_at(dir, fs::read_dir(dir))? {
+        let entry = io_at(dir, entry)?;
+        if !io_at(&entry.path(), entry.file_type())?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Ok(id) = Uuid::parse_str(name) {
+            if id.hyphenated().to_string() == name {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+fn read_doc(path: &Path) -> Result<Dict, DbError> {
+    conf::load_file(path).map_err(|e| match e {
+        conf::ConfigError::Io(p, err) => DbError::Io(p, err),
+        conf::ConfigError::Syntax(p, err) => DbError::Corrupt(p, err.to_string()),
+    })
+}
+
+fn write_doc(path: &Path, doc: &Dict) -> Result<(), DbError> {
+    let mut text = Node::Dict(doc.clone()).to_json(true);
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+impl Db {
+    /// A database rooted at `root` (nothing is touched yet).
+    pub fn new(root: impl Into<PathBuf>) -> Db {
+        Db { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A tenant's directory.
+    pub fn tenant_dir(&self, tenant: Uuid) -> PathBuf {
+        self.root.join(tenant.hyphenated().to_string())
+    }
+
+    /// A host's directory.
+    pub fn host_dir(&self, tenant: Uuid, host: Uuid) -> PathBuf {
+        self.tenant_dir(tenant).join(host.hyphenated().to_string())
+    }
+
+    fn require_tenant(&self, tenant: Uuid) -> Result<PathBuf, DbError> {
+        let dir = self.tenant_dir(tenant);
+        if dir.join(TENANT_FILE).is_file() {
+            Ok(dir)
+        } else {
+            Err(DbError::NotFound(format!("tenant {tenant}")))
+        }
+    }
+
+    /// Create a tenant; a missing id or key is generated. Refuses an
+    /// existing tenant.
+    pub fn create_tenant(
+        &self,
+        id: Option<Uuid>,
+        name: &str,
+        key: Option<TenantKey>,
+    ) -> Result<Tenant, DbError> {
+        let id = match id {
+            Some(id) => id,
+            None => io_at(&self.root, crate::crypto::random_uuid())?,
+        };
+        let key = match key {
+            Some(k) => k,
+            None => TenantKey(io_at(&self.root, random_key())?),
+        };
+        let dir = self.tenant_dir(id);
+        io_at(&self.root, fs::create_dir_all(&self.root))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(DbError::Exists(format!("tenant {id}")));
+            }
+            Err(e) => return Err(DbError::Io(dir, e)),
+        }
+        let mut doc = Dict::new();
+        doc.insert("name", Node::Str(name.into()));
+        doc.insert("key", Node::Str(key.to_base64()));
+        doc.insert("quota", Node::Int(DEFAULT_QUOTA_MB as i64));
+        doc.insert("metadata", Node::Dict(Dict::new()));
+        doc.insert("meter", Node::Dict(Dict::new()));
+        write_doc(&dir.join(TENANT_FILE), &doc)?;
+        Ok(Tenant {
+            id,
+            name: name.into(),
+            key,
+            quota_mb: DEFAULT_QUOTA_MB,
+        })
+    }
+
+    /// Every tenant id, sorted.
+    pub fn tenant_ids(&self) -> Result<Vec<Uuid>, DbError> {
+        if !self.root.exists() {
+            return Ok(Vec::new());
+        }
+        Ok(uuid_dirs(&self.root)?
+            .into_iter()
+            .filter(|t| self.tenant_dir(*t).join(TENANT_FILE).is_file())
+            .collect())
+    }
+
+    /// Id, name and host count of every tenant.
+    pub fn list_tenants(&self) -> Result<Vec<TenantInfo>, DbError> {
+        self.tenant_ids()?
+            .into_iter()
+            .map(|id| {
+                Ok(TenantInfo {
+                    id,
+                    name: self.tenant(id)?.name,
+                    hosts: self.hosts(id)?.len(),
+                })
+            })
+            .collect()
+    }
+
+    /// A tenant's metadata document as stored.
+    pub fn tenant_doc(&self, tenant: Uuid) -> Result<Dict, DbError> {
+        read_doc(&self.require_tenant(tenant)?.join(TENANT_FILE))
+    }
+
+    /// Replace a tenant's metadata document (atomically).
+    pub fn save_tenant_doc(&self, tenant: Uuid, doc: &Dict) -> Result<(), DbError> {
+        write_doc(&self.require_tenant(tenant)?.join(TENANT_FILE), doc)
+    }
+
+    /// A tenant's typed fields.
+    pub fn tenant(&self, tenant: Uuid) -> Result<Tenant, DbError> {
+        let doc = self.tenant_doc(tenant)?;
+        let path = self.tenant_dir(tenant).join(TENANT_FILE);
+        let key_text = doc.get("key").and_then(Node::as_str).unwrap_or_default();
+        let key = TenantKey::from_base64(key_text)
+            .map_err(|e| DbError::Corrupt(path.clone(), e.to_string()))?;
+        let quota_mb = match doc.get("quota") {
+            None => DEFAULT_QUOTA_MB,
+            Some(Node::Int(q)) if *q >= 0 => *q as u64,
+            Some(_) => {
+                return Err(DbError::Corrupt(
+                    path,
+                    "quota is not a whole number of megabytes".into(),
+                ))
+            }
+        };
+        Ok(Tenant {
+            id: tenant,
+            name: doc
+                .get("name")
+                .and_then(Node::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            key,
+            quota_mb,
+        })
+    }
+
+    /// Change one top-level field of a tenant's document.
+    pub fn set_tenant_field(&self, tenant: Uuid, key: &str, value: Node) -> Result<(), DbError> {
+        let mut doc = self.tenant_doc(tenant)?;
+        doc.insert(key, value);
+        self.save_tenant_doc(tenant, &doc)
+    }
+
+    /// Delete a tenant and everything it holds.
+    pub fn delete_tenant(&self, tenant: Uuid) -> Result<(), DbError> {
+        let dir = self.require_tenant(tenant)?;
+        io_at(&dir, fs::remove_dir_all(&dir))
+    }
+
+    /// A tenant's hosts (every host directory), sorted.
+    pub fn hosts(&self, tenant: Uuid) -> Result<Vec<Uuid>, DbError> {
+        uuid_dirs(&self.require_tenant(tenant)?)
+    }
+
+    /// The directory of an existing host.
+    pub fn require_host(&self, tenant: Uuid, host: Uuid) -> Result<PathBuf, DbError> {
+        self.require_tenant(tenant)?;
+        let dir = self.host_dir(tenant, host);
+        if dir.is_dir() {
+            Ok(dir)
+        } else {
+            Err(DbError::NotFound(format!("host {host} of tenant {tenant}")))
+        }
+    }
+
+    /// Resolve a host given as a UUID or as a hostname (the `hostname`
+    /// meter of its latest sample, compared without case; must be unique).
+    pub fn find_host(&self, tenant: Uuid, text: &str) -> Result<Uuid, DbError> {
+        if let Ok(id) = Uuid::parse_str(text) {
+            self.require_host(tenant, id)?;
+            return Ok(id);
+        }
+        let mut found = Vec::new();
+        for h in self.hosts(tenant)? {
+            if let Some((_, m)) = host::latest(&self.host_dir(tenant, h))? {
+                let name = m.get("hostname").and_then(|m| m.value.element(0));
+                if let Some(crate::model::ScalarRef::Str(n)) = name {
+                    if n.eq_ignore_ascii_case(text) {
+                        found.push(h);
+                    }
+                }
+            }
+        }
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(DbError::NotFound(format!(
+                "host named {text:?} in tenant {tenant}"
+            ))),
+            _ => Err(DbError::Invalid(format!(
+                "hostname {text:?} matches {} hosts; give the UUID",
+                found.len()
+            ))),
+        }
+    }
+
+    /// The single writer of a host (creating its directory).
+    pub fn writer(&self, tenant: Uuid, host: Uuid) -> Result<HostWriter, DbError> {
+        self.require_tenant(tenant)?;
+        HostWriter::open(&self.host_dir(tenant, host))
+    }
+
+    /// Delete a host and its data.
+    pub fn delete_host(&self, tenant: Uuid, host: Uuid) -> Result<(), DbError> {
+        let dir = self.require_host(tenant, host)?;
+        io_at(&dir, fs::remove_dir_all(&dir))
+    }
+
+    /// A host's metadata document (empty when it has none).
+    pub fn host_doc(&self, tenant: Uuid, host: Uuid) -> Result<Dict, DbError> {
+        let path = self.require_host(tenant, host)?.join(HOST_FILE);
+        if path.exists() {
+            read_doc(&path)
+        } else {
+            Ok(Dict::new())
+        }
+    }
+
+    /// Replace a host's metadata document (atomically).
+    pub fn save_host_doc(&self, tenant: Uuid, host: Uuid, doc: &Dict) -> Result<(), DbError> {
+        write_doc(&self.require_host(tenant, host)?.join(HOST_FILE), doc)
+    }
+
+    /// Bytes of every file of a tenant.
+    pub fn tenant_bytes(&self, tenant: Uuid) -> Result<u64, DbError> {
+        dir_bytes(&self.require_tenant(tenant)?)
+    }
+
+    /// Delete whole days, oldest first, until the tenant fits its quota
+    /// (every file counts) or only the newest day is left. Returns the
+    /// dates deleted.
+    pub fn enforce_quota(&self, tenant: Uuid) -> Result<Vec<Date>, DbError> {
+        let quota = self.tenant(tenant)?.quota_mb.saturating_mul(1 << 20);
+        let mut deleted = Vec::new();
+        while self.tenant_bytes(tenant)? > quota {
+            let mut dates: Vec<(Date, PathBuf)> = Vec::new();
+            for h in self.hosts(tenant)? {
+                for d in day_files(&self.host_dir(tenant, h))? {
+                    dates.push((d.date, d.path));
+                }
+            }
+            let Some(oldest) = dates.iter().map(|(d, _)| *d).min() else {
+                break;
+            };
+            let newest = dates.iter().map(|(d, _)| *d).max().unwrap_or(oldest);
+            if oldest == newest {
+                break;
+            }
+            for (_, path) in dates.iter().filter(|(d, _)| *d == oldest) {
+                io_at(path, fs::remove_file(path))?;
+            }
+            deleted.push(oldest);
+        }
+        Ok(deleted)
+    }
+
+    /// Delete every day file whose whole day ended before `cutoff`;
+    /// returns how many.
+    pub fn purge_before(&self, tenant: Uuid, cutoff: i64) -> Result<usize, DbError> {
+        let mut n = 0;
+        for h in self.hosts(tenant)? {
+            for d in day_files(&self.host_dir(tenant, h))? {
+                if d.date.start() + DAY <= cutoff {
+                    io_at(&d.path, fs::remove_file(&d.path))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Delete hosts whose last sample is older than `cutoff` (or that have
+    /// none); returns their ids.
+    pub fn purge_stale(&self, tenant: Uuid, cutoff: i64) -> Result<Vec<Uuid>, DbError> {
+        let mut gone = Vec::new();
+        for h in self.hosts(tenant)? {
+            let dir = self.host_dir(tenant, h);
+            let last = host::usage(&dir)?.last;
+            if last.is_none_or(|t| t < cutoff) {
+                io_at(&dir, fs::remove_dir_all(&dir))?;
+                gone.push(h);
+            }
+        }
+        Ok(gone)
+    }
+}
