@@ -18,5 +18,6 @@ pub mod base64;
 pub mod conf;
 pub mod crypto;
 pub mod db;
+pub mod dbtool;
 pub mod model;
 pub mod wire;

@@ -368,21 +368,75 @@ pub struct Repair {
     pub to: u64,
 }
 
+/// Turns samples into frames: a full frame, then deltas, for at most
+/// [`KEYFRAME_INTERVAL`] frames per block.
+#[derive(Default)]
+pub struct BlockEncoder {
+    prev: Option<HostMeters>,
+    since_key: usize,
+    body: Vec<u8>,
+}
+
+impl BlockEncoder {
+    /// Append the frame for `meters` at `time` to `out`.
+    pub fn frame(&mut self, time: i64, meters: &HostMeters, out: &mut Vec<u8>) {
+        self.body.clear();
+        let kind = match &self.prev {
+            Some(prev)
+                if self.since_key < KEYFRAME_INTERVAL
+                    && delta::encode(prev, meters, &mut self.body) =>
+            {
+                FRAME_DELTA
+            }
+            _ => {
+                self.body.clear();
+                self.body.extend_from_slice(&encode_sample(time, meters));
+                FRAME_KEY
+            }
+        };
+        put_frame(out, time, kind, &self.body);
+        self.since_key = if kind == FRAME_KEY {
+            1
+        } else {
+            self.since_key + 1
+        };
+        match &mut self.prev {
+            Some(prev) => prev.clone_from(meters),
+            None => self.prev = Some(meters.clone()),
+        }
+    }
+
+    /// Start a new block at the next frame (a new file).
+    pub fn reset(&mut self) {
+        self.prev = None;
+        self.since_key = 0;
+    }
+}
+
+/// A whole day file holding `samples`, for rebuilding damaged files.
+pub fn encode_day(date: Date, samples: &[(i64, HostMeters)]) -> Vec<u8> {
+    let mut out = format::header(KIND_SAMPLES, date.start()).to_vec();
+    let mut enc = BlockEncoder::default();
+    for (t, m) in samples {
+        enc.frame(*t, m, &mut out);
+    }
+    out
+}
+
 /// The only writer of one host directory (holds its lock while alive).
 pub struct HostWriter {
     dir: PathBuf,
     _lock: File,
     day: Option<(Date, File)>,
-    prev: Option<HostMeters>,
-    since_key: usize,
+    encoder: BlockEncoder,
     last_time: Option<i64>,
     frame: Vec<u8>,
-    body: Vec<u8>,
     /// Torn tails cut off when the writer opened.
     pub repairs: Vec<Repair>,
 }
 
-fn lock(dir: &Path) -> Result<File, DbError> {
+/// Take the writer lock of a host directory without blocking.
+pub fn lock(dir: &Path) -> Result<File, DbError> {
     let path = dir.join(LOCK_FILE);
     let f = io_at(
         &path,
@@ -442,11 +496,9 @@ impl HostWriter {
             dir: dir.to_path_buf(),
             _lock: lock,
             day: None,
-            prev: None,
-            since_key: 0,
+            encoder: BlockEncoder::default(),
             last_time: None,
             frame: Vec::new(),
-            body: Vec::new(),
             repairs: Vec::new(),
         };
         if let Some(newest) = day_files(dir)?.pop() {
@@ -456,15 +508,20 @@ impl HostWriter {
             let day = read_day(&newest.path)?;
             if let Some(last) = day.scan.frames.last() {
                 w.last_time = Some(last.time);
-                w.since_key = day
+                let file = io_at(
+                    &newest.path,
+                    OpenOptions::new().append(true).open(&newest.path),
+                )?;
+                w.day = Some((newest.date, file));
+                let deltas = day
                     .scan
                     .frames
                     .iter()
                     .rev()
                     .take_while(|f| f.kind == FRAME_DELTA)
-                    .count()
-                    + 1;
-                w.prev = day.sample(day.scan.frames.len() - 1).map(|(_, m)| m);
+                    .count();
+                w.encoder.since_key = deltas + 1;
+                w.encoder.prev = day.sample(day.scan.frames.len() - 1).map(|(_, m)| m);
             }
         }
         Ok(w)
@@ -493,7 +550,7 @@ impl HostWriter {
                 )?;
             }
             // Blocks never span files: a new day starts with a full frame.
-            self.prev = None;
+            self.encoder.reset();
             self.day = Some((date, f));
         }
         match &mut self.day {
@@ -516,40 +573,18 @@ impl HostWriter {
         }
         let date = Date::of(time);
         self.day_file(date)?;
-        self.body.clear();
-        let kind = match &self.prev {
-            Some(prev)
-                if self.since_key < KEYFRAME_INTERVAL
-                    && delta::encode(prev, meters, &mut self.body) =>
-            {
-                FRAME_DELTA
-            }
-            _ => {
-                self.body.clear();
-                self.body.extend_from_slice(&encode_sample(time, meters));
-                FRAME_KEY
-            }
-        };
-        self.frame.clear();
-        put_frame(&mut self.frame, time, kind, &self.body);
+        let mut frame = std::mem::take(&mut self.frame);
+        frame.clear();
+        self.encoder.frame(time, meters, &mut frame);
         let path = day_path(&self.dir, date);
-        let frame = std::mem::take(&mut self.frame);
         let written = self
             .day_file(date)
             .and_then(|f| io_at(&path, f.write_all(&frame)));
+        let n = frame.len();
         self.frame = frame;
         written?;
-        self.since_key = if kind == FRAME_KEY {
-            1
-        } else {
-            self.since_key + 1
-        };
         self.last_time = Some(time);
-        match &mut self.prev {
-            Some(prev) => prev.clone_from(meters),
-            None => self.prev = Some(meters.clone()),
-        }
-        Ok(self.frame.len())
+        Ok(n)
     }
 
     /// Make every appended sample durable (fdatasync of the open day file).

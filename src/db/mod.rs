@@ -16,6 +16,7 @@
 
 pub mod delta;
 pub mod format;
+pub mod fsck;
 pub mod host;
 pub mod log;
 pub mod meters;
