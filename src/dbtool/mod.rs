@@ -676,13 +676,13 @@ impl Tool {
 
     fn host_series(&self, m: &Matches) -> Result<i32, CliError> {
         args(m, 0, "no arguments")?;
-        let t = self.tenant(m)?;
-        let h = self.host(m, t)?;
         let meter = need(m, "meter")?;
         let (from, to) = (self.time(m, "from", "-1d")?, self.time(m, "to", "now")?);
         if from > to {
             return Err(usage("--from is after --to"));
         }
+        let t = self.tenant(m)?;
+        let h = self.host(m, t)?;
         let series = host::series(&self.db.host_dir(t, h), &meter, from, to)?;
         let points = match m.opt_str("points") {
             Some(p) => Some(
@@ -910,7 +910,8 @@ impl Tool {
     fn fsck(&self, m: &Matches) -> Result<i32, CliError> {
         args(m, 0, "no arguments")?;
         let repair = m.opt_present("repair");
-        let report = fsck::fsck(&self.db, &self.tenants(m)?, repair)?;
+        let tenants = self.tenants(m)?;
+        let report = fsck::fsck(&self.db, &tenants, repair)?;
         for f in &report.findings {
             println!("{f}");
         }
@@ -918,17 +919,25 @@ impl Tool {
             println!("repaired: {r}");
         }
         println!(
-            "fsck: {} files, {} samples, {} problems{}",
+            "fsck: {} files, {} samples, {} problems",
             report.files,
             report.samples,
-            report.findings.len(),
-            if repair && !report.repairs.is_empty() {
-                ", repaired"
-            } else {
-                ""
-            }
+            report.findings.len()
         );
-        Ok(if report.findings.is_empty() {
+        if !repair || report.findings.is_empty() {
+            return Ok(if report.findings.is_empty() {
+                0
+            } else {
+                EXIT_FAIL
+            });
+        }
+        // Exit by what is left after the repairs.
+        let after = fsck::fsck(&self.db, &tenants, false)?;
+        for f in &after.findings {
+            println!("left: {f}");
+        }
+        println!("fsck after repair: {} problems", after.findings.len());
+        Ok(if after.findings.is_empty() {
             0
         } else {
             EXIT_FAIL
