@@ -34,6 +34,7 @@ lint:
 
 bench:
 	scripts/bench-wire
+	scripts/bench-db
 
 clean:
 	$(CARGO) clean

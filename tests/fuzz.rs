@@ -238,3 +238,81 @@ fn config_parser_survives_and_round_trips() {
     }
     assert!(accepted > 0);
 }
+
+/// A day file of `n` samples of the representative host with values moving.
+fn day_file(n: usize) -> Vec<u8> {
+    let mut samples = Vec::new();
+    let mut host = common::representative_host();
+    for i in 0..n {
+        let t = NOW + i as i64 * 60;
+        host.set(
+            opticon::model::MeterName::new("uptime").unwrap(),
+            opticon::model::MeterValue::Scalar(opticon::model::Scalar::Int(1000 + i as i64 * 60)),
+            t,
+        )
+        .unwrap();
+        samples.push((t, host.clone()));
+    }
+    opticon::db::host::encode_day(opticon::db::time::Date::of(NOW), &samples)
+}
+
+#[test]
+fn day_file_reader_survives_damage() {
+    use opticon::db::format::{check_header, scan, KIND_SAMPLES};
+    use opticon::db::host::Day;
+    let mut rng = Rng::new(seed() ^ 4);
+    let seeds = vec![day_file(5), day_file(70)];
+    for _ in 0..rounds() / 3 {
+        let data = input(&mut rng, &seeds);
+        if check_header(&data, KIND_SAMPLES).is_err() {
+            continue;
+        }
+        let day = Day {
+            path: "fuzz.osd".into(),
+            scan: scan(&data),
+            buf: data,
+        };
+        let mut n = 0;
+        day.replay(|_, m| {
+            assert_within_limits(m);
+            n += 1;
+            true
+        });
+        assert!(n <= day.scan.frames.len());
+        for i in 0..day.scan.frames.len().min(3) {
+            if let Some((_, m)) = day.sample(i) {
+                assert_within_limits(&m);
+            }
+        }
+        let _ = opticon::db::format::tail_chain(&day.buf, 60);
+    }
+}
+
+#[test]
+fn delta_decoder_survives_hostile_bodies() {
+    let mut rng = Rng::new(seed() ^ 5);
+    let a = common::representative_host();
+    let mut b = a.clone();
+    b.set(
+        opticon::model::MeterName::new("uptime").unwrap(),
+        opticon::model::MeterValue::Scalar(opticon::model::Scalar::Int(99)),
+        NOW,
+    )
+    .unwrap();
+    b.set(
+        opticon::model::MeterName::new("loadavg").unwrap(),
+        opticon::model::MeterValue::Array(opticon::model::Array::Frac(vec![9.5, 0.25, 0.125])),
+        NOW,
+    )
+    .unwrap();
+    let mut body = Vec::new();
+    assert!(opticon::db::delta::encode(&a, &b, &mut body));
+    let seeds = vec![body];
+    for _ in 0..rounds() / 3 {
+        let data = input(&mut rng, &seeds);
+        let mut state = a.clone();
+        if opticon::db::delta::apply(&mut state, &data, NOW).is_ok() {
+            assert_within_limits(&state);
+        }
+    }
+}

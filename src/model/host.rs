@@ -57,9 +57,36 @@ impl From<NameError> for HostError {
 /// Storage is a sorted vector: samples arrive in the same name order, so a
 /// [`MeterWriter`] finds each meter with one comparison at its cursor and
 /// falls back to binary search only when the set of names changes.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct HostMeters {
     entries: Vec<(MeterName, Meter)>,
+}
+
+impl Clone for HostMeters {
+    fn clone(&self) -> HostMeters {
+        HostMeters {
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// Reuses every buffer when both hold the same meter names (a host's
+    /// samples from one minute to the next).
+    fn clone_from(&mut self, source: &HostMeters) {
+        let same_names = self.entries.len() == source.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&source.entries)
+                .all(|((a, _), (b, _))| a == b);
+        if !same_names {
+            *self = source.clone();
+            return;
+        }
+        for ((_, mine), (_, theirs)) in self.entries.iter_mut().zip(&source.entries) {
+            mine.updated = theirs.updated;
+            mine.value.clone_from(&theirs.value);
+        }
+    }
 }
 
 impl HostMeters {

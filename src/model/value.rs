@@ -189,7 +189,7 @@ impl Array {
 }
 
 /// What one meter holds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum MeterValue {
     /// No value (the original's count 30).
     Null,
@@ -197,6 +197,32 @@ pub enum MeterValue {
     Scalar(Scalar),
     /// An array, possibly empty (the original's count 31).
     Array(Array),
+}
+
+impl Clone for MeterValue {
+    fn clone(&self) -> MeterValue {
+        match self {
+            MeterValue::Null => MeterValue::Null,
+            MeterValue::Scalar(s) => MeterValue::Scalar(s.clone()),
+            MeterValue::Array(a) => MeterValue::Array(a.clone()),
+        }
+    }
+
+    /// Reuses string and vector buffers when the shapes match: keeping a
+    /// copy of a host's previous sample then costs no allocation.
+    fn clone_from(&mut self, source: &MeterValue) {
+        match (self, source) {
+            (MeterValue::Scalar(Scalar::Str(a)), MeterValue::Scalar(Scalar::Str(b))) => {
+                a.clone_from(b)
+            }
+            (MeterValue::Array(Array::Str(a)), MeterValue::Array(Array::Str(b))) => a.clone_from(b),
+            (MeterValue::Array(Array::Int(a)), MeterValue::Array(Array::Int(b))) => a.clone_from(b),
+            (MeterValue::Array(Array::Frac(a)), MeterValue::Array(Array::Frac(b))) => {
+                a.clone_from(b)
+            }
+            (a, b) => *a = b.clone(),
+        }
+    }
 }
 
 impl MeterValue {
