@@ -840,3 +840,32 @@ fn readers_run_during_writes() {
         3000
     );
 }
+
+#[test]
+fn one_writer_per_host_and_du_json() {
+    let r = Root::with_tenant("lock");
+    let db = opticon::db::Db::new(r.db());
+    let tenant = uuid::Uuid::parse_str(TENANT).unwrap();
+    let host = uuid::Uuid::parse_str(HOST).unwrap();
+    let writer = db.writer(tenant, host).unwrap();
+    match db.writer(tenant, host) {
+        Err(opticon::db::DbError::Locked(_)) => {}
+        Err(e) => panic!("second writer: {e}"),
+        Ok(_) => panic!("a second writer of the same host was allowed"),
+    }
+    let file = r.write("one.json", &samples(DAY0, 1, 1));
+    let err = r.fails(&["-t", TENANT, "-H", HOST, "host-import", &file], 1);
+    assert!(err.contains("locked by another writer"), "{err}");
+    drop(writer);
+    r.ok(&["-t", TENANT, "-H", HOST, "host-import", &file]);
+    db.sync().unwrap();
+    let du = r.json(&["du"]);
+    assert!(field(&du, "total").as_int().unwrap() > 0);
+    let Node::Array(tenants) = field(&du, "tenant") else {
+        panic!()
+    };
+    assert_eq!(
+        tenants[0].path("quota").and_then(Node::as_int),
+        Some(128 << 20)
+    );
+}

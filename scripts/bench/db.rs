@@ -9,7 +9,6 @@ use opticon::db::host::{self, downsample};
 use opticon::db::{Db, HostWriter};
 use opticon::model::{Array, HostMeters, MeterName, MeterValue, Scalar};
 use std::hint::black_box;
-use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// 2023-11-14T00:00:00Z
@@ -191,12 +190,6 @@ impl FakeHost {
     }
 }
 
-fn syncfs(path: &std::path::Path) {
-    let f = std::fs::File::open(path).unwrap();
-    // SAFETY: syncfs on a descriptor this function owns.
-    unsafe { libc::syncfs(f.as_raw_fd()) };
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -243,7 +236,7 @@ fn main() {
         }
         let appended = start.elapsed();
         let start = Instant::now();
-        syncfs(&root);
+        db.sync().unwrap();
         // The first cycle of a day creates every host's day file; the
         // steady state appends to open files.
         if c == 0 {
