@@ -271,44 +271,16 @@ fn meters_and_watchers() {
         1,
     );
     assert!(err.contains("eq or count"), "{err}");
-    r.fails(
-        &[
-            "-t",
-            TENANT,
-            "watcher-set",
-            "--meter",
-            "nope",
-            "--value",
-            "1",
-        ],
-        2,
-    );
-    r.fails(
-        &[
-            "-t",
-            TENANT,
-            "watcher-set",
-            "--meter",
-            "pcpu",
-            "--level",
-            "severe",
-            "--value",
-            "1",
-        ],
-        2,
-    );
-    r.fails(
-        &[
-            "-t",
-            TENANT,
-            "watcher-set",
-            "--meter",
-            "pcpu",
-            "--value",
-            "high",
-        ],
-        1,
-    );
+    let refused: &[(&[&str], i32)] = &[
+        (&["--meter", "nope", "--value", "1"], 2),
+        (&["--meter", "pcpu", "--level", "severe", "--value", "1"], 2),
+        (&["--meter", "pcpu", "--value", "high"], 1),
+    ];
+    for (extra, code) in refused {
+        let mut args = vec!["-t", TENANT, "watcher-set"];
+        args.extend_from_slice(extra);
+        r.fails(&args, *code);
+    }
 
     // Host level: a host must exist, then it overrides the tenant.
     let file = r.write("one.json", &samples(DAY0, 1, 1));

@@ -6,114 +6,16 @@
 
 use opticon::crypto::{random_key, SealKey};
 use opticon::model::binary::{apply_payload, encode_sample, PayloadReader};
-use opticon::model::{Array, HostMeters, MeterName, MeterValue, Scalar};
+use opticon::model::HostMeters;
+
+#[path = "fleet.rs"]
+mod fleet;
 use opticon::wire::{peek, Datagram, OpenedAuth, ReplayWindow, SenderSession, DEFAULT_MAX_SKEW};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 7;
 const RUN_TIME: Duration = Duration::from_millis(400);
-
-/// A realistic agent sample of about 1 KB: ~40 scalars, a 5-row df table
-/// and a 10-row top table.
-fn sample(time: i64) -> HostMeters {
-    let mut h = HostMeters::new();
-    let mut set = |n: &str, v: MeterValue| h.set(MeterName::new(n).unwrap(), v, time).unwrap();
-    let s = |x: &str| MeterValue::Scalar(Scalar::Str(x.to_string()));
-    let i = |x: i64| MeterValue::Scalar(Scalar::Int(x));
-    let f = |x: f64| MeterValue::Scalar(Scalar::Frac(x));
-    set("hostname", s("web-01.example.net"));
-    set("os/kernel", s("Linux"));
-    set("os/version", s("#1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1"));
-    set("os/arch", s("x86_64"));
-    set("os/distro", s("Debian GNU/Linux 12 (bookworm)"));
-    set("os/hw", s("QEMU Standard PC (Q35 + ICH9, 2009)"));
-    set("agent/v", s("0.1.0"));
-    set("agent/ip", s("10.1.2.3"));
-    set("agent/up", i(123456));
-    set("uptime", i(9876543));
-    set(
-        "loadavg",
-        MeterValue::Array(Array::Frac(vec![0.52, 0.61, 0.7])),
-    );
-    set("pcpu", f(12.34));
-    set("io/pwait", f(0.25));
-    set("io/rdops", i(120));
-    set("io/wrops", i(345));
-    for (n, v) in [("total", 16316412), ("free", 8123456), ("swap", 2097148)] {
-        set(&format!("mem/{n}"), i(v));
-    }
-    for (n, v) in [
-        ("in_kbs", 1234),
-        ("out_kbs", 5678),
-        ("in_pps", 910),
-        ("out_pps", 1112),
-    ] {
-        set(&format!("net/{n}"), i(v));
-    }
-    for (n, v) in [("total", 213), ("run", 2), ("stuck", 0)] {
-        set(&format!("proc/{n}"), i(v));
-    }
-    for k in 0..12 {
-        set(&format!("extra/m{k}"), i(1000 + k * 37));
-    }
-    let strs =
-        |v: &[&str]| MeterValue::Array(Array::Str(v.iter().map(|x| x.to_string()).collect()));
-    set(
-        "df/device",
-        strs(&["/dev/vda1", "/dev/vdb1", "@vg/data", "@vg/logs", "/dev/vdc"]),
-    );
-    set(
-        "df/mount",
-        strs(&["/", "/home", "/srv", "/var/log", "/backup"]),
-    );
-    set("df/fs", strs(&["ext4", "ext4", "xfs", "xfs", "btrfs"]));
-    set(
-        "df/size",
-        MeterValue::Array(Array::Int(vec![
-            20511356, 51200000, 104857600, 10485760, 209715200,
-        ])),
-    );
-    set(
-        "df/pused",
-        MeterValue::Array(Array::Frac(vec![41.5, 12.25, 97.0, 55.5, 3.75])),
-    );
-    let names = [
-        "nginx",
-        "postgres",
-        "sshd",
-        "systemd",
-        "rsyslogd",
-        "cron",
-        "python3",
-        "node",
-        "java",
-        "opticon-agent",
-    ];
-    set("top/name", strs(&names));
-    set(
-        "top/user",
-        strs(&[
-            "www-data", "postgres", "root", "root", "syslog", "root", "app", "app", "app",
-            "opticon",
-        ]),
-    );
-    set(
-        "top/pid",
-        MeterValue::Array(Array::Int((0..10).map(|k| 1000 + k * 97).collect())),
-    );
-    set(
-        "top/pcpu",
-        MeterValue::Array(Array::Frac(
-            (0..10).map(|k| 40.0 - k as f64 * 3.5).collect(),
-        )),
-    );
-    set(
-        "top/pmem",
-        MeterValue::Array(Array::Frac((0..10).map(|k| 0.1 + k as f64 * 0.4).collect())),
-    );
-    h
-}
 
 /// Open the benchmark datagram as if for the first time: its serial is
 /// forgotten, so the replay window accepts it again (the window check is a
@@ -161,7 +63,7 @@ fn line(what: &str, per_sec: f64, floor: f64) {
 
 fn main() {
     let now = 1_700_000_000;
-    let payload = encode_sample(now, &sample(now));
+    let payload = encode_sample(now, &fleet::FakeHost::new(1).sample(now));
     let tenant_key = SealKey::new(&random_key().unwrap());
     let tenant = opticon::crypto::random_uuid().unwrap();
     let mut sender = SenderSession::new().unwrap();

@@ -363,16 +363,7 @@ struct RawHead {
 impl<'a> PayloadReader<'a> {
     /// Read the payload header.
     pub fn new(buf: &'a [u8]) -> Result<PayloadReader<'a>, CodecError> {
-        let mut r = PayloadReader {
-            buf,
-            pos: 0,
-            time: 0,
-            kind: Kind::Int,
-            remaining: 0,
-            mark: 0,
-            bad_len: 0,
-            name: NameBuf::EMPTY,
-        };
+        let mut r = PayloadReader::bare(buf);
         let version = r.byte().map_err(|f| r.error(f))?;
         if version != CODEC_VERSION {
             return Err(CodecError {

@@ -1,0 +1,182 @@
+//! A synthetic fleet for the benchmarks: realistic host samples that move
+//! from minute to minute the way real ones do.
+
+use opticon::model::{Array, HostMeters, MeterName, MeterValue, Scalar};
+
+/// xorshift64, repeatable from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A value rounded to two decimals, as probes report them.
+    fn frac(&mut self, max: f64) -> f64 {
+        (self.below((max * 100.0) as u64) as f64) / 100.0
+    }
+}
+
+const PROCS: [&str; 16] = [
+    "nginx",
+    "postgres",
+    "sshd",
+    "systemd",
+    "rsyslogd",
+    "cron",
+    "python3",
+    "node",
+    "java",
+    "opticon-agent",
+    "redis-server",
+    "dockerd",
+    "containerd",
+    "kworker/0:1",
+    "bash",
+    "memcached",
+];
+const USERS: [&str; 5] = ["root", "www-data", "postgres", "app", "opticon"];
+
+/// One host's agent, producing a sample a minute with values that move
+/// the way real ones do: counters climb, rates wander, the process table
+/// reorders, static facts stay.
+pub struct FakeHost {
+    rng: Rng,
+    minute: i64,
+    top: Vec<(i64, usize, usize)>,
+}
+
+impl FakeHost {
+    /// A host whose values follow from `seed`.
+    pub fn new(seed: u64) -> FakeHost {
+        let mut rng = Rng(seed | 1);
+        let top = (0..10)
+            .map(|i| (1000 + rng.below(30000) as i64, i, rng.below(5) as usize))
+            .collect();
+        FakeHost {
+            rng,
+            minute: 0,
+            top,
+        }
+    }
+
+    /// The next minute's sample, stamped `time`.
+    pub fn sample(&mut self, time: i64) -> HostMeters {
+        self.minute += 1;
+        let r = &mut self.rng;
+        let mut h = HostMeters::new();
+        let mut set = |n: &str, v: MeterValue| h.set(MeterName::new(n).unwrap(), v, time).unwrap();
+        let s = |x: &str| MeterValue::Scalar(Scalar::Str(x.into()));
+        let i = |x: i64| MeterValue::Scalar(Scalar::Int(x));
+        let f = |x: f64| MeterValue::Scalar(Scalar::Frac(x));
+        set("hostname", s("web-01.example.net"));
+        set("os/kernel", s("Linux"));
+        set(
+            "os/version",
+            s("#1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 (2024-09-30)"),
+        );
+        set("os/arch", s("x86_64"));
+        set("os/distro", s("Debian GNU/Linux 12 (bookworm)"));
+        set("os/hw", s("QEMU Standard PC (Q35 + ICH9, 2009)"));
+        set("agent/v", s("0.1.0"));
+        set("agent/ip", s("10.1.2.3"));
+        set("link/ip", s("192.0.2.17"));
+        set("status", s("OK"));
+        set("agent/up", i(86_400 + self.minute * 60));
+        set("uptime", i(8_640_000 + self.minute * 60));
+        set(
+            "loadavg",
+            MeterValue::Array(Array::Frac(vec![r.frac(4.0), r.frac(3.0), r.frac(2.0)])),
+        );
+        set("pcpu", f(r.frac(100.0)));
+        set("io/pwait", f(r.frac(5.0)));
+        set("badness", f(0.0));
+        set("io/rdops", i(r.below(500) as i64));
+        set("io/wrops", i(r.below(900) as i64));
+        set("mem/total", i(16_316_412));
+        set("mem/free", i(8_000_000 + r.below(100_000) as i64));
+        set("mem/swap", i(2_097_148));
+        set("net/in_kbs", i(r.below(5000) as i64));
+        set("net/out_kbs", i(r.below(9000) as i64));
+        set("net/in_pps", i(r.below(2000) as i64));
+        set("net/out_pps", i(r.below(3000) as i64));
+        set("proc/total", i(200 + r.below(20) as i64));
+        set("proc/run", i(1 + r.below(4) as i64));
+        set("proc/stuck", i(0));
+        set("link/rtt", f(r.frac(2.0)));
+        set("link/loss", f(0.0));
+        for k in 0..10 {
+            set(&format!("cpu/c{k}"), i(3_000_000 + k));
+        }
+        let strs =
+            |v: &[&str]| MeterValue::Array(Array::Str(v.iter().map(|x| x.to_string()).collect()));
+        set(
+            "df/device",
+            strs(&["/dev/vda1", "/dev/vdb1", "@vg/data", "@vg/logs", "/dev/vdc"]),
+        );
+        set(
+            "df/mount",
+            strs(&["/", "/home", "/srv", "/var/log", "/backup"]),
+        );
+        set("df/fs", strs(&["ext4", "ext4", "xfs", "xfs", "btrfs"]));
+        set(
+            "df/size",
+            MeterValue::Array(Array::Int(vec![
+                20_511_356,
+                51_200_000,
+                104_857_600,
+                10_485_760,
+                209_715_200,
+            ])),
+        );
+        let drift = (self.minute / 30) as f64 * 0.01;
+        set(
+            "df/pused",
+            MeterValue::Array(Array::Frac(vec![
+                41.5 + drift,
+                12.25,
+                97.0,
+                55.5 + drift,
+                3.75,
+            ])),
+        );
+        // The process table: two neighbours swap places, and now and then
+        // a process is replaced.
+        let a = r.below(9) as usize;
+        self.top.swap(a, a + 1);
+        if r.below(4) == 0 {
+            let k = r.below(10) as usize;
+            self.top[k] = (
+                1000 + r.below(30000) as i64,
+                r.below(16) as usize,
+                r.below(5) as usize,
+            );
+        }
+        set(
+            "top/pid",
+            MeterValue::Array(Array::Int(self.top.iter().map(|t| t.0).collect())),
+        );
+        set(
+            "top/name",
+            strs(&self.top.iter().map(|t| PROCS[t.1]).collect::<Vec<_>>()),
+        );
+        set(
+            "top/user",
+            strs(&self.top.iter().map(|t| USERS[t.2]).collect::<Vec<_>>()),
+        );
+        set(
+            "top/pcpu",
+            MeterValue::Array(Array::Frac((0..10).map(|_| r.frac(50.0)).collect())),
+        );
+        set(
+            "top/pmem",
+            MeterValue::Array(Array::Frac((0..10).map(|_| r.frac(10.0)).collect())),
+        );
+        h
+    }
+}
