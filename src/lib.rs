@@ -14,6 +14,7 @@
 //! Later modules add the database (`db`), the service toolkit (`svc`) and one
 //! module per program.
 
+pub mod agent;
 pub mod base64;
 pub mod conf;
 pub mod crypto;

@@ -107,6 +107,12 @@ impl Dict {
         Some(value)
     }
 
+    /// Follow a slash-separated path of keys (`"network/port"`).
+    pub fn path(&self, path: &str) -> Option<&Node> {
+        let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+        self.get(first)?.path(rest)
+    }
+
     /// Keys and values in document order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))

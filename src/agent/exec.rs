@@ -1,0 +1,174 @@
+//! External probes: shell commands whose output becomes meters.
+//!
+//! A command runs under `/bin/sh -c` in its own process group, with stdin
+//! from `/dev/null`, stderr discarded, the agent's environment plus one
+//! `OPT_<KEY>` variable per string option (the original replaced the
+//! environment and lost PATH), and a deadline after which the whole group
+//! is killed. At most [`MAX_OUTPUT`] bytes of stdout are read.
+
+use super::builtin::Readings;
+use crate::model::json::{meters_from_json, JsonError};
+use std::fmt;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Most stdout read from a probe.
+pub const MAX_OUTPUT: usize = 16 * 1024;
+/// Default deadline of a probe command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why an external probe produced nothing.
+#[derive(Debug)]
+pub enum ExecError {
+    /// The shell could not be started.
+    Spawn(std::io::Error),
+    /// Still running at the deadline; killed.
+    Timeout(Duration),
+    /// Printed more than [`MAX_OUTPUT`] bytes; killed.
+    TooMuchOutput,
+    /// The output is not JSON the meter model can hold.
+    BadOutput(JsonError),
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::Spawn(e) => write!(f, "cannot run /bin/sh: {e}"),
+            ExecError::Timeout(d) => write!(f, "killed after {} s without finishing", d.as_secs()),
+            ExecError::TooMuchOutput => write!(f, "printed more than {MAX_OUTPUT} bytes; killed"),
+            ExecError::BadOutput(e) => write!(f, "output is not usable JSON: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+/// What a finished command left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Exit status (128 + signal when killed by one).
+    pub code: i32,
+    /// Standard output (at most [`MAX_OUTPUT`] bytes).
+    pub stdout: String,
+}
+
+/// Run `call` under `/bin/sh -c` with `OPT_<KEY>` variables for
+/// `options`, killing it (and its children) at `timeout`.
+pub fn run_command(
+    call: &str,
+    options: &[(String, String)],
+    timeout: Duration,
+) -> Result<Finished, ExecError> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(call)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    for (k, v) in options {
+        cmd.env(format!("OPT_{}", k.to_ascii_uppercase()), v);
+    }
+    let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ExecError::Spawn(std::io::Error::other("no stdout pipe")))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let result = (&mut stdout)
+            .take(MAX_OUTPUT as u64 + 1)
+            .read_to_end(&mut buf);
+        let _ = tx.send(result.map(|_| buf));
+    });
+    let deadline = Instant::now() + timeout;
+    let kill = |child: &mut std::process::Child| {
+        // SAFETY: signals the process group the child leads.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    };
+    let output = loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(Ok(buf)) => break buf,
+            Ok(Err(e)) => {
+                kill(&mut child);
+                return Err(ExecError::Spawn(e));
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Vec::new(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if Instant::now() >= deadline {
+                    kill(&mut child);
+                    return Err(ExecError::Timeout(timeout));
+                }
+            }
+        }
+    };
+    if output.len() > MAX_OUTPUT {
+        kill(&mut child);
+        return Err(ExecError::TooMuchOutput);
+    }
+    // Output is complete (EOF); wait for the exit, still bounded.
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() >= deadline => {
+                kill(&mut child);
+                return Err(ExecError::Timeout(timeout));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(ExecError::Spawn(e)),
+        }
+    };
+    let code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
+    Ok(Finished {
+        code,
+        stdout: String::from_utf8_lossy(&output).into_owned(),
+    })
+}
+
+/// Run an `exec` probe: its output, JSON as a probe prints it, becomes
+/// meters. The exit status is ignored, as in the original.
+pub fn run_exec(
+    call: &str,
+    options: &[(String, String)],
+    timeout: Duration,
+    out: &mut Readings,
+) -> Result<(), ExecError> {
+    let done = run_command(call, options, timeout)?;
+    let meters = meters_from_json(&done.stdout).map_err(ExecError::BadOutput)?;
+    out.extend(meters.into_iter().map(|(n, v)| (n.to_string(), v)));
+    Ok(())
+}
+
+/// The verdict of a `nagios` probe, from its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: the probe id goes into `chkwarn`.
+    Warning,
+    /// Any other status: the probe id goes into `chkalert`.
+    Alert,
+}
+
+/// Run a `nagios` plugin and judge it by its exit status.
+pub fn run_nagios(
+    call: &str,
+    options: &[(String, String)],
+    timeout: Duration,
+) -> Result<(Verdict, String), ExecError> {
+    let done = run_command(call, options, timeout)?;
+    let first = done.stdout.lines().next().unwrap_or_default().to_string();
+    let verdict = match done.code {
+        0 => Verdict::Ok,
+        1 => Verdict::Warning,
+        _ => Verdict::Alert,
+    };
+    Ok((verdict, first))
+}
