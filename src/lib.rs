@@ -21,4 +21,5 @@ pub mod crypto;
 pub mod db;
 pub mod dbtool;
 pub mod model;
+pub mod svc;
 pub mod wire;

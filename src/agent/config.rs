@@ -107,6 +107,10 @@ pub struct AgentConfig {
     pub slow_interval: u64,
     /// Seconds between session key rotations.
     pub key_rotation: u64,
+    /// Upper bound of the random auth resend delay (from a quarter of it).
+    pub auth_resend: u64,
+    /// Percent chance that an auth datagram is sent a second time.
+    pub auth_resend_chance: u64,
     /// Largest datagram sent.
     pub max_datagram: usize,
     /// `config: cloud-init`: collectors come from the metadata service.
@@ -158,7 +162,8 @@ fn word(node: Option<&Node>) -> Option<String> {
     }
 }
 
-fn collector(node: &Node, key: &str) -> Result<CollectorSpec, ConfigError> {
+/// A collector from its config dict (`key` names it in errors).
+pub fn collector(node: &Node, key: &str) -> Result<CollectorSpec, ConfigError> {
     let Node::Dict(d) = node else {
         return Err(invalid(
             key,
@@ -203,7 +208,7 @@ fn collector(node: &Node, key: &str) -> Result<CollectorSpec, ConfigError> {
     })
 }
 
-fn probe(id: &str, d: &Dict) -> Result<ProbeSpec, ConfigError> {
+fn probe(id: &str, d: &Dict, fast: u64, slow: u64) -> Result<ProbeSpec, ConfigError> {
     let key = format!("probes/{id}");
     let typ = word(d.get("type")).unwrap_or_else(|| "built-in".into());
     let call = word(d.get("call")).ok_or_else(|| invalid(format!("{key}/call"), "missing"))?;
@@ -222,8 +227,8 @@ fn probe(id: &str, d: &Dict) -> Result<ProbeSpec, ConfigError> {
     };
     let interval = match (d.get("interval"), word(d.get("frequency")).as_deref()) {
         (Some(n), _) => seconds(Some(n), &format!("{key}/interval"), HIGH)?,
-        (None, Some("high")) => HIGH,
-        (None, Some("low")) => LOW,
+        (None, Some("high")) => fast,
+        (None, Some("low")) => slow,
         (None, Some(other)) => {
             return Err(invalid(
                 format!("{key}/frequency"),
@@ -266,7 +271,10 @@ pub fn default_probes() -> Dict {
         let mut d = Dict::new();
         d.insert("type", Node::Str("built-in".into()));
         d.insert("call", Node::Str(call.into()));
-        d.insert("interval", Node::Int(interval as i64));
+        d.insert(
+            "frequency",
+            Node::Str(if interval <= HIGH { "high" } else { "low" }.into()),
+        );
         if id == "net" {
             let mut o = Dict::new();
             o.insert("skip", Node::Array(vec![Node::Str("lo".into())]));
@@ -298,6 +306,8 @@ impl AgentConfig {
     }
 
     fn parse(doc: &Dict, need_collector: bool) -> Result<AgentConfig, ConfigError> {
+        let fast = seconds(doc.path("interval/fast"), "interval/fast", HIGH)?;
+        let slow = seconds(doc.path("interval/slow"), "interval/slow", LOW)?;
         let mut probes = default_probes();
         if let Some(p) = doc.get("probes") {
             let Node::Dict(given) = p else {
@@ -311,7 +321,7 @@ impl AgentConfig {
                 return Err(invalid(format!("probes/{id}"), "expected a dict"));
             };
             if platform_matches(d) {
-                specs.push(probe(id, d)?);
+                specs.push(probe(id, d, fast, slow)?);
             }
         }
         let cloud_init = match doc.get("config").and_then(Node::as_str) {
@@ -345,8 +355,6 @@ impl AgentConfig {
                 "no collector configured (nor config: cloud-init)",
             ));
         }
-        let fast = seconds(doc.path("interval/fast"), "interval/fast", HIGH)?;
-        let slow = seconds(doc.path("interval/slow"), "interval/slow", LOW)?;
         let max_datagram = match doc.path("network/max_datagram") {
             None => crate::wire::DEFAULT_MAX_DATAGRAM,
             Some(&Node::Int(n))
@@ -377,6 +385,17 @@ impl AgentConfig {
                 "interval/key_rotation",
                 1800,
             )?,
+            auth_resend: seconds(doc.path("interval/auth_resend"), "interval/auth_resend", 20)?,
+            auth_resend_chance: match doc.path("interval/auth_resend_chance") {
+                None => 50,
+                Some(&Node::Int(p)) if (0..=100).contains(&p) => p as u64,
+                Some(other) => {
+                    return Err(invalid(
+                        "interval/auth_resend_chance",
+                        format!("{} is not a percentage", other.to_json(false)),
+                    ))
+                }
+            },
             max_datagram,
             cloud_init,
         })

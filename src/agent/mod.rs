@@ -2,19 +2,25 @@
 //! See `man 8 opticon-agent`.
 
 pub mod builtin;
+pub mod cloud;
 pub mod config;
 pub mod exec;
 pub mod parse;
 pub mod sampler;
+pub mod send;
 
 use crate::conf::{self, Dict};
 use crate::model::json::{encode_host, value_node};
+use crate::svc;
 use builtin::Context;
 use config::AgentConfig;
 use getopts::Options;
 use sampler::Sampler;
+use send::{send_offset, Link};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 fn options() -> Options {
     let mut o = Options::new();
@@ -115,8 +121,201 @@ pub fn run(args: &[String]) -> i32 {
             }
         };
     }
-    eprintln!("opticon-agent: sending to collectors is not built yet; use --once");
-    1
+    match daemon(&m, &path, ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("opticon-agent: {e}");
+            svc::log::err(&e);
+            1
+        }
+    }
+}
+
+/// Everything needed to send, built from a config (again on SIGHUP).
+struct Running {
+    cfg: AgentConfig,
+    sampler: Sampler,
+    links: Vec<Link>,
+    host: Uuid,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Build the running state; fails with a message a user can act on.
+fn start(path: &std::path::Path, ctx: &Context) -> Result<Running, String> {
+    let mut cfg = AgentConfig::load(path).map_err(|e| e.to_string())?;
+    if let Some(url) = &cfg.cloud_init {
+        let body = cloud::http_get(url, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        cfg.collectors = vec![cloud::collector_from_metadata(&body).map_err(|e| e.to_string())?];
+    }
+    let configured = cfg.collectors.iter().find_map(|c| c.host);
+    let host = config::host_id(&ctx.root, configured).ok_or_else(|| {
+        "no host id: /sys/class/dmi/id/product_uuid and /etc/machine-id are unreadable; set host in the collector config"
+            .to_string()
+    })?;
+    let mut log = Vec::new();
+    let mut probe_ctx = ctx.clone();
+    probe_ctx.bind = cfg.collectors.iter().find_map(|c| c.bind.clone());
+    let sampler = Sampler::new(&cfg, probe_ctx, &mut log);
+    for line in log {
+        svc::log::warn(&line);
+    }
+    let rotation = Duration::from_secs(cfg.key_rotation);
+    let resend = Duration::from_secs(cfg.auth_resend);
+    let links = cfg
+        .collectors
+        .iter()
+        .map(|c| {
+            Link::new(
+                c.clone(),
+                host,
+                rotation,
+                resend,
+                cfg.auth_resend_chance,
+                cfg.max_datagram,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Running {
+        cfg,
+        sampler,
+        links,
+        host,
+    })
+}
+
+fn dump(path: &Option<PathBuf>, lane: &str, sample: &crate::model::HostMeters) {
+    if let Some(p) = path {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "--- {lane} ---\n{}", encode_host(sample, true));
+        }
+    }
+}
+
+impl Running {
+    /// Send `sample` to every collector, preceded by an auth datagram.
+    fn round(&mut self, lane: &str, sample: &crate::model::HostMeters, dump_to: &Option<PathBuf>) {
+        let now = unix_now();
+        dump(dump_to, lane, sample);
+        for link in &mut self.links {
+            if let Err(e) = link.auth(now) {
+                svc::log::warn(&format!("{}: {e}", link.name()));
+                continue;
+            }
+            if sample.is_empty() {
+                continue;
+            }
+            match link.sample(sample, now) {
+                Ok(n) => svc::log::debug(&format!(
+                    "{}: {lane} lane, {} meters in {n} datagrams",
+                    link.name(),
+                    sample.len()
+                )),
+                Err(e) => svc::log::warn(&format!("{}: {e}", link.name())),
+            }
+        }
+    }
+}
+
+fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<(), String> {
+    let level: svc::log::Level = m
+        .opt_str("loglevel")
+        .unwrap_or_else(|| "INFO".into())
+        .parse()
+        .map_err(|e: svc::log::BadLevel| e.to_string())?;
+    let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
+    svc::log::init("opticon-agent", &target, level).map_err(|e| format!("{target}: {e}"))?;
+    // Read everything that may need root (DMI host id, config) first.
+    let mut run = start(path, &ctx)?;
+    let pid_path = PathBuf::from(
+        m.opt_str("pidfile")
+            .unwrap_or_else(|| "/var/run/opticon-agent.pid".into()),
+    );
+    let pidfile = svc::daemon::Pidfile::create(&pid_path).map_err(|e| e.to_string())?;
+    if !m.opt_present("foreground") {
+        svc::daemon::detach().map_err(|e| e.to_string())?;
+        pidfile.refresh().map_err(|e| e.to_string())?;
+    }
+    if let Some((uid, gid)) = svc::daemon::service_user().map_err(|e| e.to_string())? {
+        pidfile.chown(uid, gid);
+        svc::log::chown(uid, gid);
+        svc::daemon::drop_to(uid, gid).map_err(|e| e.to_string())?;
+    }
+    svc::signals::install();
+    let dump_to = m.opt_str("dump-packets").map(PathBuf::from);
+    svc::log::info(&format!(
+        "opticon-agent {} started for host {} with {} probes, sending to {}",
+        env!("CARGO_PKG_VERSION"),
+        run.host,
+        run.sampler.probe_ids().len(),
+        run.links
+            .iter()
+            .map(Link::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut log = Vec::new();
+    run.sampler.run_all(&mut log);
+    let begin = Instant::now();
+    let mut next_slow = begin;
+    let mut next_fast = begin + send_offset(run.host, run.cfg.fast_interval);
+    while !svc::signals::terminating() {
+        if svc::signals::take_reload() {
+            match start(path, &ctx) {
+                Ok(fresh) => {
+                    run = fresh;
+                    run.sampler.run_all(&mut log);
+                    next_slow = Instant::now();
+                    svc::log::info(&format!("{}: configuration reloaded", path.display()));
+                }
+                Err(e) => svc::log::err(&format!(
+                    "reload failed, keeping the running configuration: {e}"
+                )),
+            }
+        }
+        let now = Instant::now();
+        run.sampler.run_due(now, &mut log);
+        for line in log.drain(..) {
+            svc::log::warn(&line);
+        }
+        if now >= next_slow {
+            let sample = run.sampler.take(Some(false), unix_now());
+            run.round("Slow", &sample, &dump_to);
+            next_slow += Duration::from_secs(run.cfg.slow_interval);
+        }
+        if now >= next_fast {
+            let sample = run.sampler.take(Some(true), unix_now());
+            run.round("Fast", &sample, &dump_to);
+            next_fast += Duration::from_secs(run.cfg.fast_interval);
+        }
+        for link in &mut run.links {
+            if let Err(e) = link.tick(now) {
+                svc::log::warn(&format!("{}: {e}", link.name()));
+            }
+        }
+        let mut wake = next_fast
+            .min(next_slow)
+            .min(now + Duration::from_millis(250));
+        if let Some(t) = run.sampler.next_due() {
+            wake = wake.min(t);
+        }
+        for t in run.links.iter().filter_map(Link::next_event) {
+            wake = wake.min(t);
+        }
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+    }
+    svc::log::info("opticon-agent exiting on signal");
+    drop(pidfile);
+    Ok(())
 }
 
 /// `--once`: every probe, rate probes after a one-second baseline.

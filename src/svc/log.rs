@@ -1,0 +1,182 @@
+//! Logging to a file, standard error or syslog, with the original's levels.
+//!
+//! File lines read `YYYY-mm-dd HH:MM:SS [LEVEL] message` (UTC). The target
+//! `@syslog` sends to syslog(3) under the program's name; `-` writes to
+//! standard error.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+/// How important a message is; messages below the configured level are
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The service cannot go on.
+    Crit,
+    /// Something failed.
+    Err,
+    /// Something is wrong but handled.
+    Warning,
+    /// Normal operation worth a line.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Crit => "CRIT",
+            Level::Err => "ERR",
+            Level::Warning => "WARNING",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+
+    fn syslog_priority(self) -> libc::c_int {
+        match self {
+            Level::Crit => libc::LOG_CRIT,
+            Level::Err => libc::LOG_ERR,
+            Level::Warning => libc::LOG_WARNING,
+            Level::Info => libc::LOG_INFO,
+            Level::Debug => libc::LOG_DEBUG,
+        }
+    }
+}
+
+/// A level name that is not one of CRIT, ERR, WARNING, INFO, DEBUG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLevel(pub String);
+
+impl std::fmt::Display for BadLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "log level {:?} is not CRIT, ERR, WARNING, INFO or DEBUG",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadLevel {}
+
+impl FromStr for Level {
+    type Err = BadLevel;
+    fn from_str(s: &str) -> Result<Level, BadLevel> {
+        match s.to_ascii_uppercase().as_str() {
+            "CRIT" => Ok(Level::Crit),
+            "ERR" | "ERROR" => Ok(Level::Err),
+            "WARNING" | "WARN" => Ok(Level::Warning),
+            "INFO" => Ok(Level::Info),
+            "DEBUG" => Ok(Level::Debug),
+            _ => Err(BadLevel(s.to_string())),
+        }
+    }
+}
+
+enum Target {
+    Stderr,
+    Syslog,
+    File(std::path::PathBuf),
+}
+
+struct Logger {
+    level: Level,
+    target: Target,
+}
+
+static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+
+/// Start logging to `target` (`@syslog`, `-`, or a file path) at `level`.
+/// A file is checked for writability now, so a bad path fails at start.
+pub fn init(program: &'static str, target: &str, level: Level) -> std::io::Result<()> {
+    let target = match target {
+        "@syslog" => {
+            // SAFETY: openlog keeps the pointer; `program` is 'static and
+            // NUL-terminated copies are leaked once per process.
+            let ident = Box::leak(format!("{program}\0").into_boxed_str());
+            unsafe { libc::openlog(ident.as_ptr().cast(), libc::LOG_PID, libc::LOG_DAEMON) };
+            Target::Syslog
+        }
+        "-" => Target::Stderr,
+        path => {
+            OpenOptions::new().create(true).append(true).open(path)?;
+            Target::File(path.into())
+        }
+    };
+    if let Ok(mut g) = LOGGER.lock() {
+        *g = Some(Logger { level, target });
+    }
+    Ok(())
+}
+
+fn stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let iso = crate::db::time::iso(now);
+    iso[..19].replace('T', " ")
+}
+
+/// Log one message.
+pub fn log(level: Level, msg: &str) {
+    let Ok(guard) = LOGGER.lock() else { return };
+    let Some(logger) = guard.as_ref() else {
+        eprintln!("[{}] {msg}", level.name());
+        return;
+    };
+    if level > logger.level {
+        return;
+    }
+    match &logger.target {
+        Target::Stderr => eprintln!("{} [{}] {msg}", stamp(), level.name()),
+        Target::File(path) => {
+            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+                let _ = writeln!(f, "{} [{}] {msg}", stamp(), level.name());
+            }
+        }
+        Target::Syslog => {
+            if let Ok(text) = std::ffi::CString::new(msg.replace('\0', " ")) {
+                // SAFETY: a constant format string and a NUL-terminated argument.
+                unsafe { libc::syslog(level.syslog_priority(), c"%s".as_ptr(), text.as_ptr()) };
+            }
+        }
+    }
+}
+
+/// Log at INFO.
+pub fn info(msg: &str) {
+    log(Level::Info, msg);
+}
+
+/// Log at WARNING.
+pub fn warn(msg: &str) {
+    log(Level::Warning, msg);
+}
+
+/// Log at ERR.
+pub fn err(msg: &str) {
+    log(Level::Err, msg);
+}
+
+/// Log at DEBUG.
+pub fn debug(msg: &str) {
+    log(Level::Debug, msg);
+}
+
+/// Hand a log file to the user the service drops to, so it can go on
+/// appending to it.
+pub fn chown(uid: u32, gid: u32) {
+    if let Ok(g) = LOGGER.lock() {
+        if let Some(Logger {
+            target: Target::File(path),
+            ..
+        }) = g.as_ref()
+        {
+            let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Service toolkit shared by the daemons (the original's `libsvc`):
+//! logging, pid files, detaching, signals and privilege dropping.
+
+pub mod daemon;
+pub mod log;
+pub mod signals;
