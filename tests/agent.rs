@@ -215,7 +215,15 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
     let dir = Dir::new("push");
     let mut rx = Receiver::new();
-    let mut child = agent(&dir, &config(rx.port(), ""), &["-f"]);
+    // A probe that hangs must not hold up the others or the sends.
+    let probes = r#"probes { slow { type exec call "sleep 20" interval 1 }
+                  hello { type exec call "echo '{\"hello\": 42}'" frequency high } }"#;
+    let dump = dir.path("dump");
+    let mut child = agent(
+        &dir,
+        &config(rx.port(), probes),
+        &["-f", "-D", dump.to_str().unwrap()],
+    );
     rx.pump(Duration::from_millis(6500));
 
     assert!(
@@ -241,6 +249,7 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
     assert!(rx.largest <= 1400, "datagram of {} bytes", rx.largest);
     let all = rx.merged();
     for meter in [
+        "hello",
         "hostname",
         "os/kernel",
         "mem/total",
@@ -265,6 +274,12 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
         rx.session_keys.len() >= 2,
         "the session key was never rotated"
     );
+    let dumped = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        dumped.contains("--- Fast ---") && dumped.contains("--- Slow ---"),
+        "{dumped}"
+    );
+    assert!(dumped.contains("\"hello\": 42"), "{dumped}");
     assert!(rx.resends >= 1, "no auth datagram was resent");
 
     // The collector restarts: it forgets every session. The next fast

@@ -131,6 +131,9 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
+/// Worker threads for command probes.
+const PROBE_THREADS: usize = 4;
+
 /// Everything needed to send, built from a config (again on SIGHUP).
 struct Running {
     cfg: AgentConfig,
@@ -160,7 +163,10 @@ fn start(path: &std::path::Path, ctx: &Context) -> Result<Running, String> {
     let mut log = Vec::new();
     let mut probe_ctx = ctx.clone();
     probe_ctx.bind = cfg.collectors.iter().find_map(|c| c.bind.clone());
-    let sampler = Sampler::new(&cfg, probe_ctx, &mut log);
+    let mut sampler = Sampler::new(&cfg, probe_ctx, &mut log);
+    sampler
+        .use_pool(PROBE_THREADS)
+        .map_err(|e| format!("cannot start probe threads: {e}"))?;
     for line in log {
         svc::log::warn(&line);
     }

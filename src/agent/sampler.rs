@@ -8,7 +8,16 @@ use super::builtin::{Builtin, Context, Readings};
 use super::config::{AgentConfig, ProbeKind, ProbeSpec};
 use super::exec::{self, Verdict};
 use crate::model::{Array, HostMeters, MeterName, MeterValue};
+use crate::svc::pool::Pool;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
+
+/// What a command probe run on the pool sends back.
+enum Outcome {
+    Readings(Readings),
+    Verdict(Verdict),
+    Failed(String, Option<Verdict>),
+}
 
 /// One probe and what it last produced.
 struct Probe {
@@ -18,6 +27,7 @@ struct Probe {
     results: Readings,
     verdict: Option<Verdict>,
     fresh: bool,
+    running: bool,
 }
 
 /// All probes of the agent.
@@ -25,6 +35,10 @@ pub struct Sampler {
     probes: Vec<Probe>,
     ctx: Context,
     fast_interval: u64,
+    /// Runs command probes off the main loop, so a slow one delays nothing.
+    pool: Option<Pool>,
+    done_tx: Sender<(usize, Outcome)>,
+    done_rx: Receiver<(usize, Outcome)>,
 }
 
 /// Lines for the log: what failed or was disabled.
@@ -76,13 +90,90 @@ impl Sampler {
                 results: Vec::new(),
                 verdict: None,
                 fresh: false,
+                running: false,
             });
         }
+        let (done_tx, done_rx) = mpsc::channel();
         Sampler {
             probes,
             ctx,
             fast_interval: cfg.fast_interval,
+            pool: None,
+            done_tx,
+            done_rx,
         }
+    }
+
+    /// Run command probes on `threads` worker threads from now on.
+    pub fn use_pool(&mut self, threads: usize) -> std::io::Result<()> {
+        self.pool = Some(Pool::new("probe", threads)?);
+        Ok(())
+    }
+
+    /// Take in what finished on the pool.
+    fn collect(&mut self, log: &mut Log) {
+        while let Ok((i, outcome)) = self.done_rx.try_recv() {
+            let Some(p) = self.probes.get_mut(i) else {
+                continue;
+            };
+            p.running = false;
+            match outcome {
+                Outcome::Readings(r) => {
+                    p.results = r;
+                    p.fresh = true;
+                }
+                Outcome::Verdict(v) => {
+                    p.verdict = Some(v);
+                    p.fresh = true;
+                }
+                Outcome::Failed(why, verdict) => {
+                    log.push(format!("probe {}: {why}", p.spec.id));
+                    if verdict.is_some() {
+                        p.verdict = verdict;
+                        p.fresh = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Start a command probe on the pool; false when there is no pool.
+    fn submit(&self, i: usize) -> bool {
+        let Some(pool) = &self.pool else { return false };
+        let spec = self.probes[i].spec.clone();
+        let tx = self.done_tx.clone();
+        pool.submit(move || {
+            let outcome = match &spec.kind {
+                ProbeKind::Exec(call) => {
+                    let mut out = Vec::new();
+                    match exec::run_exec(call, &spec.options, spec.timeout, &mut out) {
+                        Ok(()) => Outcome::Readings(out),
+                        Err(e) => Outcome::Failed(e.to_string(), None),
+                    }
+                }
+                ProbeKind::Nagios(call) => {
+                    match exec::run_nagios(call, &spec.options, spec.timeout) {
+                        Ok((v, _)) => Outcome::Verdict(v),
+                        Err(e) => Outcome::Failed(e.to_string(), Some(Verdict::Alert)),
+                    }
+                }
+                ProbeKind::Builtin(_) => return,
+            };
+            let _ = tx.send((i, outcome));
+        })
+    }
+
+    /// Run probe `i` now: built-ins inline, commands on the pool if any.
+    fn start(&mut self, i: usize, log: &mut Log) {
+        if self.probes[i].running {
+            return;
+        }
+        let is_command = !matches!(self.probes[i].spec.kind, ProbeKind::Builtin(_));
+        if is_command && self.submit(i) {
+            self.probes[i].running = true;
+            return;
+        }
+        Self::run_one(&mut self.probes[i], &self.ctx, log);
     }
 
     /// Ids of the active probes.
@@ -117,18 +208,20 @@ impl Sampler {
 
     /// Run every probe whose time has come.
     pub fn run_due(&mut self, now: Instant, log: &mut Log) {
-        for p in &mut self.probes {
-            if p.next <= now {
-                Self::run_one(p, &self.ctx, log);
-                p.next = now + Duration::from_secs(p.spec.interval);
+        self.collect(log);
+        for i in 0..self.probes.len() {
+            if self.probes[i].next <= now {
+                self.start(i, log);
+                self.probes[i].next = now + Duration::from_secs(self.probes[i].spec.interval);
             }
         }
     }
 
     /// Run every probe now, regardless of schedule.
     pub fn run_all(&mut self, log: &mut Log) {
-        for p in &mut self.probes {
-            Self::run_one(p, &self.ctx, log);
+        self.collect(log);
+        for i in 0..self.probes.len() {
+            self.start(i, log);
         }
     }
 
