@@ -513,3 +513,76 @@ fn live_once_on_this_machine() {
             && doc.path("pcpu").is_some()
     );
 }
+
+#[test]
+fn shipped_probe_scripts_print_usable_json() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/probes");
+    let t = Duration::from_secs(30);
+    let mdstat = vec![(
+        "mdstat".to_string(),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mdstat/degraded"
+        )
+        .to_string(),
+    )];
+    let mut raid = Vec::new();
+    exec::run_exec(&format!("{dir}/raid.probe"), &mdstat, t, &mut raid).unwrap();
+    assert_eq!(get(&raid, "raid/dev"), &strs(&["md0", "md1", "md2"]));
+    assert_eq!(
+        get(&raid, "raid/state"),
+        &strs(&["ok", "degraded", "recovering"])
+    );
+    assert_eq!(
+        get(&raid, "raid/fail"),
+        &MeterValue::Array(Array::Int(vec![0, 1, 1]))
+    );
+    let missing = vec![("mdstat".to_string(), "/nonexistent".to_string())];
+    let mut none = Vec::new();
+    exec::run_exec(&format!("{dir}/raid.probe"), &missing, t, &mut none).unwrap();
+    assert_eq!(
+        none,
+        vec![("raid".to_string(), MeterValue::Array(Array::Int(vec![])))]
+    );
+    assert!(
+        exec::run_command(&format!("{dir}/raid.check"), &missing, t)
+            .unwrap()
+            .code
+            != 0
+    );
+    // Whatever this machine has, the other two print valid meters.
+    let mut docker = Vec::new();
+    exec::run_exec(&format!("{dir}/docker.probe"), &[], t, &mut docker).unwrap();
+    assert!(
+        docker
+            .iter()
+            .any(|(n, _)| n == "cntr" || n.starts_with("cntr/")),
+        "{docker:?}"
+    );
+    let mut updates = Vec::new();
+    exec::run_exec(&format!("{dir}/updates.probe"), &[], t, &mut updates).unwrap();
+    assert!(updates.iter().any(|(n, _)| n == "pkgm/inq"), "{updates:?}");
+}
+
+#[test]
+fn the_example_config_loads() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/etc/opticon-agent.conf"
+    ));
+    let cfg = AgentConfig::load(path).unwrap();
+    assert_eq!(cfg.collectors[0].port, 1047);
+    assert_eq!(
+        (
+            cfg.fast_interval,
+            cfg.slow_interval,
+            cfg.key_rotation,
+            cfg.max_datagram
+        ),
+        (60, 300, 1800, 1400)
+    );
+    assert!(cfg
+        .probes
+        .iter()
+        .any(|p| p.id == "raid" && p.check.is_some()));
+}
