@@ -35,6 +35,7 @@ lint:
 bench:
 	scripts/bench-wire
 	scripts/bench-db
+	scripts/bench-agent
 
 clean:
 	$(CARGO) clean

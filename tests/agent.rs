@@ -51,7 +51,11 @@ struct Receiver {
 
 impl Receiver {
     fn new() -> Receiver {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Receiver::on("127.0.0.1:0")
+    }
+
+    fn on(addr: &str) -> Receiver {
+        let sock = UdpSocket::bind(addr).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let key: [u8; 32] = opticon::base64::decode(KEY).unwrap().try_into().unwrap();
@@ -419,4 +423,38 @@ fn cloud_init_reads_the_collector_from_the_metadata_service() {
             .to_string()
             .contains("missing")
     );
+}
+
+#[test]
+fn several_collectors_ipv4_and_ipv6_each_get_their_own_session() {
+    let dir = Dir::new("multi");
+    let mut v4 = Receiver::new();
+    let Ok(sock6) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    drop(sock6);
+    let mut v6 = Receiver::on("[::1]:0");
+    let conf = format!(
+        "collector [ {{ address 127.0.0.1 port {} tenant {TENANT} key \"{KEY}\" }}\n\
+                     {{ address \"::1\" port {} tenant {TENANT} key \"{KEY}\" }} ]\n\
+         interval {{ fast 1 slow 2 }}\n",
+        v4.port(),
+        v6.port()
+    );
+    let mut child = agent(&dir, &conf, &["-f"]);
+    let end = Instant::now() + Duration::from_millis(3000);
+    while Instant::now() < end {
+        v4.pump(Duration::from_millis(100));
+        v6.pump(Duration::from_millis(100));
+    }
+    signal(&child, libc::SIGTERM);
+    wait_exit(&mut child, Duration::from_secs(3)).expect("agent did not exit");
+    for (name, rx) in [("IPv4", &v4), ("IPv6", &v6)] {
+        assert!(rx.meters_ok >= 1, "{name}: no samples; {:?}", rx.rejected);
+        assert!(rx.merged().get("hostname").is_some(), "{name}: no hostname");
+    }
+    let s4: HashSet<u64> = v4.sessions.keys().copied().collect();
+    let s6: HashSet<u64> = v6.sessions.keys().copied().collect();
+    assert!(s4.is_disjoint(&s6), "each collector has its own session");
 }

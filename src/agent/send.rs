@@ -221,3 +221,28 @@ pub fn send_offset(host: Uuid, interval: u64) -> Duration {
     let millis = interval.max(1) * 1000;
     Duration::from_millis(u64::from_be_bytes(b) % millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spread_hosts_over_the_interval() {
+        let offsets: Vec<Duration> = (0..200u128)
+            .map(|i| send_offset(Uuid::from_u128(i), 60))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < Duration::from_secs(60)));
+        assert_eq!(
+            send_offset(Uuid::from_u128(7), 60),
+            send_offset(Uuid::from_u128(7), 60)
+        );
+        let early = offsets
+            .iter()
+            .filter(|o| **o < Duration::from_secs(30))
+            .count();
+        assert!(
+            (60..140).contains(&early),
+            "{early} of 200 in the first half"
+        );
+    }
+}

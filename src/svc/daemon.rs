@@ -110,23 +110,32 @@ pub fn detach() -> Result<(), StartError> {
     Ok(())
 }
 
+/// The uid and gid of `name` in a passwd(5) text.
+pub fn passwd_entry(passwd: &str, name: &str) -> Option<(u32, u32)> {
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.first() == Some(&name))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
 /// The uid and gid to run as when started as root: `opticon`, else
 /// `nobody`. `None` when not running as root.
+///
+/// Read from `/etc/passwd` directly: getpwnam(3) goes through NSS, which a
+/// statically linked binary cannot load safely (it crashes in
+/// libnss_systemd).
 pub fn service_user() -> Result<Option<(u32, u32)>, StartError> {
     // SAFETY: geteuid has no memory effects.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(None);
     }
-    for name in [c"opticon", c"nobody"] {
-        // SAFETY: getpwnam returns a pointer to static storage or null.
-        let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-        if !pw.is_null() {
-            // SAFETY: pw is non-null and points to a passwd record.
-            let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-            return Ok(Some((uid, gid)));
-        }
-    }
-    Err(StartError::NoUser)
+    let passwd = fs::read_to_string("/etc/passwd").map_err(sys("/etc/passwd"))?;
+    ["opticon", "nobody"]
+        .iter()
+        .find_map(|name| passwd_entry(&passwd, name))
+        .map(Some)
+        .ok_or(StartError::NoUser)
 }
 
 /// Become `uid`/`gid` for good (supplementary groups cleared).
@@ -148,4 +157,18 @@ pub fn drop_to(uid: u32, gid: u32) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lookup() {
+        let text =
+            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n";
+        assert_eq!(passwd_entry(text, "nobody"), Some((65534, 65534)));
+        assert_eq!(passwd_entry(text, "opticon"), None);
+        assert_eq!(passwd_entry("broken:x:zz:1\n", "broken"), None);
+    }
 }
