@@ -62,8 +62,7 @@ fn options() -> Options {
         "read /proc, /sys and /etc below DIR (for testing)",
         "DIR",
     );
-    o.optflag("h", "help", "print this help");
-    o.optflag("v", "version", "print the version");
+    svc::cli::standard(&mut o);
     o
 }
 
@@ -71,27 +70,12 @@ fn options() -> Options {
 /// returns the exit status.
 pub fn run(args: &[String]) -> i32 {
     let opts = options();
-    let m = match opts.parse(args) {
+    let m = match svc::cli::parse("opticon-agent", &opts, args, "[options]", "") {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("opticon-agent: {e}\nTry 'opticon-agent --help'.");
-            return 2;
-        }
+        Err(status) => return status,
     };
-    if m.opt_present("help") {
-        print!("{}", opts.usage("Usage: opticon-agent [options]"));
-        return 0;
-    }
-    if m.opt_present("version") {
-        println!("opticon-agent {}", env!("CARGO_PKG_VERSION"));
-        return 0;
-    }
-    if !m.free.is_empty() {
-        eprintln!(
-            "opticon-agent: unexpected argument {:?}\nTry 'opticon-agent --help'.",
-            m.free[0]
-        );
-        return 2;
+    if let Some(extra) = m.free.first() {
+        return svc::cli::usage_error("opticon-agent", &format!("unexpected argument {extra:?}"));
     }
     let explicit = m.opt_str("config-path").map(PathBuf::from);
     let path = explicit.clone().unwrap_or_else(config::default_path);

@@ -21,8 +21,6 @@ pub const DEFAULT_PATH: &str = "/var/opticon/db";
 
 /// Exit status for a failed command.
 const EXIT_FAIL: i32 = 1;
-/// Exit status for a command line that is not understood.
-const EXIT_USAGE: i32 = 2;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -111,8 +109,7 @@ fn options() -> Options {
     );
     o.optflag("", "repair", "fsck: repair what it finds");
     o.optflag("j", "json", "print JSON");
-    o.optflag("h", "help", "print this help");
-    o.optflag("v", "version", "print the version");
+    crate::svc::cli::standard(&mut o);
     o
 }
 
@@ -120,28 +117,19 @@ fn options() -> Options {
 /// returns the exit status.
 pub fn run(args: &[String]) -> i32 {
     let opts = options();
-    let m = match opts.parse(args) {
+    let help = format!("Commands:\n{COMMANDS}");
+    let m = match crate::svc::cli::parse(
+        "opticon-db",
+        &opts,
+        args,
+        "[options] COMMAND [ARGS]",
+        &help,
+    ) {
         Ok(m) => m,
-        Err(e) => {
-            eprintln!("opticon-db: {e}\nTry 'opticon-db --help'.");
-            return EXIT_USAGE;
-        }
+        Err(status) => return status,
     };
-    if m.opt_present("help") {
-        print!(
-            "{}",
-            opts.usage("Usage: opticon-db [options] COMMAND [ARGS]")
-        );
-        println!("\nCommands:\n{COMMANDS}");
-        return 0;
-    }
-    if m.opt_present("version") {
-        println!("opticon-db {}", env!("CARGO_PKG_VERSION"));
-        return 0;
-    }
     let Some(command) = m.free.first().cloned() else {
-        eprintln!("opticon-db: no command given\nTry 'opticon-db --help'.");
-        return EXIT_USAGE;
+        return crate::svc::cli::usage_error("opticon-db", "no command given");
     };
     let tool = Tool {
         db: Db::new(m.opt_str("path").unwrap_or_else(|| DEFAULT_PATH.into())),
@@ -150,10 +138,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     match tool.command(&command, &m) {
         Ok(code) => code,
-        Err(CliError::Usage(msg)) => {
-            eprintln!("opticon-db: {msg}\nTry 'opticon-db --help'.");
-            EXIT_USAGE
-        }
+        Err(CliError::Usage(msg)) => crate::svc::cli::usage_error("opticon-db", &msg),
         Err(CliError::Db(e)) => {
             eprintln!("opticon-db: {e}");
             EXIT_FAIL
