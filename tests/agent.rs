@@ -458,3 +458,52 @@ fn several_collectors_ipv4_and_ipv6_each_get_their_own_session() {
     let s6: HashSet<u64> = v6.sessions.keys().copied().collect();
     assert!(s4.is_disjoint(&s6), "each collector has its own session");
 }
+
+#[test]
+fn detaches_into_the_background_with_a_pid_file() {
+    let dir = Dir::new("detach");
+    let mut rx = Receiver::new();
+    let mut parent = agent(&dir, &config(rx.port(), ""), &[]);
+    let status = wait_exit(&mut parent, Duration::from_secs(5))
+        .expect("the starting process did not return");
+    assert!(status.success(), "{status:?}");
+    rx.pump(Duration::from_millis(1500));
+    assert!(rx.meters_ok >= 1, "the detached agent sent nothing");
+    let pid: i32 = std::fs::read_to_string(dir.path("agent.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        pid,
+        parent.id() as i32,
+        "the pid file names the daemon, not the starter"
+    );
+    // SAFETY: signals the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let end = Instant::now() + Duration::from_secs(3);
+    while dir.path("agent.pid").exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !dir.path("agent.pid").exists(),
+        "pid file left after SIGTERM"
+    );
+    // Gone, or a zombie nobody reaps yet (its parent is this container's
+    // init after the double fork): either way it no longer runs.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| {
+                st.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    != Some("Z")
+            })
+            .unwrap_or(false)
+    };
+    let end = Instant::now() + Duration::from_secs(3);
+    while running() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(), "daemon still running");
+}
