@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod base64;
+pub mod collector;
 pub mod conf;
 pub mod crypto;
 pub mod db;

@@ -1,0 +1,717 @@
+//! `opticon-collector`: receives, verifies and stores every host's
+//! samples, and judges each host's status. See `man 8 opticon-collector`.
+//!
+//! This is the collector's core: the receive path with a counted reason
+//! for every rejected datagram, tenant keys cached in memory (no disk
+//! access on the rejection path, refreshed when `tenant.conf` changes),
+//! sessions that never touch the disk, per-host state restored from the
+//! latest record after a restart, and aligned write cycles that judge
+//! every host and append one record each, with one batched sync.
+
+pub mod judge;
+
+use crate::conf::{self, Dict, Node};
+use crate::crypto::SealKey;
+use crate::db::meters::{self, MeterDef, Origin};
+use crate::db::tenant::{HOST_FILE, HOST_LOG, TENANT_FILE};
+use crate::db::{host, log as hostlog, Db, HostWriter};
+use crate::model::binary::apply_payload;
+use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar, Status};
+use crate::svc;
+use crate::wire::{peek, Datagram, Rejection, ReplayWindow, DEFAULT_MAX_SKEW};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
+
+/// The collector's settings (`opticon-collector.conf`).
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database root.
+    pub db: PathBuf,
+    /// Seconds between write cycles (records per host).
+    pub write_interval: u64,
+    /// Seconds without a datagram before a host is STALE.
+    pub stale: u64,
+    /// Seconds after which a meter not refreshed is dropped.
+    pub meter_expiry: i64,
+    /// Seconds between checks for changed tenants.
+    pub tenant_refresh: u64,
+    /// Tolerated clock difference of auth datagrams.
+    pub max_skew: i64,
+    /// Requested kernel receive buffer.
+    pub rcvbuf: usize,
+}
+
+fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
+    match doc.path(key) {
+        None => Ok(default),
+        Some(Node::Int(n)) if *n > 0 => Ok(*n as u64),
+        Some(other) => Err(format!(
+            "{key}: {} is not a positive number",
+            other.to_json(false)
+        )),
+    }
+}
+
+impl CollectorConfig {
+    /// Read the settings from a parsed config document.
+    pub fn from_dict(doc: &Dict) -> Result<CollectorConfig, String> {
+        let port = match doc.path("network/port") {
+            None => 1047,
+            Some(Node::Int(p)) if (1..=65535).contains(p) => *p as u16,
+            Some(other) => {
+                return Err(format!(
+                    "network/port: {} is not a port",
+                    other.to_json(false)
+                ))
+            }
+        };
+        let address = match doc.path("network/address").and_then(Node::as_str) {
+            None | Some("*") => "::".to_string(),
+            Some(a) => a.to_string(),
+        };
+        let ip: std::net::IpAddr = address
+            .parse()
+            .map_err(|_| format!("network/address: {address:?} is not an address"))?;
+        Ok(CollectorConfig {
+            listen: SocketAddr::new(ip, port),
+            db: PathBuf::from(
+                doc.path("database/path")
+                    .and_then(Node::as_str)
+                    .unwrap_or("/var/opticon/db"),
+            ),
+            write_interval: seconds(doc, "interval/write", 60)?,
+            stale: seconds(doc, "interval/stale", 80)?,
+            meter_expiry: seconds(doc, "interval/meter_expiry", 600)? as i64,
+            tenant_refresh: seconds(doc, "interval/tenant_refresh", 5)?,
+            max_skew: seconds(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
+            rcvbuf: seconds(doc, "network/rcvbuf", 8 << 20)? as usize,
+        })
+    }
+}
+
+/// What the collector knows of one tenant, kept in memory.
+struct TenantInfo {
+    key: SealKey,
+    defs: Vec<MeterDef>,
+    modified: Option<SystemTime>,
+}
+
+/// One open session.
+struct Session {
+    tenant: Uuid,
+    host: Uuid,
+    key: SealKey,
+    window: ReplayWindow,
+}
+
+/// Modification times of `tenant.conf` and `host.conf` that a host's
+/// definitions were built from.
+type DefsStamp = (Option<SystemTime>, Option<SystemTime>);
+
+/// One host's live state.
+struct HostState {
+    meters: HostMeters,
+    badness: f64,
+    status: Status,
+    last_seen: Instant,
+    remote: SocketAddr,
+    writer: Option<HostWriter>,
+    /// Definitions, with the tenant's and the host's file times they
+    /// were built from.
+    defs: Option<(DefsStamp, Vec<MeterDef>)>,
+}
+
+/// Counters of what arrived, by outcome.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams read from the socket.
+    pub received: u64,
+    /// Datagrams accepted.
+    pub accepted: u64,
+    /// Rejections by reason (the names of `Rejection::counter`).
+    pub rejected: HashMap<&'static str, u64>,
+}
+
+/// The collector's whole state.
+pub struct Collector {
+    cfg: CollectorConfig,
+    db: Db,
+    global: Vec<MeterDef>,
+    tenants: HashMap<Uuid, TenantInfo>,
+    sessions: HashMap<u64, Session>,
+    hosts: HashMap<(Uuid, Uuid), HostState>,
+    /// What arrived so far.
+    pub counters: Counters,
+    plain: Vec<u8>,
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
+    if let Ok(n) = MeterName::new(name) {
+        let _ = meters.set(n, value, time);
+    }
+}
+
+impl Collector {
+    /// A collector over `cfg.db` with the global meter definitions
+    /// (defaults overlaid with `opticon-meter.conf`).
+    pub fn new(cfg: CollectorConfig, global: Vec<MeterDef>) -> Collector {
+        let db = Db::new(&cfg.db);
+        let mut c = Collector {
+            cfg,
+            db,
+            global,
+            tenants: HashMap::new(),
+            sessions: HashMap::new(),
+            hosts: HashMap::new(),
+            counters: Counters::default(),
+            plain: Vec::with_capacity(65536),
+        };
+        c.refresh_tenants();
+        c
+    }
+
+    /// Load new or changed tenants (key, meter definitions) and forget
+    /// deleted ones; unchanged tenants cost one stat.
+    pub fn refresh_tenants(&mut self) {
+        let ids = match self.db.tenant_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                svc::log::err(&format!("cannot list tenants: {e}"));
+                return;
+            }
+        };
+        self.tenants.retain(|id, _| ids.contains(id));
+        for id in ids {
+            let modified = mtime(&self.db.tenant_dir(id).join(TENANT_FILE));
+            if self
+                .tenants
+                .get(&id)
+                .is_some_and(|t| t.modified == modified)
+            {
+                continue;
+            }
+            let loaded = self
+                .db
+                .tenant(id)
+                .and_then(|t| Ok((t, self.db.tenant_doc(id)?)));
+            match loaded {
+                Ok((tenant, doc)) => {
+                    let mut defs = self.global.clone();
+                    if let Some(Node::Dict(md)) = doc.get("meter") {
+                        if let Err(e) = meters::overlay(&mut defs, md, Origin::Tenant) {
+                            svc::log::warn(&format!("tenant {id}: {e}"));
+                        }
+                    }
+                    self.tenants.insert(
+                        id,
+                        TenantInfo {
+                            key: SealKey::new(&tenant.key.0),
+                            defs,
+                            modified,
+                        },
+                    );
+                }
+                Err(e) => svc::log::warn(&format!("tenant {id}: {e}")),
+            }
+        }
+    }
+
+    fn reject(&mut self, r: &Rejection) {
+        *self.counters.rejected.entry(r.counter()).or_default() += 1;
+    }
+
+    /// Handle one datagram from `from`.
+    pub fn handle(&mut self, d: &[u8], from: SocketAddr) {
+        self.counters.received += 1;
+        match self.open(d, from) {
+            Ok(()) => self.counters.accepted += 1,
+            Err(r) => self.reject(&r),
+        }
+    }
+
+    fn open(&mut self, d: &[u8], from: SocketAddr) -> Result<(), Rejection> {
+        match peek(d)? {
+            Datagram::Auth(a) => {
+                let tenant = self
+                    .tenants
+                    .get(&a.tenant)
+                    .ok_or(Rejection::UnknownTenant)?;
+                let now = unix_now();
+                match self.sessions.get_mut(&a.session) {
+                    Some(s) if s.tenant == a.tenant => {
+                        let body =
+                            a.open(&tenant.key, Some(&mut s.window), now, self.cfg.max_skew)?;
+                        if body.host != s.host {
+                            return Err(Rejection::Malformed);
+                        }
+                        s.key = SealKey::new(&body.session_key);
+                    }
+                    // A session id taken by another tenant is not reused.
+                    Some(_) => return Err(Rejection::Malformed),
+                    None => {
+                        let mut window = ReplayWindow::new();
+                        let body =
+                            a.open(&tenant.key, Some(&mut window), now, self.cfg.max_skew)?;
+                        if body.host.is_nil() || body.host == Uuid::max() {
+                            return Err(Rejection::Malformed);
+                        }
+                        let key = SealKey::new(&body.session_key);
+                        self.sessions.insert(
+                            a.session,
+                            Session {
+                                tenant: a.tenant,
+                                host: body.host,
+                                key,
+                                window,
+                            },
+                        );
+                    }
+                }
+                let (tenant, host) = (a.tenant, self.sessions[&a.session].host);
+                self.touch(tenant, host, from);
+                Ok(())
+            }
+            Datagram::Meter(m) => {
+                let s = self
+                    .sessions
+                    .get_mut(&m.session)
+                    .ok_or(Rejection::UnknownSession)?;
+                // The buffer is reused across datagrams; moved out while
+                // the payload it holds is merged.
+                let mut plain = std::mem::take(&mut self.plain);
+                let result = m
+                    .open(&s.key, &mut s.window, &mut plain)
+                    .map(|_| (s.tenant, s.host));
+                let merged = result.and_then(|key| {
+                    self.touch(key.0, key.1, from);
+                    let state = self.hosts.get_mut(&key).ok_or(Rejection::UnknownSession)?;
+                    apply_payload(&mut state.meters, &plain)
+                        .map(|_| ())
+                        .map_err(Rejection::BadPayload)
+                });
+                self.plain = plain;
+                merged
+            }
+        }
+    }
+
+    /// Note that a host was heard from, creating its state (restored from
+    /// its latest stored record: meters, badness and status survive a
+    /// collector restart).
+    fn touch(&mut self, tenant: Uuid, host: Uuid, from: SocketAddr) {
+        let now = Instant::now();
+        if let Some(h) = self.hosts.get_mut(&(tenant, host)) {
+            h.last_seen = now;
+            h.remote = from;
+            return;
+        }
+        let dir = self.db.host_dir(tenant, host);
+        let mut state = HostState {
+            meters: HostMeters::new(),
+            badness: 0.0,
+            status: Status::Unset,
+            last_seen: now,
+            remote: from,
+            writer: None,
+            defs: None,
+        };
+        if let Ok(Some((_, meters))) = host::latest(&dir) {
+            if let Some(MeterValue::Scalar(Scalar::Frac(b))) =
+                meters.get("badness").map(|m| &m.value)
+            {
+                state.badness = *b;
+            }
+            if let Some(MeterValue::Scalar(Scalar::Str(s))) = meters.get("status").map(|m| &m.value)
+            {
+                state.status = parse_status(s);
+            }
+            state.meters = meters;
+            state.meters.stamp(unix_now());
+        }
+        svc::log::info(&format!(
+            "host {host} of tenant {tenant} seen from {}",
+            from.ip()
+        ));
+        self.hosts.insert((tenant, host), state);
+    }
+
+    /// The definitions that apply to a host: the tenant's, overlaid with
+    /// the host's `host.conf` (re-read when it changes).
+    fn host_defs(&mut self, tenant: Uuid, host: Uuid) -> Vec<MeterDef> {
+        let (base, tenant_modified) = match self.tenants.get(&tenant) {
+            Some(t) => (t.defs.clone(), t.modified),
+            None => (self.global.clone(), None),
+        };
+        let path = self.db.host_dir(tenant, host).join(HOST_FILE);
+        let modified = mtime(&path);
+        let stamp = (tenant_modified, modified);
+        let Some(state) = self.hosts.get_mut(&(tenant, host)) else {
+            return base;
+        };
+        if let Some((m, defs)) = &state.defs {
+            if *m == stamp {
+                return defs.clone();
+            }
+        }
+        let mut defs = base;
+        if modified.is_some() {
+            if let Ok(doc) = conf::load_file(&path) {
+                if let Some(Node::Dict(md)) = doc.get("meter") {
+                    let _ = meters::overlay(&mut defs, md, Origin::Host);
+                }
+            }
+        }
+        state.defs = Some((stamp, defs.clone()));
+        defs
+    }
+
+    /// One write cycle: judge every host and store one record each, then
+    /// make the cycle durable with one sync.
+    pub fn write_cycle(&mut self) {
+        let now = unix_now();
+        let keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
+        let mut written = 0;
+        for key in keys {
+            if !self.tenants.contains_key(&key.0) {
+                self.hosts.remove(&key);
+                continue;
+            }
+            let defs = self.host_defs(key.0, key.1);
+            let stale = Duration::from_secs(self.cfg.stale);
+            let dir = self.db.host_dir(key.0, key.1);
+            let Some(h) = self.hosts.get_mut(&key) else {
+                continue;
+            };
+            let old = h.status;
+            if h.last_seen.elapsed() > stale {
+                h.status = Status::Stale;
+                h.meters.stamp(now);
+            } else {
+                h.meters.expire(now, self.cfg.meter_expiry);
+                let v = judge::judge(&h.meters, &defs, h.badness);
+                h.badness = v.badness;
+                h.status = v.status;
+                let problems = MeterValue::Array(Array::Str(v.problems));
+                set(&mut h.meters, "problems", problems, now);
+            }
+            set(
+                &mut h.meters,
+                "status",
+                MeterValue::Scalar(Scalar::Str(h.status.as_str().into())),
+                now,
+            );
+            let badness = (h.badness * 1000.0).round() / 1000.0;
+            set(
+                &mut h.meters,
+                "badness",
+                MeterValue::Scalar(Scalar::Frac(badness)),
+                now,
+            );
+            set(
+                &mut h.meters,
+                "link/ip",
+                MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string())),
+                now,
+            );
+            if old != h.status {
+                let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
+                svc::log::info(&format!("host {}: {msg}", key.1));
+                if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+                    svc::log::warn(&e.to_string());
+                }
+            }
+            if h.writer.is_none() {
+                match self.db.writer(key.0, key.1) {
+                    Ok(w) => {
+                        for r in &w.repairs {
+                            svc::log::warn(&format!(
+                                "{}: cut torn tail ({} -> {} bytes)",
+                                r.path.display(),
+                                r.from,
+                                r.to
+                            ));
+                        }
+                        h.writer = Some(w);
+                    }
+                    Err(e) => {
+                        svc::log::err(&format!("host {}: {e}", key.1));
+                        continue;
+                    }
+                }
+            }
+            if let Some(w) = &mut h.writer {
+                match w.append(now, &h.meters) {
+                    Ok(_) => written += 1,
+                    Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
+                }
+            }
+        }
+        if written > 0 {
+            if let Err(e) = self.db.sync() {
+                svc::log::err(&format!("sync: {e}"));
+            }
+        }
+        svc::log::debug(&format!(
+            "write cycle: {written} records, {} sessions",
+            self.sessions.len()
+        ));
+    }
+
+    /// Close every writer (after a final write cycle on shutdown).
+    pub fn close(&mut self) {
+        for h in self.hosts.values_mut() {
+            if let Some(w) = &mut h.writer {
+                let _ = w.sync();
+            }
+            h.writer = None;
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Status {
+    match s {
+        "OK" => Status::Ok,
+        "WARN" => Status::Warn,
+        "ALERT" => Status::Alert,
+        "CRIT" => Status::Crit,
+        "STALE" => Status::Stale,
+        _ => Status::Unset,
+    }
+}
+
+/// The global meter definitions: defaults overlaid with the meter config.
+fn global_defs(path: &Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
+    let mut defs = meters::defaults();
+    match conf::load_file(path) {
+        Ok(doc) => {
+            let md = match doc.get("meter") {
+                Some(Node::Dict(d)) => d.clone(),
+                _ => doc,
+            };
+            meters::overlay(&mut defs, &md, Origin::Default)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Err(conf::ConfigError::Io(_, e))
+            if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(defs)
+}
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optflag("f", "foreground", "stay in the foreground");
+    o.optopt(
+        "p",
+        "pidfile",
+        "pid file (default /var/run/opticon-collector.pid)",
+        "FILE",
+    );
+    o.optopt(
+        "l",
+        "logfile",
+        "log file, @syslog (default) or - for stderr",
+        "FILE",
+    );
+    o.optopt(
+        "L",
+        "loglevel",
+        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
+        "LEVEL",
+    );
+    o.optopt(
+        "c",
+        "config-path",
+        "config file (default /etc/opticon/opticon-collector.conf)",
+        "FILE",
+    );
+    o.optopt(
+        "m",
+        "meter-config-path",
+        "meter definitions (default /etc/opticon/opticon-meter.conf)",
+        "FILE",
+    );
+    svc::cli::standard(&mut o);
+    o
+}
+
+/// Run `opticon-collector` with its arguments; returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let opts = options();
+    let m = match svc::cli::parse("opticon-collector", &opts, args, "[options]", "") {
+        Ok(m) => m,
+        Err(status) => return status,
+    };
+    if let Some(extra) = m.free.first() {
+        return svc::cli::usage_error(
+            "opticon-collector",
+            &format!("unexpected argument {extra:?}"),
+        );
+    }
+    match serve(&m) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("opticon-collector: {e}");
+            svc::log::err(&e);
+            1
+        }
+    }
+}
+
+fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), String> {
+    let path = PathBuf::from(
+        m.opt_str("config-path")
+            .unwrap_or_else(|| "/etc/opticon/opticon-collector.conf".into()),
+    );
+    let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
+    let cfg = CollectorConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meter_path = m.opt_str("meter-config-path");
+    let defs = global_defs(
+        Path::new(
+            meter_path
+                .as_deref()
+                .unwrap_or("/etc/opticon/opticon-meter.conf"),
+        ),
+        meter_path.is_some(),
+    )?;
+    Ok((cfg, defs))
+}
+
+fn serve(m: &getopts::Matches) -> Result<(), String> {
+    let level: svc::log::Level = m
+        .opt_str("loglevel")
+        .unwrap_or_else(|| "INFO".into())
+        .parse()
+        .map_err(|e: svc::log::BadLevel| e.to_string())?;
+    let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
+    svc::log::init("opticon-collector", &target, level).map_err(|e| format!("{target}: {e}"))?;
+    let (cfg, defs) = load(m)?;
+    let sock =
+        UdpSocket::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(|e| e.to_string())?;
+    let pid_path = PathBuf::from(
+        m.opt_str("pidfile")
+            .unwrap_or_else(|| "/var/run/opticon-collector.pid".into()),
+    );
+    let pidfile = svc::daemon::Pidfile::create(&pid_path).map_err(|e| e.to_string())?;
+    if !m.opt_present("foreground") {
+        svc::daemon::detach().map_err(|e| e.to_string())?;
+        pidfile.refresh().map_err(|e| e.to_string())?;
+    }
+    if let Some((uid, gid)) = svc::daemon::service_user().map_err(|e| e.to_string())? {
+        pidfile.chown(uid, gid);
+        svc::log::chown(uid, gid);
+        svc::daemon::drop_to(uid, gid).map_err(|e| e.to_string())?;
+    }
+    svc::signals::install();
+    svc::log::info(&format!(
+        "opticon-collector {} listening on {} (receive buffer {rcvbuf} bytes), database {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.listen,
+        cfg.db.display()
+    ));
+    let (write_every, refresh_every) = (
+        Duration::from_secs(cfg.write_interval),
+        Duration::from_secs(cfg.tenant_refresh),
+    );
+    let mut collector = Collector::new(cfg, defs);
+    let mut next_write = next_boundary(write_every);
+    let mut next_refresh = Instant::now() + refresh_every;
+    let mut buf = vec![0u8; 65536];
+    while !svc::signals::terminating() {
+        if svc::signals::take_reload() {
+            match load(m) {
+                Ok((_, defs)) => {
+                    collector.global = defs;
+                    collector.tenants.clear();
+                    collector.refresh_tenants();
+                    svc::log::info("configuration reloaded");
+                }
+                Err(e) => svc::log::err(&format!(
+                    "reload failed, keeping the running configuration: {e}"
+                )),
+            }
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => collector.handle(&buf[..n], from),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => svc::log::warn(&format!("receive: {e}")),
+        }
+        let now = Instant::now();
+        if now >= next_refresh {
+            collector.refresh_tenants();
+            next_refresh = now + refresh_every;
+        }
+        if now >= next_write {
+            collector.write_cycle();
+            next_write += write_every;
+        }
+    }
+    collector.write_cycle();
+    collector.close();
+    svc::log::info(&format!(
+        "opticon-collector exiting on signal: {} received, {} accepted, rejected {:?}",
+        collector.counters.received, collector.counters.accepted, collector.counters.rejected
+    ));
+    drop(pidfile);
+    Ok(())
+}
+
+/// The next instant aligned to a multiple of `every` in wall-clock time
+/// (records land on whole minutes with the default interval).
+fn next_boundary(every: Duration) -> Instant {
+    let secs = every.as_secs().max(1);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = Duration::from_nanos((now.as_nanos() % (u128::from(secs) * 1_000_000_000)) as u64);
+    Instant::now() + (every - into.min(every))
+}
+
+/// Ask for a large kernel receive buffer; returns the size granted.
+fn set_rcvbuf(sock: &UdpSocket, bytes: usize) -> usize {
+    use std::os::unix::io::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let want = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt/getsockopt on a socket this function borrows.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&want as *const libc::c_int).cast(),
+            4,
+        );
+        let mut got: libc::c_int = 0;
+        let mut len: libc::socklen_t = 4;
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        );
+        got.max(0) as usize
+    }
+}

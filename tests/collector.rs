@@ -1,0 +1,302 @@
+//! End to end with real processes: opticon-db creates a tenant, a
+//! collector and an agent run on loopback, opticon-db reads the result.
+
+use opticon::conf::{self, Node};
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("opticon-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        Dir(d)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon killed when the test ends, whatever happened.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn db(dir: &Dir, args: &[&str]) -> (bool, String, String) {
+    let root = dir.s("db");
+    let mut all = vec!["-p", root.as_str()];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .args(&all)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The host's latest record as seen by opticon-db, if any.
+fn record(dir: &Dir, host: &str) -> Option<Node> {
+    let (ok, out, _) = db(dir, &["-t", TENANT, "-H", host, "host-show"]);
+    ok.then(|| Node::Dict(conf::parse(&out).unwrap()))
+}
+
+fn status(dir: &Dir, host: &str) -> Option<String> {
+    record(dir, host)?
+        .path("status")
+        .and_then(Node::as_str)
+        .map(String::from)
+}
+
+/// Poll until `f` holds or `limit` passes.
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+fn give_to_service_user(path: &std::path::Path) {
+    if let Ok(Some((uid, gid))) = opticon::svc::daemon::service_user() {
+        chown_tree(path, uid, gid);
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn agent_to_collector_to_database() {
+    let dir = Dir::new("flow");
+    let (ok, out, err) = db(
+        &dir,
+        &["tenant-create", "--tenant", TENANT, "--name", "E2E"],
+    );
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    // As installed, the database belongs to the user the collector drops
+    // to (this test may run as root).
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\n\
+             interval {{ write 1 stale 3 tenant_refresh 1 }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    // An explicit meter config that does not exist stops the collector
+    // with one clear line.
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+        .args([
+            "-f",
+            "-c",
+            &dir.s("collector.conf"),
+            "-m",
+            &dir.s("none.conf"),
+            "-l",
+            "-",
+            "-p",
+            &dir.s("x.pid"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none.conf"));
+    let mut collector = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+            .args([
+                "-f",
+                "-c",
+                &dir.s("collector.conf"),
+                "-l",
+                &dir.s("collector.log"),
+                "-p",
+                &dir.s("collector.pid"),
+                "-L",
+                "DEBUG",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let host = "11111111-2222-3333-4444-555555555555";
+    std::fs::write(
+        dir.path("agent.conf"),
+        format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" host {host} }}\ninterval {{ fast 1 slow 2 }}\n"),
+    )
+    .unwrap();
+    let agent = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_opticon-agent"))
+            .args([
+                "-f",
+                "-c",
+                &dir.s("agent.conf"),
+                "-l",
+                &dir.s("agent.log"),
+                "-p",
+                &dir.s("agent.pid"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Within seconds the host is stored, OK, with the agent's meters.
+    let complete = || {
+        record(&dir, host).is_some_and(|r| {
+            r.path("status").and_then(Node::as_str) == Some("OK") && r.path("mem/total").is_some()
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), complete),
+        "no complete OK record; log:\n{}",
+        std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default()
+    );
+    let rec = record(&dir, host).unwrap();
+    assert!(
+        rec.path("hostname").is_some() && rec.path("mem/total").is_some(),
+        "{}",
+        rec.to_json(false)
+    );
+    assert_eq!(
+        rec.path("link/ip").and_then(Node::as_str),
+        Some("127.0.0.1")
+    );
+
+    // Garbage and forged datagrams are counted, never stored.
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for d in [
+        &b"hello"[..],
+        &b"OPT\x09M123456789012345678901234567890"[..],
+    ] {
+        junk.send_to(d, ("127.0.0.1", port)).unwrap();
+    }
+
+    // A watcher below the current value: WARN after enough cycles; back
+    // to OK after it is removed.
+    let (ok, _, err) = db(
+        &dir,
+        &[
+            "-t",
+            TENANT,
+            "watcher-set",
+            "--meter",
+            "mem/total",
+            "--level",
+            "warning",
+            "--match",
+            "gt",
+            "--value",
+            "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        wait_for(Duration::from_secs(20), || status(&dir, host).as_deref()
+            == Some("WARN")),
+        "never WARN"
+    );
+    let problems = record(&dir, host)
+        .unwrap()
+        .path("problems")
+        .map(|p| p.to_json(false));
+    assert_eq!(problems.as_deref(), Some("[\"mem/total\"]"));
+    let (ok, _, err) = db(
+        &dir,
+        &[
+            "-t",
+            TENANT,
+            "watcher-delete",
+            "--meter",
+            "mem/total",
+            "--level",
+            "warning",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        wait_for(Duration::from_secs(20), || status(&dir, host).as_deref()
+            == Some("OK")),
+        "never back to OK"
+    );
+
+    // The agent stops: the host goes STALE.
+    drop(agent);
+    assert!(
+        wait_for(Duration::from_secs(10), || status(&dir, host).as_deref()
+            == Some("STALE")),
+        "never STALE"
+    );
+
+    // SIGTERM: a last write cycle, a clean exit, a clean database.
+    // SAFETY: signals the collector this test started.
+    unsafe { libc::kill(collector.0.id() as i32, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut code = None;
+    while code.is_none() && Instant::now() < end {
+        code = collector.0.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(code.is_some_and(|c| c.success()), "{code:?}");
+    let log = std::fs::read_to_string(dir.path("collector.log")).unwrap();
+    assert!(
+        log.contains("bad_magic") && log.contains("bad_version"),
+        "{log}"
+    );
+    assert!(log.contains("Status change OK -> WARN"), "{log}");
+    let (ok, out, _) = db(&dir, &["-t", TENANT, "fsck"]);
+    assert!(ok && out.ends_with("0 problems\n"), "{out}");
+    let (_, hostlog, _) = db(&dir, &["-t", TENANT, "-H", host, "host-log"]);
+    assert!(
+        hostlog.contains("Status change WARN -> OK") && hostlog.contains("-> STALE"),
+        "{hostlog}"
+    );
+}
