@@ -292,6 +292,39 @@ fn agent_to_collector_to_database() {
         "{log}"
     );
     assert!(log.contains("Status change OK -> WARN"), "{log}");
+    // What the collector published for the API and operators.
+    let tenant_dir = dir.path("db").join(TENANT);
+    let read = |f: &str| {
+        Node::Dict(conf::parse(&std::fs::read_to_string(tenant_dir.join(f)).unwrap()).unwrap())
+    };
+    let overview = read("tenant.overview");
+    let entry = overview
+        .path("overview")
+        .and_then(|o| o.as_dict())
+        .and_then(|o| o.get(host))
+        .expect("host in overview");
+    assert_eq!(
+        entry
+            .as_dict()
+            .unwrap()
+            .get("status")
+            .and_then(Node::as_str),
+        Some("STALE")
+    );
+    assert_eq!(read("tenant.summary").path("stale"), Some(&Node::Int(1)));
+    let metrics = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+        .args(["--metrics", "-c", &dir.s("collector.conf")])
+        .output()
+        .unwrap();
+    let metrics = Node::Dict(conf::parse(&String::from_utf8_lossy(&metrics.stdout)).unwrap());
+    assert!(
+        metrics.path("accepted").and_then(Node::as_int).unwrap() > 5,
+        "{}",
+        metrics.to_json(false)
+    );
+    assert_eq!(metrics.path("rejected/bad_magic"), Some(&Node::Int(1)));
+    assert_eq!(metrics.path("hosts/STALE"), Some(&Node::Int(1)));
+    assert!(metrics.path("rcvbuf").and_then(Node::as_int).unwrap() > 0);
     let (ok, out, _) = db(&dir, &["-t", TENANT, "fsck"]);
     assert!(ok && out.ends_with("0 problems\n"), "{out}");
     let (_, hostlog, _) = db(&dir, &["-t", TENANT, "-H", host, "host-log"]);

@@ -9,6 +9,7 @@
 //! every host and append one record each, with one batched sync.
 
 pub mod judge;
+pub mod report;
 
 use crate::conf::{self, Dict, Node};
 use crate::crypto::SealKey;
@@ -44,6 +45,8 @@ pub struct CollectorConfig {
     pub max_skew: i64,
     /// Requested kernel receive buffer.
     pub rcvbuf: usize,
+    /// Seconds between quota enforcement runs.
+    pub quota_interval: u64,
 }
 
 fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
@@ -90,6 +93,7 @@ impl CollectorConfig {
             tenant_refresh: seconds(doc, "interval/tenant_refresh", 5)?,
             max_skew: seconds(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
             rcvbuf: seconds(doc, "network/rcvbuf", 8 << 20)? as usize,
+            quota_interval: seconds(doc, "interval/quota", 300)?,
         })
     }
 }
@@ -148,7 +152,17 @@ pub struct Collector {
     /// What arrived so far.
     pub counters: Counters,
     plain: Vec<u8>,
+    /// Granted kernel receive buffer, for the metrics.
+    pub rcvbuf: usize,
+    last_quota: Instant,
 }
+
+/// Name of the self-metrics file in the database root.
+pub const METRICS_FILE: &str = "collector.metrics";
+/// Name of a tenant's overview file.
+pub const OVERVIEW_FILE: &str = "tenant.overview";
+/// Name of a tenant's summary file.
+pub const SUMMARY_FILE: &str = "tenant.summary";
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -180,6 +194,8 @@ impl Collector {
             hosts: HashMap::new(),
             counters: Counters::default(),
             plain: Vec::with_capacity(65536),
+            rcvbuf: 0,
+            last_quota: Instant::now(),
         };
         c.refresh_tenants();
         c
@@ -383,6 +399,7 @@ impl Collector {
     /// One write cycle: judge every host and store one record each, then
     /// make the cycle durable with one sync.
     pub fn write_cycle(&mut self) {
+        let started = Instant::now();
         let now = unix_now();
         let keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
         let mut written = 0;
@@ -466,10 +483,88 @@ impl Collector {
                 svc::log::err(&format!("sync: {e}"));
             }
         }
+        self.publish(started.elapsed());
+        if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
+            self.last_quota = Instant::now();
+            self.enforce_quotas();
+        }
         svc::log::debug(&format!(
             "write cycle: {written} records, {} sessions",
             self.sessions.len()
         ));
+    }
+
+    /// Keep every tenant within its storage quota (oldest days first).
+    fn enforce_quotas(&self) {
+        for t in self.tenants.keys() {
+            match self.db.enforce_quota(*t) {
+                Ok(days) => {
+                    for d in days {
+                        svc::log::info(&format!("tenant {t}: over quota, deleted {}", d.stem()));
+                    }
+                }
+                Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
+            }
+        }
+    }
+
+    /// Write each tenant's overview and summary, and the collector's own
+    /// metrics, for the API and for `opticon-collector --metrics`.
+    fn publish(&self, cycle: Duration) {
+        let mut by_status: HashMap<&str, i64> = HashMap::new();
+        for t in self.tenants.keys() {
+            let hosts: Vec<(&Uuid, &HostState)> = self
+                .hosts
+                .iter()
+                .filter(|((tt, _), _)| tt == t)
+                .map(|((_, h), s)| (h, s))
+                .collect();
+            let mut overview = Dict::new();
+            for (h, s) in &hosts {
+                overview.insert(h.to_string(), report::overview_entry(&s.meters));
+                *by_status.entry(s.status.as_str()).or_default() += 1;
+            }
+            let mut doc = Dict::new();
+            doc.insert("overview", Node::Dict(overview));
+            let summary = report::summary(hosts.iter().map(|(_, s)| &s.meters));
+            let dir = self.db.tenant_dir(*t);
+            for (file, node) in [(OVERVIEW_FILE, Node::Dict(doc)), (SUMMARY_FILE, summary)] {
+                if let Err(e) =
+                    crate::db::write_replace(&dir.join(file), node.to_json(true).as_bytes())
+                {
+                    svc::log::warn(&e.to_string());
+                }
+            }
+        }
+        let mut m = Dict::new();
+        m.insert("time", Node::Int(unix_now()));
+        m.insert("received", Node::Int(self.counters.received as i64));
+        m.insert("accepted", Node::Int(self.counters.accepted as i64));
+        let mut rejected = Dict::new();
+        let mut reasons: Vec<_> = self.counters.rejected.iter().collect();
+        reasons.sort();
+        for (reason, n) in reasons {
+            rejected.insert(*reason, Node::Int(*n as i64));
+        }
+        m.insert("rejected", Node::Dict(rejected));
+        m.insert("sessions", Node::Int(self.sessions.len() as i64));
+        let mut statuses = Dict::new();
+        for st in ["OK", "WARN", "ALERT", "CRIT", "STALE", "UNSET"] {
+            statuses.insert(st, Node::Int(by_status.get(st).copied().unwrap_or(0)));
+        }
+        m.insert("hosts", Node::Dict(statuses));
+        m.insert(
+            "write_cycle_ms",
+            Node::Frac((cycle.as_secs_f64() * 1e6).round() / 1e3),
+        );
+        m.insert("rcvbuf", Node::Int(self.rcvbuf as i64));
+        if let Some(errors) = report::kernel_rcvbuf_errors() {
+            m.insert("kernel_rcvbuf_errors", Node::Int(errors as i64));
+        }
+        let path = self.db.root().join(METRICS_FILE);
+        if let Err(e) = crate::db::write_replace(&path, Node::Dict(m).to_json(true).as_bytes()) {
+            svc::log::warn(&e.to_string());
+        }
     }
 
     /// Close every writer (after a final write cycle on shutdown).
@@ -546,6 +641,11 @@ fn options() -> getopts::Options {
         "meter definitions (default /etc/opticon/opticon-meter.conf)",
         "FILE",
     );
+    o.optflag(
+        "",
+        "metrics",
+        "print the running collector's metrics and exit",
+    );
     svc::cli::standard(&mut o);
     o
 }
@@ -562,6 +662,23 @@ pub fn run(args: &[String]) -> i32 {
             "opticon-collector",
             &format!("unexpected argument {extra:?}"),
         );
+    }
+    if m.opt_present("metrics") {
+        let text = load(&m).and_then(|(cfg, _)| {
+            let path = cfg.db.join(METRICS_FILE);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e} (is the collector running?)", path.display()))
+        });
+        return match text {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("opticon-collector: {e}");
+                1
+            }
+        };
     }
     match serve(&m) {
         Ok(()) => 0,
@@ -632,6 +749,7 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
         Duration::from_secs(cfg.tenant_refresh),
     );
     let mut collector = Collector::new(cfg, defs);
+    collector.rcvbuf = rcvbuf;
     let mut next_write = next_boundary(write_every);
     let mut next_refresh = Instant::now() + refresh_every;
     let mut buf = vec![0u8; 65536];

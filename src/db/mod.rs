@@ -111,6 +111,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DbError> {
     io_at(path, result)
 }
 
+/// Replace `path` with `data` atomically but without fsync: for derived
+/// files rebuilt every cycle (overview, summary, metrics), where losing
+/// the last version in a power cut costs nothing.
+pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), DbError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    io_at(path, result)
+}
+
 /// Total size of the regular files under `dir`, recursively.
 pub fn dir_bytes(dir: &Path) -> Result<u64, DbError> {
     let mut total = 0;
