@@ -127,8 +127,10 @@ fn agent_to_collector_to_database() {
         dir.path("collector.conf"),
         format!(
             "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\n\
-             interval {{ write 1 stale 3 tenant_refresh 1 }}\n",
-            dir.s("db")
+             interval {{ write 1 stale 3 tenant_refresh 1 }}\n\
+             notify {{ call \"cat >> {}\" debounce 1 batch 1 }}\n",
+            dir.s("db"),
+            dir.s("notified")
         ),
     )
     .unwrap();
@@ -249,6 +251,9 @@ fn agent_to_collector_to_database() {
         .path("problems")
         .map(|p| p.to_json(false));
     assert_eq!(problems.as_deref(), Some("[\"mem/total\"]"));
+    // WARN lasts past the notification debounce (1 s here) before the
+    // watcher goes.
+    std::thread::sleep(Duration::from_millis(2500));
     let (ok, _, err) = db(
         &dir,
         &[
@@ -275,6 +280,7 @@ fn agent_to_collector_to_database() {
             == Some("STALE")),
         "never STALE"
     );
+    std::thread::sleep(Duration::from_millis(2500));
 
     // SIGTERM: a last write cycle, a clean exit, a clean database.
     // SAFETY: signals the collector this test started.
@@ -325,6 +331,39 @@ fn agent_to_collector_to_database() {
     assert_eq!(metrics.path("rejected/bad_magic"), Some(&Node::Int(1)));
     assert_eq!(metrics.path("hosts/STALE"), Some(&Node::Int(1)));
     assert!(metrics.path("rcvbuf").and_then(Node::as_int).unwrap() > 0);
+    // The notification command got a JSON document per lasting change.
+    let notified = std::fs::read_to_string(dir.path("notified")).unwrap_or_default();
+    let changes: Vec<Node> = notified
+        .lines()
+        .map(|l| Node::Dict(conf::parse(l).unwrap()))
+        .collect();
+    let pairs: Vec<(String, String)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c.path("old").and_then(Node::as_str).unwrap().into(),
+                c.path("new").and_then(Node::as_str).unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        pairs.contains(&("OK".into(), "WARN".into())),
+        "{notified}\n{log}"
+    );
+    assert!(pairs.iter().any(|(_, new)| new == "STALE"), "{notified}");
+    let warn = changes
+        .iter()
+        .find(|c| c.path("new").and_then(Node::as_str) == Some("WARN"))
+        .unwrap();
+    assert_eq!(warn.path("host").and_then(Node::as_str), Some(host));
+    assert_eq!(
+        warn.path("problems").map(|p| p.to_json(false)).as_deref(),
+        Some("[\"mem/total\"]")
+    );
+    assert!(warn
+        .path("hostname")
+        .and_then(Node::as_str)
+        .is_some_and(|h| !h.is_empty()));
     let (ok, out, _) = db(&dir, &["-t", TENANT, "fsck"]);
     assert!(ok && out.ends_with("0 problems\n"), "{out}");
     let (_, hostlog, _) = db(&dir, &["-t", TENANT, "-H", host, "host-log"]);

@@ -62,10 +62,25 @@ pub fn run_command(
     options: &[(String, String)],
     timeout: Duration,
 ) -> Result<Finished, ExecError> {
+    run_command_with_input(call, options, timeout, None)
+}
+
+/// [`run_command`], with `input` written to the command's standard input
+/// (for notification commands, which read a JSON document).
+pub fn run_command_with_input(
+    call: &str,
+    options: &[(String, String)],
+    timeout: Duration,
+    input: Option<Vec<u8>>,
+) -> Result<Finished, ExecError> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(call)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0);
@@ -73,6 +88,12 @@ pub fn run_command(
         cmd.env(format!("OPT_{}", k.to_ascii_uppercase()), v);
     }
     let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A command that does not read its input must not block us.
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &data);
+        });
+    }
     let mut stdout = child
         .stdout
         .take()

@@ -9,6 +9,7 @@
 //! every host and append one record each, with one batched sync.
 
 pub mod judge;
+pub mod notify;
 pub mod report;
 
 use crate::conf::{self, Dict, Node};
@@ -47,6 +48,8 @@ pub struct CollectorConfig {
     pub rcvbuf: usize,
     /// Seconds between quota enforcement runs.
     pub quota_interval: u64,
+    /// Notifications of status changes.
+    pub notify: notify::NotifyConfig,
 }
 
 fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
@@ -94,6 +97,7 @@ impl CollectorConfig {
             max_skew: seconds(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
             rcvbuf: seconds(doc, "network/rcvbuf", 8 << 20)? as usize,
             quota_interval: seconds(doc, "interval/quota", 300)?,
+            notify: notify::NotifyConfig::from_dict(doc)?,
         })
     }
 }
@@ -155,6 +159,7 @@ pub struct Collector {
     /// Granted kernel receive buffer, for the metrics.
     pub rcvbuf: usize,
     last_quota: Instant,
+    notifier: notify::Notifier,
 }
 
 /// Name of the self-metrics file in the database root.
@@ -185,6 +190,7 @@ impl Collector {
     /// (defaults overlaid with `opticon-meter.conf`).
     pub fn new(cfg: CollectorConfig, global: Vec<MeterDef>) -> Collector {
         let db = Db::new(&cfg.db);
+        let notify_cfg = cfg.notify.clone();
         let mut c = Collector {
             cfg,
             db,
@@ -196,6 +202,7 @@ impl Collector {
             plain: Vec::with_capacity(65536),
             rcvbuf: 0,
             last_quota: Instant::now(),
+            notifier: notify::Notifier::new(notify_cfg),
         };
         c.refresh_tenants();
         c
@@ -445,13 +452,8 @@ impl Collector {
                 MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string())),
                 now,
             );
-            if old != h.status {
-                let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
-                svc::log::info(&format!("host {}: {msg}", key.1));
-                if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
-                    svc::log::warn(&e.to_string());
-                }
-            }
+            // The writer creates the host directory, which the host log
+            // below needs.
             if h.writer.is_none() {
                 match self.db.writer(key.0, key.1) {
                     Ok(w) => {
@@ -471,7 +473,29 @@ impl Collector {
                     }
                 }
             }
+            if old != h.status {
+                let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
+                svc::log::info(&format!("host {}: {msg}", key.1));
+                if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+                    svc::log::warn(&e.to_string());
+                }
+                let hostname = match h.meters.get("hostname").and_then(|m| m.value.element(0)) {
+                    Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                let problems: Vec<String> = match h.meters.get("problems").map(|m| &m.value) {
+                    Some(MeterValue::Array(Array::Str(p))) => p.clone(),
+                    _ => Vec::new(),
+                };
+                self.notifier
+                    .change(key.0, key.1, &hostname, old, h.status, &problems, now);
+            }
             if let Some(w) = &mut h.writer {
+                // A cycle in the same second as the last one (the final
+                // cycle at shutdown) has nothing new to store.
+                if w.last_time().is_some_and(|t| t >= now) {
+                    continue;
+                }
                 match w.append(now, &h.meters) {
                     Ok(_) => written += 1,
                     Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
@@ -483,6 +507,7 @@ impl Collector {
                 svc::log::err(&format!("sync: {e}"));
             }
         }
+        self.notifier.send_due();
         self.publish(started.elapsed());
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
@@ -772,7 +797,9 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => svc::log::warn(&format!("receive: {e}")),
         }

@@ -1,0 +1,184 @@
+//! Notifications of status changes that last: a configured command gets a
+//! JSON document on its standard input, and a log line is written.
+//!
+//! A change waits for the debounce (default 290 s) before it is sent, so a
+//! host that flaps back in the meantime sends nothing; when one change is
+//! sent, every other change pending for the batch time (default 120 s)
+//! goes with it (the original's 290 s / 120 s rule). Commands run on their
+//! own thread: a slow or failing command never holds up ingestion, and a
+//! failure is logged (the next change tries again).
+
+use crate::agent::exec;
+use crate::conf::{Dict, Node};
+use crate::model::Status;
+use crate::svc::{self, pool::Pool};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Where and when to notify (`notify { call debounce batch }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// Command run with the JSON document on stdin; none: log only.
+    pub call: Option<String>,
+    /// Seconds a change must last before anything is sent.
+    pub debounce: u64,
+    /// Seconds a change must have lasted to go along with another.
+    pub batch: u64,
+}
+
+impl NotifyConfig {
+    /// Read the `notify` section.
+    pub fn from_dict(doc: &Dict) -> Result<NotifyConfig, String> {
+        let secs = |key: &str, default: u64| match doc.path(&format!("notify/{key}")) {
+            None => Ok(default),
+            Some(Node::Int(n)) if *n >= 0 => Ok(*n as u64),
+            Some(other) => Err(format!(
+                "notify/{key}: {} is not a number of seconds",
+                other.to_json(false)
+            )),
+        };
+        Ok(NotifyConfig {
+            call: doc
+                .path("notify/call")
+                .and_then(Node::as_str)
+                .map(String::from),
+            debounce: secs("debounce", 290)?,
+            batch: secs("batch", 120)?,
+        })
+    }
+}
+
+/// One change waiting to be sent.
+struct Pending {
+    hostname: String,
+    old: Status,
+    new: Status,
+    problems: Vec<String>,
+    since: Instant,
+    time: i64,
+}
+
+/// Pending changes and the thread that runs the command.
+pub struct Notifier {
+    cfg: NotifyConfig,
+    pending: HashMap<(Uuid, Uuid), Pending>,
+    pool: Option<Pool>,
+}
+
+impl Notifier {
+    /// A notifier; the command thread starts only when a command is set.
+    pub fn new(cfg: NotifyConfig) -> Notifier {
+        let pool = cfg.call.as_ref().and_then(|_| Pool::new("notify", 1).ok());
+        Notifier {
+            cfg,
+            pending: HashMap::new(),
+            pool,
+        }
+    }
+
+    /// Note a status change. A first OK after start is not news; a change
+    /// back to where a pending one started cancels it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn change(
+        &mut self,
+        tenant: Uuid,
+        host: Uuid,
+        hostname: &str,
+        old: Status,
+        new: Status,
+        problems: &[String],
+        time: i64,
+    ) {
+        if old == Status::Unset && new == Status::Ok {
+            return;
+        }
+        let key = (tenant, host);
+        match self.pending.get_mut(&key) {
+            Some(p) if p.old == new => {
+                self.pending.remove(&key);
+            }
+            Some(p) => {
+                p.new = new;
+                p.problems = problems.to_vec();
+                p.hostname = hostname.to_string();
+            }
+            None => {
+                self.pending.insert(
+                    key,
+                    Pending {
+                        hostname: hostname.into(),
+                        old,
+                        new,
+                        problems: problems.to_vec(),
+                        since: Instant::now(),
+                        time,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Send what is due: when any change has lasted the debounce time,
+    /// every change that lasted the batch time goes.
+    pub fn send_due(&mut self) {
+        let debounce = Duration::from_secs(self.cfg.debounce);
+        if !self.pending.values().any(|p| p.since.elapsed() >= debounce) {
+            return;
+        }
+        let batch = Duration::from_secs(self.cfg.batch);
+        let due: Vec<(Uuid, Uuid)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= batch)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(p) = self.pending.remove(&key) {
+                self.fire(key.0, key.1, p);
+            }
+        }
+    }
+
+    fn fire(&self, tenant: Uuid, host: Uuid, p: Pending) {
+        svc::log::warn(&format!(
+            "notify: host {host} ({}) of tenant {tenant}: {} -> {}{}",
+            p.hostname,
+            p.old.as_str(),
+            p.new.as_str(),
+            if p.problems.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.problems.join(", "))
+            }
+        ));
+        let (Some(call), Some(pool)) = (&self.cfg.call, &self.pool) else {
+            return;
+        };
+        let mut d = Dict::new();
+        d.insert("tenant", Node::Str(tenant.to_string()));
+        d.insert("host", Node::Str(host.to_string()));
+        d.insert("hostname", Node::Str(p.hostname));
+        d.insert("old", Node::Str(p.old.as_str().into()));
+        d.insert("new", Node::Str(p.new.as_str().into()));
+        d.insert(
+            "problems",
+            Node::Array(p.problems.into_iter().map(Node::Str).collect()),
+        );
+        d.insert("time", Node::Int(p.time));
+        let doc = Node::Dict(d).to_json(false) + "\n";
+        let call = call.clone();
+        pool.submit(move || {
+            match exec::run_command_with_input(
+                &call,
+                &[],
+                Duration::from_secs(30),
+                Some(doc.into_bytes()),
+            ) {
+                Ok(done) if done.code == 0 => {}
+                Ok(done) => svc::log::err(&format!("notify command exited {}", done.code)),
+                Err(e) => svc::log::err(&format!("notify command: {e}")),
+            }
+        });
+    }
+}
