@@ -282,6 +282,18 @@ fn agent_to_collector_to_database() {
     );
     std::thread::sleep(Duration::from_millis(2500));
 
+    // SIGHUP reloads both files.
+    // SAFETY: signals the collector this test started.
+    unsafe { libc::kill(collector.0.id() as i32, libc::SIGHUP) };
+    assert!(
+        wait_for(Duration::from_secs(3), || std::fs::read_to_string(
+            dir.path("collector.log")
+        )
+        .unwrap_or_default()
+        .contains("configuration reloaded")),
+        "no reload"
+    );
+
     // SIGTERM: a last write cycle, a clean exit, a clean database.
     // SAFETY: signals the collector this test started.
     unsafe { libc::kill(collector.0.id() as i32, libc::SIGTERM) };

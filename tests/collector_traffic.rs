@@ -171,3 +171,34 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_example_configs_load() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/etc");
+    let doc = opticon::conf::load_file(std::path::Path::new(&format!(
+        "{dir}/opticon-collector.conf"
+    )))
+    .unwrap();
+    let cfg = CollectorConfig::from_dict(&doc).unwrap();
+    assert_eq!(
+        (cfg.listen.port(), cfg.write_interval, cfg.stale),
+        (1047, 60, 80)
+    );
+    assert_eq!((cfg.notify.debounce, cfg.notify.batch), (290, 120));
+    let meters_doc =
+        opticon::conf::load_file(std::path::Path::new(&format!("{dir}/opticon-meter.conf")))
+            .unwrap();
+    let mut defs = meters::defaults();
+    let Some(opticon::conf::Node::Dict(md)) = meters_doc.get("meter") else {
+        panic!("no meter section")
+    };
+    meters::overlay(&mut defs, md, meters::Origin::Default).unwrap();
+    assert_eq!(
+        defs.iter()
+            .find(|d| d.id == "mem/swap")
+            .unwrap()
+            .watchers
+            .len(),
+        2
+    );
+}

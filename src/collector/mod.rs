@@ -519,6 +519,27 @@ impl Collector {
         ));
     }
 
+    /// Apply a reloaded configuration. The listening address and the
+    /// database path stay as they are until a restart (and say so).
+    pub fn reconfigure(&mut self, cfg: CollectorConfig, global: Vec<MeterDef>) {
+        if cfg.listen != self.cfg.listen || cfg.db != self.cfg.db {
+            svc::log::warn(
+                "network/address, network/port and database/path change only with a restart",
+            );
+        }
+        let (listen, db) = (self.cfg.listen, self.cfg.db.clone());
+        if cfg.notify != self.cfg.notify {
+            self.notifier = notify::Notifier::new(cfg.notify.clone());
+        }
+        self.cfg = CollectorConfig { listen, db, ..cfg };
+        self.global = global;
+        self.tenants.clear();
+        for h in self.hosts.values_mut() {
+            h.defs = None;
+        }
+        self.refresh_tenants();
+    }
+
     /// Keep every tenant within its storage quota (oldest days first).
     fn enforce_quotas(&self) {
         for t in self.tenants.keys() {
@@ -769,22 +790,16 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
         cfg.listen,
         cfg.db.display()
     ));
-    let (write_every, refresh_every) = (
-        Duration::from_secs(cfg.write_interval),
-        Duration::from_secs(cfg.tenant_refresh),
-    );
     let mut collector = Collector::new(cfg, defs);
     collector.rcvbuf = rcvbuf;
-    let mut next_write = next_boundary(write_every);
-    let mut next_refresh = Instant::now() + refresh_every;
+    let mut next_write = next_boundary(Duration::from_secs(collector.cfg.write_interval));
+    let mut next_refresh = Instant::now();
     let mut buf = vec![0u8; 65536];
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
-                Ok((_, defs)) => {
-                    collector.global = defs;
-                    collector.tenants.clear();
-                    collector.refresh_tenants();
+                Ok((cfg, defs)) => {
+                    collector.reconfigure(cfg, defs);
                     svc::log::info("configuration reloaded");
                 }
                 Err(e) => svc::log::err(&format!(
@@ -806,11 +821,11 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
         let now = Instant::now();
         if now >= next_refresh {
             collector.refresh_tenants();
-            next_refresh = now + refresh_every;
+            next_refresh = now + Duration::from_secs(collector.cfg.tenant_refresh);
         }
         if now >= next_write {
             collector.write_cycle();
-            next_write += write_every;
+            next_write += Duration::from_secs(collector.cfg.write_interval);
         }
     }
     collector.write_cycle();
