@@ -140,6 +140,10 @@ fn tenant_lifecycle() {
     assert_eq!(opticon::base64::decode(&key).unwrap().len(), 32);
     let err = r.fails(&["tenant-create", "--tenant", TENANT], 1);
     assert!(err.contains("already exists"), "{err}");
+    let conf = r.db().join(TENANT).join("tenant.conf");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&conf).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "tenant.conf holds the key: owner only");
     let created = r.json(&["tenant-create", "--name", "Other"]);
     let other = field(&created, "tenant/id").as_str().unwrap().to_string();
     assert_eq!(

@@ -94,12 +94,22 @@ pub(crate) fn io_at<T>(path: &Path, r: io::Result<T>) -> Result<T, DbError> {
 /// Replace `path` with `data` atomically and durably: write a temporary
 /// file beside it, fsync it, rename it over the old one, fsync the
 /// directory. Readers see the old or the new contents, never a mix.
+///
+/// The file is readable by its owner only (0600): metadata holds tenant
+/// keys.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DbError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            0o600,
+        )
+        .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
