@@ -446,6 +446,7 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
             .write(true)
             .open(&path),
     )?;
+    super::adopt_owner(&path);
     // SAFETY: flock on a descriptor this function owns.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -490,7 +491,10 @@ impl HostWriter {
     /// Take the host's writer lock (creating its directory), cut any torn
     /// tail left by a crash, and pick up where the last writer stopped.
     pub fn open(dir: &Path) -> Result<HostWriter, DbError> {
-        io_at(dir, fs::create_dir_all(dir))?;
+        if !dir.exists() {
+            io_at(dir, fs::create_dir_all(dir))?;
+            super::adopt_owner(dir);
+        }
         let lock = lock(dir)?;
         let mut w = HostWriter {
             dir: dir.to_path_buf(),
@@ -548,6 +552,7 @@ impl HostWriter {
                     &path,
                     f.write_all(&format::header(KIND_SAMPLES, date.start())),
                 )?;
+                super::adopt_owner(&path);
             }
             // Blocks never span files: a new day starts with a full frame.
             self.encoder.reset();

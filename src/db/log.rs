@@ -94,6 +94,7 @@ pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<
     )?;
     if io_at(path, f.metadata())?.len() < HEADER_LEN as u64 {
         io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
+        super::adopt_owner(path);
     }
     let mut slot = [0u8; SLOT_LEN];
     slot[..8].copy_from_slice(&next.to_be_bytes());

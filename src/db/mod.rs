@@ -91,6 +91,26 @@ pub(crate) fn io_at<T>(path: &Path, r: io::Result<T>) -> Result<T, DbError> {
     r.map_err(|e| DbError::Io(path.to_path_buf(), e))
 }
 
+/// Give a file or directory just created under the database the owner of
+/// the directory holding it, when running as root: an administrator
+/// running `opticon-db` as root must not leave files the service user
+/// (which owns the database) cannot read or replace.
+pub fn adopt_owner(path: &Path) {
+    // SAFETY: geteuid has no memory effects.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    if let Some(parent) = path.parent() {
+        if let Ok(meta) = fs::metadata(parent) {
+            let (uid, gid) = (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                std::os::unix::fs::MetadataExt::gid(&meta),
+            );
+            let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+        }
+    }
+}
+
 /// Replace `path` with `data` atomically and durably: write a temporary
 /// file beside it, fsync it, rename it over the old one, fsync the
 /// directory. Readers see the old or the new contents, never a mix.
@@ -110,6 +130,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DbError> {
             0o600,
         )
         .open(&tmp)?;
+        adopt_owner(&tmp);
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -128,7 +149,10 @@ pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), DbError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, path));
+    let result = fs::write(&tmp, data).and_then(|()| {
+        adopt_owner(&tmp);
+        fs::rename(&tmp, path)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }

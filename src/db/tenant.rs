@@ -131,7 +131,7 @@ impl Db {
         let dir = self.tenant_dir(id);
         io_at(&self.root, fs::create_dir_all(&self.root))?;
         match fs::create_dir(&dir) {
-            Ok(()) => {}
+            Ok(()) => super::adopt_owner(&dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(DbError::Exists(format!("tenant {id}")));
             }
