@@ -372,10 +372,18 @@ fn cloud_init_reads_the_collector_from_the_metadata_service() {
         while Instant::now() < end {
             if let Ok((mut s, _)) = http.accept() {
                 s.set_nonblocking(false).unwrap();
-                let mut req = [0u8; 2048];
-                let n = std::io::Read::read(&mut s, &mut req).unwrap_or(0);
+                // Read the request up to its blank line, whatever the
+                // segments it arrives in.
+                let mut req = Vec::new();
+                let mut chunk = [0u8; 512];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match std::io::Read::read(&mut s, &mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&chunk[..n]),
+                    }
+                }
                 served.push(
-                    String::from_utf8_lossy(&req[..n])
+                    String::from_utf8_lossy(&req)
                         .lines()
                         .next()
                         .unwrap_or_default()

@@ -71,7 +71,9 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<String, CloudError> {
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n").map_err(io)?;
+    // One write: the request leaves in one segment.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();
     s.take(MAX_BODY as u64 + 64 * 1024)
         .read_to_end(&mut raw)
