@@ -384,3 +384,103 @@ fn agent_to_collector_to_database() {
         "{hostlog}"
     );
 }
+
+fn start_collector(dir: &Dir) -> Daemon {
+    Daemon(
+        Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+            .args([
+                "-f",
+                "-c",
+                &dir.s("collector.conf"),
+                "-l",
+                &dir.s("collector.log"),
+                "-p",
+                &dir.s("collector.pid"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Time of the host's last stored record, from opticon-db host-list.
+fn last_record(dir: &Dir) -> Option<String> {
+    let (ok, out, _) = db(dir, &["-t", TENANT, "host-list", "--json"]);
+    if !ok {
+        return None;
+    }
+    let doc = Node::Dict(conf::parse(&out).ok()?);
+    let Some(Node::Array(hosts)) = doc.path("host") else {
+        return None;
+    };
+    hosts
+        .first()?
+        .path("end")
+        .and_then(Node::as_str)
+        .map(String::from)
+}
+
+#[test]
+fn a_killed_collector_restarts_and_data_flow_resumes() {
+    let dir = Dir::new("restart");
+    let (ok, out, err) = db(&dir, &["tenant-create", "--tenant", TENANT]);
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!("network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 stale 5 }}\n", dir.s("db")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path("agent.conf"),
+        format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" }}\ninterval {{ fast 1 slow 2 }}\n"),
+    )
+    .unwrap();
+    let collector = start_collector(&dir);
+    let _agent = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_opticon-agent"))
+            .args([
+                "-f",
+                "-c",
+                &dir.s("agent.conf"),
+                "-l",
+                &dir.s("agent.log"),
+                "-p",
+                &dir.s("agent.pid"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || last_record(&dir).is_some()),
+        "no record before the kill"
+    );
+    // SIGKILL: no shutdown work at all, sessions lost.
+    drop(collector);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = last_record(&dir).unwrap();
+    let _collector = start_collector(&dir);
+    // The agent opens its session again with its next send: records
+    // continue, from the same host, and the store stays clean.
+    assert!(
+        wait_for(Duration::from_secs(10), || last_record(&dir)
+            .is_some_and(|t| t > before)),
+        "no record after the restart (last {before}); log:\n{}",
+        std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default()
+    );
+    let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
+    assert_eq!(
+        hosts.lines().count(),
+        2,
+        "one host, not a new one per session: {hosts}"
+    );
+    let (ok, out, _) = db(&dir, &["-t", TENANT, "fsck"]);
+    assert!(ok && out.ends_with("0 problems\n"), "{out}");
+}
