@@ -10,7 +10,7 @@ use super::builtin::{self, Kind};
 use crate::conf::{self, Dict, Node};
 use crate::model::TenantKey;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -437,9 +437,4 @@ pub fn host_id(root: &Path, configured: Option<Uuid>) -> Option<Uuid> {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     Some(uuid::Builder::from_random_bytes(bytes).into_uuid())
-}
-
-/// Default config path.
-pub fn default_path() -> PathBuf {
-    PathBuf::from("/etc/opticon/opticon-agent.conf")
 }

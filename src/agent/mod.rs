@@ -24,26 +24,7 @@ use uuid::Uuid;
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optflag("f", "foreground", "stay in the foreground");
-    o.optopt(
-        "p",
-        "pidfile",
-        "pid file (default /var/run/opticon-agent.pid)",
-        "FILE",
-    );
-    o.optopt("l", "logfile", "log file, or @syslog (default)", "FILE");
-    o.optopt(
-        "L",
-        "loglevel",
-        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
-        "LEVEL",
-    );
-    o.optopt(
-        "c",
-        "config-path",
-        "config file (default /etc/opticon/opticon-agent.conf)",
-        "FILE",
-    );
+    svc::cli::daemon_options(&mut o, "opticon-agent");
     o.optopt(
         "D",
         "dump-packets",
@@ -74,11 +55,10 @@ pub fn run(args: &[String]) -> i32 {
         Ok(m) => m,
         Err(status) => return status,
     };
-    if let Some(extra) = m.free.first() {
-        return svc::cli::usage_error("opticon-agent", &format!("unexpected argument {extra:?}"));
+    if let Err(status) = svc::cli::no_arguments("opticon-agent", &m) {
+        return status;
     }
-    let explicit = m.opt_str("config-path").map(PathBuf::from);
-    let path = explicit.clone().unwrap_or_else(config::default_path);
+    let (path, explicit) = svc::cli::config_path("opticon-agent", &m);
     let mut ctx = Context::system();
     if let Some(root) = m.opt_str("root") {
         ctx.root = PathBuf::from(root);
@@ -88,7 +68,7 @@ pub fn run(args: &[String]) -> i32 {
         let doc = match conf::load_file(&path) {
             Ok(d) => d,
             Err(conf::ConfigError::Io(_, e))
-                if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound =>
+                if !explicit && e.kind() == std::io::ErrorKind::NotFound =>
             {
                 Dict::new()
             }
@@ -217,30 +197,10 @@ impl Running {
 }
 
 fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<(), String> {
-    let level: svc::log::Level = m
-        .opt_str("loglevel")
-        .unwrap_or_else(|| "INFO".into())
-        .parse()
-        .map_err(|e: svc::log::BadLevel| e.to_string())?;
-    let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
-    svc::log::init("opticon-agent", &target, level).map_err(|e| format!("{target}: {e}"))?;
+    svc::daemon::start_logging("opticon-agent", m)?;
     // Read everything that may need root (DMI host id, config) first.
     let mut run = start(path, &ctx)?;
-    let pid_path = PathBuf::from(
-        m.opt_str("pidfile")
-            .unwrap_or_else(|| "/var/run/opticon-agent.pid".into()),
-    );
-    let pidfile = svc::daemon::Pidfile::create(&pid_path).map_err(|e| e.to_string())?;
-    if !m.opt_present("foreground") {
-        svc::daemon::detach().map_err(|e| e.to_string())?;
-        pidfile.refresh().map_err(|e| e.to_string())?;
-    }
-    if let Some((uid, gid)) = svc::daemon::service_user().map_err(|e| e.to_string())? {
-        pidfile.chown(uid, gid);
-        svc::log::chown(uid, gid);
-        svc::daemon::drop_to(uid, gid).map_err(|e| e.to_string())?;
-    }
-    svc::signals::install();
+    let pidfile = svc::daemon::become_service("opticon-agent", m)?;
     let dump_to = m.opt_str("dump-packets").map(PathBuf::from);
     svc::log::info(&format!(
         "opticon-agent {} started for host {} with {} probes, sending to {}",

@@ -656,31 +656,7 @@ fn global_defs(path: &Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optflag("f", "foreground", "stay in the foreground");
-    o.optopt(
-        "p",
-        "pidfile",
-        "pid file (default /var/run/opticon-collector.pid)",
-        "FILE",
-    );
-    o.optopt(
-        "l",
-        "logfile",
-        "log file, @syslog (default) or - for stderr",
-        "FILE",
-    );
-    o.optopt(
-        "L",
-        "loglevel",
-        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
-        "LEVEL",
-    );
-    o.optopt(
-        "c",
-        "config-path",
-        "config file (default /etc/opticon/opticon-collector.conf)",
-        "FILE",
-    );
+    svc::cli::daemon_options(&mut o, "opticon-collector");
     o.optopt(
         "m",
         "meter-config-path",
@@ -703,11 +679,8 @@ pub fn run(args: &[String]) -> i32 {
         Ok(m) => m,
         Err(status) => return status,
     };
-    if let Some(extra) = m.free.first() {
-        return svc::cli::usage_error(
-            "opticon-collector",
-            &format!("unexpected argument {extra:?}"),
-        );
+    if let Err(status) = svc::cli::no_arguments("opticon-collector", &m) {
+        return status;
     }
     if m.opt_present("metrics") {
         let text = load(&m).and_then(|(cfg, _)| {
@@ -737,10 +710,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), String> {
-    let path = PathBuf::from(
-        m.opt_str("config-path")
-            .unwrap_or_else(|| "/etc/opticon/opticon-collector.conf".into()),
-    );
+    let (path, _) = svc::cli::config_path("opticon-collector", m);
     let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
     let cfg = CollectorConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
     let meter_path = m.opt_str("meter-config-path");
@@ -756,34 +726,14 @@ fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), String
 }
 
 fn serve(m: &getopts::Matches) -> Result<(), String> {
-    let level: svc::log::Level = m
-        .opt_str("loglevel")
-        .unwrap_or_else(|| "INFO".into())
-        .parse()
-        .map_err(|e: svc::log::BadLevel| e.to_string())?;
-    let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
-    svc::log::init("opticon-collector", &target, level).map_err(|e| format!("{target}: {e}"))?;
+    svc::daemon::start_logging("opticon-collector", m)?;
     let (cfg, defs) = load(m)?;
     let sock =
         UdpSocket::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(|e| e.to_string())?;
-    let pid_path = PathBuf::from(
-        m.opt_str("pidfile")
-            .unwrap_or_else(|| "/var/run/opticon-collector.pid".into()),
-    );
-    let pidfile = svc::daemon::Pidfile::create(&pid_path).map_err(|e| e.to_string())?;
-    if !m.opt_present("foreground") {
-        svc::daemon::detach().map_err(|e| e.to_string())?;
-        pidfile.refresh().map_err(|e| e.to_string())?;
-    }
-    if let Some((uid, gid)) = svc::daemon::service_user().map_err(|e| e.to_string())? {
-        pidfile.chown(uid, gid);
-        svc::log::chown(uid, gid);
-        svc::daemon::drop_to(uid, gid).map_err(|e| e.to_string())?;
-    }
-    svc::signals::install();
+    let pidfile = svc::daemon::become_service("opticon-collector", m)?;
     svc::log::info(&format!(
         "opticon-collector {} listening on {} (receive buffer {rcvbuf} bytes), database {}",
         env!("CARGO_PKG_VERSION"),

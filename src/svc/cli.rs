@@ -44,3 +44,54 @@ pub fn usage_error(program: &str, msg: &str) -> i32 {
     eprintln!("{program}: {msg}\nTry '{program} --help'.");
     EXIT_USAGE
 }
+
+/// Add the options every daemon takes: `-f`, `-p`, `-l`, `-L` and `-c`
+/// (with `/var/run/<program>.pid` and `/etc/opticon/<program>.conf` as the
+/// defaults shown).
+pub fn daemon_options(opts: &mut Options, program: &str) {
+    opts.optflag("f", "foreground", "stay in the foreground");
+    opts.optopt(
+        "p",
+        "pidfile",
+        &format!("pid file (default /var/run/{program}.pid)"),
+        "FILE",
+    );
+    opts.optopt(
+        "l",
+        "logfile",
+        "log file, @syslog (default) or - for stderr",
+        "FILE",
+    );
+    opts.optopt(
+        "L",
+        "loglevel",
+        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
+        "LEVEL",
+    );
+    opts.optopt(
+        "c",
+        "config-path",
+        &format!("config file (default /etc/opticon/{program}.conf)"),
+        "FILE",
+    );
+}
+
+/// Refuse arguments after the options (daemons take none).
+pub fn no_arguments(program: &str, m: &Matches) -> Result<(), i32> {
+    match m.free.first() {
+        Some(extra) => Err(usage_error(
+            program,
+            &format!("unexpected argument {extra:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The config path given with `-c`, else `/etc/opticon/<program>.conf`;
+/// the flag tells whether it was given.
+pub fn config_path(program: &str, m: &Matches) -> (std::path::PathBuf, bool) {
+    match m.opt_str("config-path") {
+        Some(p) => (p.into(), true),
+        None => (format!("/etc/opticon/{program}.conf").into(), false),
+    }
+}

@@ -159,6 +159,39 @@ pub fn drop_to(uid: u32, gid: u32) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Start logging as `-l` and `-L` say (syslog at INFO by default).
+pub fn start_logging(program: &'static str, m: &getopts::Matches) -> Result<(), String> {
+    let level: super::log::Level = m
+        .opt_str("loglevel")
+        .unwrap_or_else(|| "INFO".into())
+        .parse()
+        .map_err(|e: super::log::BadLevel| e.to_string())?;
+    let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
+    super::log::init(program, &target, level).map_err(|e| format!("{target}: {e}"))
+}
+
+/// Become the service, once everything that needs root was done: write
+/// the pid file (`-p`), detach unless `-f`, drop to the service user when
+/// root (handing it the pid and log files), and route the signals.
+pub fn become_service(program: &str, m: &getopts::Matches) -> Result<Pidfile, String> {
+    let path = PathBuf::from(
+        m.opt_str("pidfile")
+            .unwrap_or_else(|| format!("/var/run/{program}.pid")),
+    );
+    let pidfile = Pidfile::create(&path).map_err(|e| e.to_string())?;
+    if !m.opt_present("foreground") {
+        detach().map_err(|e| e.to_string())?;
+        pidfile.refresh().map_err(|e| e.to_string())?;
+    }
+    if let Some((uid, gid)) = service_user().map_err(|e| e.to_string())? {
+        pidfile.chown(uid, gid);
+        super::log::chown(uid, gid);
+        drop_to(uid, gid).map_err(|e| e.to_string())?;
+    }
+    super::signals::install();
+    Ok(pidfile)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
