@@ -1,39 +1,19 @@
 //! `opticon-agent` as a process against a real UDP socket on 127.0.0.1.
 
+mod common;
+
+use common::Dir;
 use opticon::crypto::SealKey;
 use opticon::model::binary::apply_payload;
 use opticon::model::{HostMeters, MeterValue};
 use opticon::wire::{peek, Datagram, Rejection, ReplayWindow, DEFAULT_MAX_SKEW};
 use std::collections::{HashMap, HashSet};
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
 const KEY: &str = "hKRiT9XyhcysW520abAnANt+0sjPFzIfd0v/OxGdAKU=";
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("opticon-agent-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        // The agent drops privileges when started as root: let it write here.
-        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        Dir(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A minimal collector: opens sessions and merges samples.
 struct Receiver {
@@ -217,7 +197,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 
 #[test]
 fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
-    let dir = Dir::new("push");
+    let dir = Dir::new("agent-push");
     let mut rx = Receiver::new();
     // A probe that hangs must not hold up the others or the sends.
     let probes = r#"probes { slow { type exec call "sleep 20" interval 1 }
@@ -316,7 +296,7 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
 
 #[test]
 fn bad_configs_and_a_live_pidfile_are_refused() {
-    let dir = Dir::new("bad");
+    let dir = Dir::new("agent-bad");
     let cases: &[(&str, &str)] = &[
         ("probes { }", "no collector configured"),
         (
@@ -354,7 +334,7 @@ fn bad_configs_and_a_live_pidfile_are_refused() {
 
 #[test]
 fn cloud_init_reads_the_collector_from_the_metadata_service() {
-    let dir = Dir::new("cloud");
+    let dir = Dir::new("agent-cloud");
     let mut rx = Receiver::new();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let http_port = http.local_addr().unwrap().port();
@@ -435,7 +415,7 @@ fn cloud_init_reads_the_collector_from_the_metadata_service() {
 
 #[test]
 fn several_collectors_ipv4_and_ipv6_each_get_their_own_session() {
-    let dir = Dir::new("multi");
+    let dir = Dir::new("agent-multi");
     let mut v4 = Receiver::new();
     let Ok(sock6) = UdpSocket::bind("[::1]:0") else {
         eprintln!("no IPv6 loopback here; skipping");
@@ -469,7 +449,7 @@ fn several_collectors_ipv4_and_ipv6_each_get_their_own_session() {
 
 #[test]
 fn detaches_into_the_background_with_a_pid_file() {
-    let dir = Dir::new("detach");
+    let dir = Dir::new("agent-detach");
     let mut rx = Receiver::new();
     let mut parent = agent(&dir, &config(rx.port(), ""), &[]);
     let status = wait_exit(&mut parent, Duration::from_secs(5))

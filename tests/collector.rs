@@ -1,37 +1,15 @@
 //! End to end with real processes: opticon-db creates a tenant, a
 //! collector and an agent run on loopback, opticon-db reads the result.
 
+mod common;
+
+use common::Dir;
 use opticon::conf::{self, Node};
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("opticon-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        Dir(d)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A daemon killed when the test ends, whatever happened.
 struct Daemon(Child);
@@ -108,7 +86,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn agent_to_collector_to_database() {
-    let dir = Dir::new("flow");
+    let dir = Dir::new("e2e-flow");
     let (ok, out, err) = db(
         &dir,
         &["tenant-create", "--tenant", TENANT, "--name", "E2E"],
@@ -422,7 +400,7 @@ fn last_record(dir: &Dir) -> Option<String> {
 
 #[test]
 fn a_killed_collector_restarts_and_data_flow_resumes() {
-    let dir = Dir::new("restart");
+    let dir = Dir::new("e2e-restart");
     let (ok, out, err) = db(&dir, &["tenant-create", "--tenant", TENANT]);
     assert!(ok, "{err}");
     let key = out
