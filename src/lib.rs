@@ -21,6 +21,8 @@ pub mod conf;
 pub mod crypto;
 pub mod db;
 pub mod dbtool;
+pub mod fleet;
+pub mod loadgen;
 pub mod model;
 pub mod svc;
 pub mod wire;

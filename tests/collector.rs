@@ -462,3 +462,83 @@ fn a_killed_collector_restarts_and_data_flow_resumes() {
     let (ok, out, _) = db(&dir, &["-t", TENANT, "fsck"]);
     assert!(ok && out.ends_with("0 problems\n"), "{out}");
 }
+
+#[test]
+fn the_load_generator_feeds_a_real_collector() {
+    let dir = Dir::new("e2e-load");
+    let (ok, out, err) = db(&dir, &["tenant-create", "--tenant", TENANT]);
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!("network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\n", dir.s("db")),
+    )
+    .unwrap();
+    let collector = start_collector(&dir);
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args(["--tenant", TENANT, "--key", &key, "--address", "192.0.2.1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "only loopback may be loaded"
+    );
+    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args([
+            "--tenant",
+            TENANT,
+            "--key",
+            &key,
+            "--port",
+            &port.to_string(),
+            "--hosts",
+            "50",
+            "--rate",
+            "2000",
+            "--duration",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(load.status.success());
+    let report = String::from_utf8_lossy(&load.stdout).to_string();
+    let sent: u64 = report.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(sent >= 3000, "{report}");
+    let metrics = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+            .args(["--metrics", "-c", &dir.s("collector.conf")])
+            .output()
+            .unwrap();
+        conf::parse(&String::from_utf8_lossy(&out.stdout))
+            .ok()
+            .map(Node::Dict)
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || metrics()
+            .and_then(|m| m.path("accepted").and_then(Node::as_int))
+            == Some(sent as i64)),
+        "sent {sent}, metrics {:?}",
+        metrics().map(|m| m.to_json(false))
+    );
+    // All 50 judged (the synthetic fleet's 97 % full disk soon makes them
+    // WARN or worse, as it should).
+    let judged = |m: &Node| {
+        ["OK", "WARN", "ALERT", "CRIT"]
+            .iter()
+            .filter_map(|s| m.path(&format!("hosts/{s}"))?.as_int())
+            .sum::<i64>()
+    };
+    assert!(wait_for(Duration::from_secs(5), || metrics()
+        .is_some_and(|m| judged(&m) == 50)));
+    let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
+    assert_eq!(hosts.lines().count(), 51, "{hosts}");
+    drop(collector);
+}

@@ -11,9 +11,7 @@ use opticon::model::HostMeters;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-#[path = "fleet.rs"]
-mod fleet;
-use fleet::FakeHost;
+use opticon::fleet::FakeHost;
 
 /// 2023-11-14T00:00:00Z
 const DAY0: i64 = 1_699_920_000;

@@ -8,8 +8,6 @@ use opticon::crypto::{random_key, SealKey};
 use opticon::model::binary::{apply_payload, encode_sample, PayloadReader};
 use opticon::model::HostMeters;
 
-#[path = "fleet.rs"]
-mod fleet;
 use opticon::wire::{peek, Datagram, OpenedAuth, ReplayWindow, SenderSession, DEFAULT_MAX_SKEW};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -63,7 +61,7 @@ fn line(what: &str, per_sec: f64, floor: f64) {
 
 fn main() {
     let now = 1_700_000_000;
-    let payload = encode_sample(now, &fleet::FakeHost::new(1).sample(now));
+    let payload = encode_sample(now, &opticon::fleet::FakeHost::new(1).sample(now));
     let tenant_key = SealKey::new(&random_key().unwrap());
     let tenant = opticon::crypto::random_uuid().unwrap();
     let mut sender = SenderSession::new().unwrap();

@@ -1,0 +1,188 @@
+//! `opticon-loadgen`: simulate a fleet of agents against a collector on
+//! this machine, for load tests and benchmarks.
+//!
+//! Each simulated host has its own session and a realistic sample (from
+//! [`crate::fleet`]) split into datagrams as an agent would; it opens its
+//! session with an auth datagram, rotates its key every `--rotate`
+//! samples, and seals every datagram afresh. The run is bounded by
+//! `--duration` and `--count`, paced to `--rate` datagrams per second, and
+//! only ever sent to a loopback address.
+
+use crate::crypto::SealKey;
+use crate::fleet::FakeHost;
+use crate::model::TenantKey;
+use crate::svc;
+use crate::wire::{split_sample, SenderSession};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+struct SimHost {
+    id: Uuid,
+    session: SenderSession,
+    payloads: Vec<Vec<u8>>,
+    samples: u64,
+}
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt("t", "tenant", "tenant UUID (required)", "UUID");
+    o.optopt("k", "key", "tenant key, base64 (required)", "BASE64");
+    o.optopt(
+        "a",
+        "address",
+        "collector address, loopback only (default 127.0.0.1)",
+        "IP",
+    );
+    o.optopt("P", "port", "collector port (default 1047)", "PORT");
+    o.optopt("n", "hosts", "simulated hosts (default 100)", "N");
+    o.optopt("r", "rate", "datagrams per second (default 1000)", "N");
+    o.optopt("d", "duration", "seconds to run (default 10)", "SECONDS");
+    o.optopt("", "count", "stop after this many datagrams", "N");
+    o.optopt(
+        "",
+        "rotate",
+        "rotate a host's key every N samples (default 30)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-datagram",
+        "largest datagram (default 1400)",
+        "BYTES",
+    );
+    svc::cli::standard(&mut o);
+    o
+}
+
+fn number(m: &getopts::Matches, name: &str, default: u64) -> Result<u64, String> {
+    match m.opt_str(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{name} {v:?} is not a number")),
+    }
+}
+
+/// Run `opticon-loadgen`; returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    let opts = options();
+    let m = match svc::cli::parse(
+        "opticon-loadgen",
+        &opts,
+        args,
+        "--tenant UUID --key BASE64 [options]",
+        "",
+    ) {
+        Ok(m) => m,
+        Err(status) => return status,
+    };
+    match generate(&m) {
+        Ok(report) => {
+            println!("{report}");
+            0
+        }
+        Err(e) => svc::cli::usage_error("opticon-loadgen", &e),
+    }
+}
+
+fn generate(m: &getopts::Matches) -> Result<String, String> {
+    let tenant = m.opt_str("tenant").ok_or("--tenant is required")?;
+    let tenant =
+        Uuid::parse_str(&tenant).map_err(|_| format!("tenant {tenant:?} is not a UUID"))?;
+    let key = TenantKey::from_base64(&m.opt_str("key").ok_or("--key is required")?)
+        .map_err(|e| e.to_string())?;
+    let ip: IpAddr = m
+        .opt_str("address")
+        .unwrap_or_else(|| "127.0.0.1".into())
+        .parse()
+        .map_err(|_| "--address is not an IP address")?;
+    if !ip.is_loopback() {
+        return Err(format!(
+            "{ip} is not a loopback address: opticon-loadgen only loads this machine"
+        ));
+    }
+    let port = u16::try_from(number(m, "port", 1047)?).map_err(|_| "--port is out of range")?;
+    let (hosts, rate, duration) = (
+        number(m, "hosts", 100)?.max(1),
+        number(m, "rate", 1000)?.max(1),
+        number(m, "duration", 10)?,
+    );
+    let count = number(m, "count", u64::MAX)?;
+    let rotate = number(m, "rotate", 30)?.max(1);
+    let max_datagram = number(m, "max-datagram", 1400)? as usize;
+    let to = SocketAddr::new(ip, port);
+    let local: SocketAddr = if ip.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    }
+    .parse()
+    .map_err(|_| "bad local address")?;
+    let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a socket: {e}"))?;
+    let tenant_key = SealKey::new(&key.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+
+    let mut fleet = Vec::with_capacity(hosts as usize);
+    for i in 0..hosts {
+        let mut fake = FakeHost::new(i + 1);
+        let payloads =
+            split_sample(now, &fake.sample(now), max_datagram).map_err(|e| e.to_string())?;
+        let session = SenderSession::new().map_err(|e| e.to_string())?;
+        fleet.push(SimHost {
+            id: Uuid::from_u64_pair(0x0b71_c0de_0000_0000 | i, i),
+            session,
+            payloads,
+            samples: 0,
+        });
+    }
+
+    let start = Instant::now();
+    let end = start + Duration::from_secs(duration);
+    let (mut sent, mut auths, mut samples, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let mut buf = Vec::with_capacity(max_datagram);
+    let mut send = |d: &[u8], sent: &mut u64| {
+        if sock.send_to(d, to).is_err() {
+            errors += 1;
+        }
+        *sent += 1;
+    };
+    'run: loop {
+        for h in &mut fleet {
+            if Instant::now() >= end || sent >= count {
+                break 'run;
+            }
+            if h.samples % rotate == 0 {
+                if h.samples > 0 {
+                    h.session.rotate_key().map_err(|e| e.to_string())?;
+                }
+                let d = h
+                    .session
+                    .auth_datagram(&tenant_key, tenant, h.id, now)
+                    .map_err(|e| e.to_string())?;
+                send(&d, &mut sent);
+                auths += 1;
+            }
+            for p in &h.payloads {
+                h.session.seal_meter_into(p, &mut buf);
+                send(&buf, &mut sent);
+            }
+            h.samples += 1;
+            samples += 1;
+            // Pace: never ahead of the target rate.
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            let elapsed = start.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(format!(
+        "sent {sent} datagrams ({auths} auth, {} meter) for {hosts} hosts, {samples} samples, in {secs:.2} s: {:.0}/s; {errors} send errors",
+        sent - auths,
+        sent as f64 / secs
+    ))
+}
