@@ -36,6 +36,7 @@ bench:
 	scripts/bench-wire
 	scripts/bench-db
 	scripts/bench-agent
+	scripts/bench-collector
 
 clean:
 	$(CARGO) clean

@@ -10,6 +10,7 @@
 
 pub mod judge;
 pub mod notify;
+pub mod receive;
 pub mod report;
 
 use crate::conf::{self, Dict, Node};
@@ -50,6 +51,8 @@ pub struct CollectorConfig {
     pub quota_interval: u64,
     /// Notifications of status changes.
     pub notify: notify::NotifyConfig,
+    /// Datagrams the receive queue holds before it drops.
+    pub queue: usize,
 }
 
 fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
@@ -98,6 +101,7 @@ impl CollectorConfig {
             rcvbuf: seconds(doc, "network/rcvbuf", 8 << 20)? as usize,
             quota_interval: seconds(doc, "interval/quota", 300)?,
             notify: notify::NotifyConfig::from_dict(doc)?,
+            queue: seconds(doc, "network/queue", 65536)? as usize,
         })
     }
 }
@@ -158,6 +162,8 @@ pub struct Collector {
     plain: Vec<u8>,
     /// Granted kernel receive buffer, for the metrics.
     pub rcvbuf: usize,
+    /// The receive queue's counters, when one runs.
+    pub queue: Option<receive::QueueStats>,
     last_quota: Instant,
     notifier: notify::Notifier,
 }
@@ -201,6 +207,7 @@ impl Collector {
             counters: Counters::default(),
             plain: Vec::with_capacity(65536),
             rcvbuf: 0,
+            queue: None,
             last_quota: Instant::now(),
             notifier: notify::Notifier::new(notify_cfg),
         };
@@ -604,6 +611,17 @@ impl Collector {
             Node::Frac((cycle.as_secs_f64() * 1e6).round() / 1e3),
         );
         m.insert("rcvbuf", Node::Int(self.rcvbuf as i64));
+        if let Some(q) = &self.queue {
+            use std::sync::atomic::Ordering;
+            m.insert(
+                "queue_depth",
+                Node::Int(q.depth.load(Ordering::Relaxed) as i64),
+            );
+            m.insert(
+                "queue_drops",
+                Node::Int(q.drops.load(Ordering::Relaxed) as i64),
+            );
+        }
         if let Some(errors) = report::kernel_rcvbuf_errors() {
             m.insert("kernel_rcvbuf_errors", Node::Int(errors as i64));
         }
@@ -744,7 +762,11 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
     collector.rcvbuf = rcvbuf;
     let mut next_write = next_boundary(Duration::from_secs(collector.cfg.write_interval));
     let mut next_refresh = Instant::now();
-    let mut buf = vec![0u8; 65536];
+    // After detaching: threads do not survive the fork.
+    let queue_size = collector.cfg.queue;
+    let queue = receive::start(sock, queue_size)
+        .map_err(|e| format!("cannot start the receive thread: {e}"))?;
+    collector.queue = Some(queue.stats());
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
@@ -757,16 +779,15 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
                 )),
             }
         }
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) => collector.handle(&buf[..n], from),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => svc::log::warn(&format!("receive: {e}")),
+        if let Some((d, from)) = queue.next(Duration::from_millis(100)) {
+            collector.handle(&d, from);
+            // Work through a burst before looking at the clocks again.
+            for _ in 0..1024 {
+                match queue.try_next() {
+                    Some((d, from)) => collector.handle(&d, from),
+                    None => break,
+                }
+            }
         }
         let now = Instant::now();
         if now >= next_refresh {
