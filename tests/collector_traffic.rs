@@ -202,3 +202,62 @@ fn the_example_configs_load() {
         2
     );
 }
+
+#[test]
+fn silent_hosts_are_forgotten_then_purged() {
+    let root = std::env::temp_dir().join(format!("opticon-purge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
+    let key = [7u8; 32];
+    let db = Db::new(&root);
+    db.create_tenant(Some(tenant), "purge", Some(TenantKey(key)))
+        .unwrap();
+    let doc = opticon::conf::parse(&format!(
+        "database {{ path \"{}\" }} interval {{ forget 1 purge 2 quota 1 stale 1 }}",
+        root.display()
+    ))
+    .unwrap();
+    let mut c = Collector::new(
+        CollectorConfig::from_dict(&doc).unwrap(),
+        meters::defaults(),
+    );
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut agent = SenderSession::new().unwrap();
+    let host_id = Uuid::from_u128(9);
+    c.handle(
+        &agent
+            .auth_datagram(&SealKey::new(&key), tenant, host_id, now())
+            .unwrap(),
+        from,
+    );
+    for p in split_sample(now(), &common::representative_host(), 1400).unwrap() {
+        c.handle(&agent.meter_datagram(&p), from);
+    }
+    c.write_cycle();
+    assert!(db.hosts(tenant).unwrap().contains(&host_id), "host stored");
+    // Silent past `forget`: dropped from memory, no more records, its
+    // session gone too.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    c.write_cycle();
+    let last = host::usage(&db.host_dir(tenant, host_id))
+        .unwrap()
+        .last
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    c.write_cycle();
+    assert_eq!(
+        host::usage(&db.host_dir(tenant, host_id)).unwrap().last,
+        Some(last),
+        "no records once forgotten"
+    );
+    assert!(
+        db.hosts(tenant).unwrap().contains(&host_id),
+        "kept on disk until the purge age"
+    );
+    // Past `purge` since its last record: deleted from the database.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    c.write_cycle();
+    assert!(!db.hosts(tenant).unwrap().contains(&host_id), "purged");
+    c.close();
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -53,6 +53,12 @@ pub struct CollectorConfig {
     pub notify: notify::NotifyConfig,
     /// Datagrams the receive queue holds before it drops.
     pub queue: usize,
+    /// Seconds of silence after which a host is dropped from memory (and
+    /// gets no more STALE records).
+    pub forget: u64,
+    /// Seconds after its last record before a host is deleted from the
+    /// database (0: never).
+    pub purge: u64,
 }
 
 fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
@@ -102,6 +108,11 @@ impl CollectorConfig {
             quota_interval: seconds(doc, "interval/quota", 300)?,
             notify: notify::NotifyConfig::from_dict(doc)?,
             queue: seconds(doc, "network/queue", 65536)? as usize,
+            forget: seconds(doc, "interval/forget", 3600)?,
+            purge: match doc.path("interval/purge") {
+                Some(Node::Int(0)) => 0,
+                _ => seconds(doc, "interval/purge", 86_400)?,
+            },
         })
     }
 }
@@ -415,6 +426,7 @@ impl Collector {
     pub fn write_cycle(&mut self) {
         let started = Instant::now();
         let now = unix_now();
+        self.forget_silent();
         let keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
         let mut written = 0;
         for key in keys {
@@ -518,6 +530,7 @@ impl Collector {
         self.publish(started.elapsed());
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
+            self.purge_silent();
             self.enforce_quotas();
         }
         svc::log::debug(&format!(
@@ -545,6 +558,51 @@ impl Collector {
             h.defs = None;
         }
         self.refresh_tenants();
+    }
+
+    /// Drop hosts silent for `interval/forget` from memory, with their
+    /// sessions; their stored data stays until purged.
+    fn forget_silent(&mut self) {
+        let limit = Duration::from_secs(self.cfg.forget);
+        let gone: Vec<(Uuid, Uuid)> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.last_seen.elapsed() > limit)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            if let Some(mut h) = self.hosts.remove(&key) {
+                if let Some(w) = &mut h.writer {
+                    let _ = w.sync();
+                }
+            }
+            self.sessions.retain(|_, s| (s.tenant, s.host) != key);
+            svc::log::info(&format!(
+                "host {} silent for {} s: forgotten",
+                key.1, self.cfg.forget
+            ));
+        }
+    }
+
+    /// Delete hosts whose last record is older than `interval/purge`.
+    fn purge_silent(&self) {
+        if self.cfg.purge == 0 {
+            return;
+        }
+        let cutoff = unix_now() - self.cfg.purge as i64;
+        for t in self.tenants.keys() {
+            match self.db.purge_stale(*t, cutoff) {
+                Ok(hosts) => {
+                    for h in hosts {
+                        svc::log::info(&format!(
+                            "tenant {t}: purged host {h}, silent since before {}",
+                            crate::db::time::iso(cutoff)
+                        ));
+                    }
+                }
+                Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
+            }
+        }
     }
 
     /// Keep every tenant within its storage quota (oldest days first).
