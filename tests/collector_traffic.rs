@@ -213,7 +213,7 @@ fn silent_hosts_are_forgotten_then_purged() {
     db.create_tenant(Some(tenant), "purge", Some(TenantKey(key)))
         .unwrap();
     let doc = opticon::conf::parse(&format!(
-        "database {{ path \"{}\" }} interval {{ forget 1 purge 2 quota 1 stale 1 }}",
+        "database {{ path \"{}\" }} interval {{ forget 1 purge 4 quota 1 stale 1 }}",
         root.display()
     ))
     .unwrap();
@@ -254,8 +254,9 @@ fn silent_hosts_are_forgotten_then_purged() {
         db.hosts(tenant).unwrap().contains(&host_id),
         "kept on disk until the purge age"
     );
-    // Past `purge` since its last record: deleted from the database.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Past `purge` since its last record (whole seconds, so with margin):
+    // deleted from the database.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
     c.write_cycle();
     assert!(!db.hosts(tenant).unwrap().contains(&host_id), "purged");
     c.close();
