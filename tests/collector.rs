@@ -87,31 +87,14 @@ fn free_port() -> u16 {
 #[test]
 fn agent_to_collector_to_database() {
     let dir = Dir::new("e2e-flow");
-    let (ok, out, err) = db(
-        &dir,
-        &["tenant-create", "--tenant", TENANT, "--name", "E2E"],
+    let notify = format!(
+        "notify {{ call \"cat >> {}\" debounce 1 batch 1 }}",
+        dir.s("notified")
     );
-    assert!(ok, "{err}");
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
-    // As installed, the database belongs to the user the collector drops
-    // to (this test may run as root).
-    give_to_service_user(&dir.path("db"));
-    let port = free_port();
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\n\
-             interval {{ write 1 stale 3 tenant_refresh 1 }}\n\
-             notify {{ call \"cat >> {}\" debounce 1 batch 1 }}\n",
-            dir.s("db"),
-            dir.s("notified")
-        ),
-    )
-    .unwrap();
+    let (key, port) = tenant_and_collector(
+        &dir,
+        &format!("interval {{ write 1 stale 3 tenant_refresh 1 }}\n{notify}"),
+    );
     // An explicit meter config that does not exist stops the collector
     // with one clear line.
     let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
@@ -363,6 +346,34 @@ fn agent_to_collector_to_database() {
     );
 }
 
+/// A tenant in a fresh database owned by the service user (as installed:
+/// the collector drops to that user, and this test may run as root), and
+/// a collector config on a free port with `extra` appended; returns the
+/// tenant key and the port.
+fn tenant_and_collector(dir: &Dir, extra: &str) -> (String, u16) {
+    let (ok, out, err) = db(dir, &["tenant-create", "--tenant", TENANT]);
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}
+database {{ path {} }}
+{extra}
+",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    (key, port)
+}
+
 fn start_collector(dir: &Dir) -> Daemon {
     Daemon(
         Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
@@ -401,20 +412,7 @@ fn last_record(dir: &Dir) -> Option<String> {
 #[test]
 fn a_killed_collector_restarts_and_data_flow_resumes() {
     let dir = Dir::new("e2e-restart");
-    let (ok, out, err) = db(&dir, &["tenant-create", "--tenant", TENANT]);
-    assert!(ok, "{err}");
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
-    give_to_service_user(&dir.path("db"));
-    let port = free_port();
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!("network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 stale 5 }}\n", dir.s("db")),
-    )
-    .unwrap();
+    let (key, port) = tenant_and_collector(&dir, "interval { write 1 stale 5 }");
     std::fs::write(
         dir.path("agent.conf"),
         format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" }}\ninterval {{ fast 1 slow 2 }}\n"),
@@ -466,20 +464,7 @@ fn a_killed_collector_restarts_and_data_flow_resumes() {
 #[test]
 fn the_load_generator_feeds_a_real_collector() {
     let dir = Dir::new("e2e-load");
-    let (ok, out, err) = db(&dir, &["tenant-create", "--tenant", TENANT]);
-    assert!(ok, "{err}");
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
-    give_to_service_user(&dir.path("db"));
-    let port = free_port();
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!("network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\n", dir.s("db")),
-    )
-    .unwrap();
+    let (key, port) = tenant_and_collector(&dir, "interval { write 1 }");
     let collector = start_collector(&dir);
     std::thread::sleep(Duration::from_millis(300));
     let refused = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
