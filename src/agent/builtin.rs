@@ -396,7 +396,7 @@ impl Builtin {
             .map_or(0, |m| m.0);
         let users = ctx
             .read("etc/passwd")
-            .map(|t| parse::passwd(&t))
+            .map(|t| crate::svc::daemon::passwd_entries(&t))
             .unwrap_or_default();
         let page_kb = page_size() / 1024;
         let since = self
@@ -447,8 +447,8 @@ impl Builtin {
             let user = uid.map(|u| {
                 users
                     .iter()
-                    .find(|(id, _)| *id == u)
-                    .map_or(u.to_string(), |(_, n)| n.clone())
+                    .find(|(_, id, _)| *id == u)
+                    .map_or(u.to_string(), |(n, _, _)| n.clone())
             });
             let name = ctx
                 .read(&format!("{dir}/cmdline"))

@@ -300,16 +300,6 @@ pub fn status_uid(text: &str) -> Option<u32> {
     })
 }
 
-/// User names by uid from `/etc/passwd`.
-pub fn passwd(text: &str) -> Vec<(u32, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            Some((f.get(2)?.parse().ok()?, f.first()?.to_string()))
-        })
-        .collect()
-}
-
 /// The interface of the default IPv4 route in `/proc/net/route`.
 pub fn default_route_iface(text: &str) -> Option<String> {
     text.lines().skip(1).find_map(|l| {

@@ -25,6 +25,7 @@ use crate::wire::{peek, Datagram, Rejection, ReplayWindow, DEFAULT_MAX_SKEW};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
@@ -120,7 +121,8 @@ impl CollectorConfig {
 /// What the collector knows of one tenant, kept in memory.
 struct TenantInfo {
     key: SealKey,
-    defs: Vec<MeterDef>,
+    /// Shared by every host of the tenant without a `host.conf`.
+    defs: Arc<Vec<MeterDef>>,
     modified: Option<SystemTime>,
 }
 
@@ -146,7 +148,7 @@ struct HostState {
     writer: Option<HostWriter>,
     /// Definitions, with the tenant's and the host's file times they
     /// were built from.
-    defs: Option<(DefsStamp, Vec<MeterDef>)>,
+    defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
 }
 
 /// Counters of what arrived, by outcome.
@@ -262,7 +264,7 @@ impl Collector {
                         id,
                         TenantInfo {
                             key: SealKey::new(&tenant.key.0),
-                            defs,
+                            defs: Arc::new(defs),
                             modified,
                         },
                     );
@@ -391,12 +393,13 @@ impl Collector {
         self.hosts.insert((tenant, host), state);
     }
 
-    /// The definitions that apply to a host: the tenant's, overlaid with
-    /// the host's `host.conf` (re-read when it changes).
-    fn host_defs(&mut self, tenant: Uuid, host: Uuid) -> Vec<MeterDef> {
+    /// The definitions that apply to a host: the tenant's (shared, not
+    /// copied), or a copy overlaid with the host's `host.conf` when it has
+    /// one (rebuilt only when either file changes).
+    fn host_defs(&mut self, tenant: Uuid, host: Uuid) -> Arc<Vec<MeterDef>> {
         let (base, tenant_modified) = match self.tenants.get(&tenant) {
-            Some(t) => (t.defs.clone(), t.modified),
-            None => (self.global.clone(), None),
+            Some(t) => (Arc::clone(&t.defs), t.modified),
+            None => (Arc::new(self.global.clone()), None),
         };
         let path = self.db.host_dir(tenant, host).join(HOST_FILE);
         let modified = mtime(&path);
@@ -406,18 +409,21 @@ impl Collector {
         };
         if let Some((m, defs)) = &state.defs {
             if *m == stamp {
-                return defs.clone();
+                return Arc::clone(defs);
             }
         }
-        let mut defs = base;
-        if modified.is_some() {
-            if let Ok(doc) = conf::load_file(&path) {
-                if let Some(Node::Dict(md)) = doc.get("meter") {
-                    let _ = meters::overlay(&mut defs, md, Origin::Host);
+        let defs = match modified.and_then(|_| conf::load_file(&path).ok()) {
+            Some(doc) => match doc.get("meter") {
+                Some(Node::Dict(md)) => {
+                    let mut own = base.as_ref().clone();
+                    let _ = meters::overlay(&mut own, md, Origin::Host);
+                    Arc::new(own)
                 }
-            }
-        }
-        state.defs = Some((stamp, defs.clone()));
+                _ => base,
+            },
+            None => base,
+        };
+        state.defs = Some((stamp, Arc::clone(&defs)));
         defs
     }
 
@@ -623,13 +629,12 @@ impl Collector {
     /// metrics, for the API and for `opticon-collector --metrics`.
     fn publish(&self, cycle: Duration) {
         let mut by_status: HashMap<&str, i64> = HashMap::new();
+        let mut by_tenant: HashMap<Uuid, Vec<(&Uuid, &HostState)>> = HashMap::new();
+        for ((t, h), state) in &self.hosts {
+            by_tenant.entry(*t).or_default().push((h, state));
+        }
         for t in self.tenants.keys() {
-            let hosts: Vec<(&Uuid, &HostState)> = self
-                .hosts
-                .iter()
-                .filter(|((tt, _), _)| tt == t)
-                .map(|((_, h), s)| (h, s))
-                .collect();
+            let hosts = by_tenant.remove(t).unwrap_or_default();
             let mut overview = Dict::new();
             for (h, s) in &hosts {
                 overview.insert(h.to_string(), report::overview_entry(&s.meters));

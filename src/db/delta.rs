@@ -16,7 +16,9 @@
 //!
 //! Bitmaps are ceil(bits / 8) bytes, least significant bit first.
 
-use crate::model::binary::{put_tagged, put_value, put_varint, CodecError, PayloadReader};
+use crate::model::binary::{
+    put_tagged, put_value, put_varint, unzigzag, zigzag, CodecError, PayloadReader,
+};
 use crate::model::{Array, HostMeters, MeterValue, Scalar, ScalarRef};
 use std::fmt;
 
@@ -46,14 +48,6 @@ fn same_value(a: &MeterValue, b: &MeterValue) -> bool {
         }
         _ => false,
     }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 fn put_bitmap(out: &mut Vec<u8>, bits: impl Iterator<Item = bool>) {

@@ -171,12 +171,12 @@ fn latest_in(path: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
     let buf = read_checked(path)?;
     if let Some(chain) = tail_chain(&buf, KEYFRAME_INTERVAL) {
         let mut r = Replayer::new();
-        let mut last = None;
+        let mut decoded = false;
         for f in &chain {
-            last = r.feed(&buf, f).map(|m| (f.time, m.clone()));
+            decoded = r.feed(&buf, f).is_some();
         }
-        if last.is_some() {
-            return Ok(last);
+        if let (true, Some(state), Some(f)) = (decoded, r.state, chain.last()) {
+            return Ok(Some((f.time, state)));
         }
     }
     let day = Day {

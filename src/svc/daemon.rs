@@ -112,11 +112,26 @@ pub fn detach() -> Result<(), StartError> {
 
 /// The uid and gid of `name` in a passwd(5) text.
 pub fn passwd_entry(passwd: &str, name: &str) -> Option<(u32, u32)> {
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.first() == Some(&name))
-            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
-    })
+    passwd_entries(passwd)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .map(|(_, uid, gid)| (uid, gid))
+}
+
+/// Every well-formed line of a passwd(5) text: name, uid, gid. Parsed
+/// here rather than through getpwnam(3), which static builds cannot use.
+pub fn passwd_entries(passwd: &str) -> Vec<(String, u32, u32)> {
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            Some((
+                f.first()?.to_string(),
+                f.get(2)?.parse().ok()?,
+                f.get(3)?.parse().ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// The uid and gid to run as when started as root: `opticon`, else
