@@ -136,21 +136,7 @@ fn agent_to_collector_to_database() {
         format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" host {host} }}\ninterval {{ fast 1 slow 2 }}\n"),
     )
     .unwrap();
-    let agent = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_opticon-agent"))
-            .args([
-                "-f",
-                "-c",
-                &dir.s("agent.conf"),
-                "-l",
-                &dir.s("agent.log"),
-                "-p",
-                &dir.s("agent.pid"),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = start_agent(&dir);
 
     // Within seconds the host is stored, OK, with the agent's meters.
     let complete = || {
@@ -374,22 +360,29 @@ database {{ path {} }}
     (key, port)
 }
 
-fn start_collector(dir: &Dir) -> Daemon {
+/// Start `bin` (an Opticon daemon) in the foreground with `<name>.conf`,
+/// `<name>.log` and `<name>.pid` in the test directory.
+fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
+    let (conf, log, pid) = (
+        dir.s(&format!("{name}.conf")),
+        dir.s(&format!("{name}.log")),
+        dir.s(&format!("{name}.pid")),
+    );
     Daemon(
-        Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
-            .args([
-                "-f",
-                "-c",
-                &dir.s("collector.conf"),
-                "-l",
-                &dir.s("collector.log"),
-                "-p",
-                &dir.s("collector.pid"),
-            ])
+        Command::new(bin)
+            .args(["-f", "-c", &conf, "-l", &log, "-p", &pid])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
     )
+}
+
+fn start_agent(dir: &Dir) -> Daemon {
+    start_daemon(dir, env!("CARGO_BIN_EXE_opticon-agent"), "agent")
+}
+
+fn start_collector(dir: &Dir) -> Daemon {
+    start_daemon(dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector")
 }
 
 /// Time of the host's last stored record, from opticon-db host-list.
@@ -419,21 +412,7 @@ fn a_killed_collector_restarts_and_data_flow_resumes() {
     )
     .unwrap();
     let collector = start_collector(&dir);
-    let _agent = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_opticon-agent"))
-            .args([
-                "-f",
-                "-c",
-                &dir.s("agent.conf"),
-                "-l",
-                &dir.s("agent.log"),
-                "-p",
-                &dir.s("agent.pid"),
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _agent = start_agent(&dir);
     assert!(
         wait_for(Duration::from_secs(10), || last_record(&dir).is_some()),
         "no record before the kill"

@@ -86,6 +86,33 @@ impl Root {
         p.to_str().unwrap().to_string()
     }
 
+    /// Start `host-import FILE` for HOST in the background.
+    fn spawn_import(
+        &self,
+        file: &str,
+        extra: &[&str],
+        stdout: std::process::Stdio,
+    ) -> std::process::Child {
+        let db = self.db();
+        let mut args = vec![
+            "-p",
+            db.to_str().unwrap(),
+            "-t",
+            TENANT,
+            "-H",
+            HOST,
+            "host-import",
+            file,
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+            .args(&args)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     fn with_tenant(tag: &str) -> Root {
         let r = Root::new(tag);
         r.ok(&["tenant-create", "--tenant", TENANT, "--name", "Acme"]);
@@ -679,25 +706,11 @@ fn sigkilled_writer_never_loses_synced_records() {
         let text = samples(start, 300, round);
         all.push_str(&text);
         let file = r.write("round.jsonl", &text);
-        let db = r.db();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
-            .args([
-                "-p",
-                db.to_str().unwrap(),
-                "-t",
-                TENANT,
-                "-H",
-                HOST,
-                "host-import",
-                &file,
-                "--sync-every",
-                "1",
-                "--progress",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = r.spawn_import(
+            &file,
+            &["--sync-every", "1", "--progress"],
+            std::process::Stdio::piped(),
+        );
         std::thread::sleep(std::time::Duration::from_millis(2 + rng.below(40) as u64));
         child.kill().unwrap();
         let out = child.wait_with_output().unwrap();
@@ -764,22 +777,7 @@ fn sigkilled_writer_never_loses_synced_records() {
 fn readers_run_during_writes() {
     let r = Root::with_tenant("concurrent");
     let file = r.write("big.jsonl", &samples(DAY0, 3000, 5));
-    let db = r.db();
-    let mut writer = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
-        .args([
-            "-p",
-            db.to_str().unwrap(),
-            "-t",
-            TENANT,
-            "-H",
-            HOST,
-            "host-import",
-            &file,
-            "--sync-every",
-            "50",
-        ])
-        .spawn()
-        .unwrap();
+    let mut writer = r.spawn_import(&file, &["--sync-every", "50"], std::process::Stdio::null());
     let mut reads = 0;
     while writer.try_wait().unwrap().is_none() {
         for args in [
