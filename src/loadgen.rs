@@ -7,6 +7,12 @@
 //! samples, and seals every datagram afresh. The run is bounded by
 //! `--duration` and `--count`, paced to `--rate` datagrams per second, and
 //! only ever sent to a loopback address.
+//!
+//! With `--hostile RATE`, a second thread sends hostile datagrams for the
+//! same duration: random bytes, meter datagrams of sessions that never
+//! authenticated, auth datagrams of a tenant that does not exist and auth
+//! datagrams of the real tenant sealed with a wrong key. Each kind is
+//! counted, so that the collector's rejection counters can be checked.
 
 use crate::crypto::SealKey;
 use crate::fleet::FakeHost;
@@ -43,6 +49,12 @@ fn options() -> getopts::Options {
         "",
         "rotate",
         "rotate a host's key every N samples (default 30)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "hostile",
+        "also send hostile datagrams at this rate",
         "N",
     );
     o.optopt(
@@ -141,6 +153,16 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
 
     let start = Instant::now();
     let end = start + Duration::from_secs(duration);
+    let hostile_rate = number(m, "hostile", 0)?;
+    let hostile = (hostile_rate > 0)
+        .then(|| {
+            let pool = hostile_pool(tenant, now)?;
+            let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a socket: {e}"))?;
+            Ok::<_, String>(std::thread::spawn(move || {
+                send_hostile(&sock, to, &pool, hostile_rate, end)
+            }))
+        })
+        .transpose()?;
     let (mut sent, mut auths, mut samples, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::with_capacity(max_datagram);
     let mut send = |d: &[u8], sent: &mut u64| {
@@ -180,9 +202,98 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(format!(
+    let mut report = format!(
         "sent {sent} datagrams ({auths} auth, {} meter) for {hosts} hosts, {samples} samples, in {secs:.2} s: {:.0}/s; {errors} send errors",
         sent - auths,
         sent as f64 / secs
-    ))
+    );
+    if let Some(thread) = hostile {
+        let counts = thread.join().map_err(|_| "the hostile sender failed")?;
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        report.push_str(&format!("\nhostile: sent {total} datagrams"));
+        for (reason, n) in counts {
+            report.push_str(&format!(" {reason} {n}"));
+        }
+    }
+    Ok(report)
+}
+
+/// Hostile datagrams, each labelled with the collector counter that
+/// should count it.
+fn hostile_pool(tenant: Uuid, now: i64) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let e = |e: std::io::Error| e.to_string();
+    let mut noise = [0u8; 8];
+    let mut pool = Vec::new();
+    let wrong_key = SealKey::new(&crate::crypto::random_key().map_err(e)?);
+    for i in 0..4096u32 {
+        crate::crypto::random_bytes(&mut noise).map_err(e)?;
+        let size =
+            64 + (u32::from_le_bytes([noise[0], noise[1], noise[2], noise[3]]) % 961) as usize;
+        let host = Uuid::from_u64_pair(0xbad, u64::from(i));
+        let d = match i % 4 {
+            0 => {
+                let mut d = vec![0u8; size];
+                crate::crypto::random_bytes(&mut d).map_err(e)?;
+                d[0] = b'x';
+                ("bad_magic", d)
+            }
+            1 => {
+                let mut stranger = SenderSession::new().map_err(e)?;
+                ("unknown_session", stranger.meter_datagram(&vec![0u8; size]))
+            }
+            2 => {
+                let nobody = Uuid::from_u64_pair(0xdead, u64::from(i));
+                let d = SenderSession::new()
+                    .map_err(e)?
+                    .auth_datagram(&wrong_key, nobody, host, now)
+                    .map_err(e)?;
+                ("unknown_tenant", d)
+            }
+            _ => {
+                let d = SenderSession::new()
+                    .map_err(e)?
+                    .auth_datagram(&wrong_key, tenant, host, now)
+                    .map_err(e)?;
+                ("bad_mac", d)
+            }
+        };
+        pool.push(d);
+    }
+    Ok(pool)
+}
+
+/// Send the pool round and round at `rate` until `end`; returns how many
+/// of each kind went out.
+fn send_hostile(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    pool: &[(&'static str, Vec<u8>)],
+    rate: u64,
+    end: Instant,
+) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    'run: loop {
+        for (reason, d) in pool {
+            if Instant::now() >= end {
+                break 'run;
+            }
+            if sock.send_to(d, to).is_ok() {
+                match counts.iter_mut().find(|(r, _)| r == reason) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((reason, 1)),
+                }
+            }
+            sent += 1;
+            if sent % 64 == 0 {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                let elapsed = start.elapsed();
+                if due > elapsed {
+                    std::thread::sleep(due - elapsed);
+                }
+            }
+        }
+    }
+    counts
 }

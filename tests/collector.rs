@@ -93,7 +93,9 @@ fn agent_to_collector_to_database() {
     );
     let (key, port) = tenant_and_collector(
         &dir,
-        &format!("interval {{ write 1 stale 3 tenant_refresh 1 }}\n{notify}"),
+        &format!(
+            "interval {{ write 1 stale 3 tenant_refresh 1 }}\nping {{ interval 1 }}\n{notify}"
+        ),
     );
     // An explicit meter config that does not exist stops the collector
     // with one clear line.
@@ -159,6 +161,26 @@ fn agent_to_collector_to_database() {
         rec.path("link/ip").and_then(Node::as_str),
         Some("127.0.0.1")
     );
+    // Pings of the agent's address, where this machine allows ICMP
+    // sockets (root, or net.ipv4.ping_group_range).
+    let log = std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default();
+    if log.contains("ping: IPv4 raw socket") || log.contains("ping: IPv4 unprivileged") {
+        let pinged = || {
+            record(&dir, host).is_some_and(|r| {
+                r.path("link/rtt")
+                    .and_then(Node::as_f64)
+                    .is_some_and(|ms| ms < 100.0)
+                    && r.path("link/loss").and_then(Node::as_f64) == Some(0.0)
+            })
+        };
+        assert!(
+            wait_for(Duration::from_secs(10), pinged),
+            "no link/rtt and link/loss: {}",
+            record(&dir, host).unwrap().to_json(false)
+        );
+    } else {
+        eprintln!("no ICMP socket here: ping not tested ({log})");
+    }
 
     // Garbage and forged datagrams are counted, never stored.
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();

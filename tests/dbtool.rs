@@ -843,3 +843,55 @@ fn one_writer_per_host_and_du_json() {
         Some(128 << 20)
     );
 }
+
+#[test]
+fn a_parked_writer_resumes_byte_for_byte_and_notices_other_writers() {
+    use opticon::db::host::{day_files, read_day, HostWriter};
+    let (a, b) = (Root::with_tenant("park-a"), Root::with_tenant("park-b"));
+    let (dir_a, dir_b) = (a.db().join("a"), b.db().join("b"));
+    let mut fake_a = opticon::fleet::FakeHost::new(7);
+    let mut fake_b = opticon::fleet::FakeHost::new(7);
+    let mut continuous = HostWriter::open(&dir_a).unwrap();
+    let mut parked = HostWriter::open(&dir_b).unwrap().park();
+    // 130 samples cross two block boundaries and one day boundary.
+    let start = DAY0 + 86_400 - 65 * 60;
+    for i in 0..130 {
+        let t = start + i * 60;
+        continuous.append(t, &fake_a.sample(t)).unwrap();
+        let mut w = HostWriter::resume(&dir_b, &parked, None).unwrap();
+        w.append(t, &fake_b.sample(t)).unwrap();
+        parked = w.park();
+        assert_eq!(parked.last_time(), Some(t));
+    }
+    drop(continuous);
+    let (files_a, files_b) = (day_files(&dir_a).unwrap(), day_files(&dir_b).unwrap());
+    assert_eq!(files_a.len(), 2);
+    for (fa, fb) in files_a.iter().zip(&files_b) {
+        assert_eq!(
+            std::fs::read(&fa.path).unwrap(),
+            std::fs::read(&fb.path).unwrap()
+        );
+    }
+    // Another writer appends while this one is parked: the resumed writer
+    // starts over from the file instead of trusting its stale mark.
+    let t = start + 130 * 60;
+    let mut other = HostWriter::open(&dir_b).unwrap();
+    other.append(t, &fake_b.sample(t)).unwrap();
+    drop(other);
+    assert!(HostWriter::resume(&dir_b, &parked, None)
+        .unwrap()
+        .append(t, &fake_b.sample(t))
+        .is_err());
+    let mut w = HostWriter::resume(&dir_b, &parked, None).unwrap();
+    w.append(t + 60, &fake_b.sample(t + 60)).unwrap();
+    drop(w);
+    let last = day_files(&dir_b).unwrap().pop().unwrap();
+    let day = read_day(&last.path).unwrap();
+    assert!(day.scan.damage.is_empty());
+    let mut n = 0;
+    day.replay(|_, _| {
+        n += 1;
+        true
+    });
+    assert_eq!(n, day.scan.frames.len());
+}

@@ -10,19 +10,25 @@
 
 pub mod judge;
 pub mod notify;
+pub mod packed;
+pub mod ping;
 pub mod receive;
 pub mod report;
 
 use crate::conf::{self, Dict, Node};
-use crate::crypto::SealKey;
+use crate::crypto::{SealKey, KEY_LEN};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::{HOST_FILE, HOST_LOG, TENANT_FILE};
-use crate::db::{host, log as hostlog, Db, HostWriter};
-use crate::model::binary::apply_payload;
+use crate::db::{host, log as hostlog, Db, HostWriter, ParkedWriter};
+use crate::model::binary::{
+    apply_payload, decode_sample, put_varint, validate_payload, PayloadReader,
+};
 use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar, Status};
 use crate::svc;
 use crate::wire::{peek, Datagram, Rejection, ReplayWindow, DEFAULT_MAX_SKEW};
-use std::collections::HashMap;
+use packed::Packed;
+pub use report::{OVERVIEW_FILE, SUMMARY_FILE};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +66,13 @@ pub struct CollectorConfig {
     /// Seconds after its last record before a host is deleted from the
     /// database (0: never).
     pub purge: u64,
+    /// Sessions whose derived keys stay cached (the others derive theirs
+    /// again at their next datagram).
+    pub key_cache: usize,
+    /// Ping every host's source address (`link/rtt`, `link/loss`).
+    pub ping: bool,
+    /// Seconds between two echoes to the same host.
+    pub ping_interval: u64,
 }
 
 fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
@@ -114,6 +127,18 @@ impl CollectorConfig {
                 Some(Node::Int(0)) => 0,
                 _ => seconds(doc, "interval/purge", 86_400)?,
             },
+            key_cache: seconds(doc, "memory/key_cache", 4096)? as usize,
+            ping: match doc.path("ping/enabled") {
+                None | Some(Node::Bool(true)) => true,
+                Some(Node::Bool(false)) => false,
+                Some(other) => {
+                    return Err(format!(
+                        "ping/enabled: {} is not true or false",
+                        other.to_json(false)
+                    ))
+                }
+            },
+            ping_interval: seconds(doc, "ping/interval", 10)?,
         })
     }
 }
@@ -130,7 +155,10 @@ struct TenantInfo {
 struct Session {
     tenant: Uuid,
     host: Uuid,
-    key: SealKey,
+    /// The session key as the agent sent it.
+    secret: [u8; KEY_LEN],
+    /// The derived key (624 bytes), while in the key cache.
+    key: Option<Box<SealKey>>,
     window: ReplayWindow,
 }
 
@@ -138,17 +166,68 @@ struct Session {
 /// definitions were built from.
 type DefsStamp = (Option<SystemTime>, Option<SystemTime>);
 
+/// Payloads that arrived for a host since its last write cycle, kept as
+/// received (length-prefixed) until the cycle merges them; a host that
+/// sends more than this between cycles has them merged early.
+const PENDING_LIMIT: usize = 16 << 10;
+
 /// One host's live state.
+///
+/// Between write cycles a host costs its packed meters (changes against
+/// the last record, which the parked writer keeps encoded) plus the
+/// payloads received since: decoding happens once per host per cycle, in
+/// the cycle, not per datagram.
 struct HostState {
-    meters: HostMeters,
+    packed: Packed,
+    pending: Vec<u8>,
     badness: f64,
     status: Status,
     last_seen: Instant,
     remote: SocketAddr,
-    writer: Option<HostWriter>,
+    /// The host's writer between write cycles (no open descriptors).
+    writer: ParkedWriter,
     /// Definitions, with the tenant's and the host's file times they
     /// were built from.
     defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
+}
+
+impl HostState {
+    /// The last stored record, which packed meters are a delta against.
+    fn base(&self) -> Option<HostMeters> {
+        let encoded = self.writer.prev_encoded()?;
+        decode_sample(encoded).ok().map(|(_, m)| m)
+    }
+
+    /// The current meters: unpacked, with the pending payloads merged;
+    /// returns them with their base (the caller packs them again).
+    fn unpack(&mut self) -> (HostMeters, Option<HostMeters>) {
+        let base = self.base();
+        let mut meters = self.packed.unpack(base.as_ref()).unwrap_or_else(|e| {
+            svc::log::err(&format!("cannot unpack a host's meters: {e}"));
+            HostMeters::new()
+        });
+        let mut r = PayloadReader::bare(&self.pending);
+        while let Ok(n) = r.read_varint() {
+            match r.read_bytes(n as usize) {
+                // Validated on arrival.
+                Ok(payload) => drop(apply_payload(&mut meters, payload)),
+                Err(_) => break,
+            }
+        }
+        self.pending = Vec::new();
+        (meters, base)
+    }
+
+    /// Keep a payload (validated) for the next write cycle.
+    fn queue_payload(&mut self, payload: &[u8]) {
+        if self.pending.len() + payload.len() > PENDING_LIMIT {
+            let (meters, base) = self.unpack();
+            self.packed = Packed::pack(&meters, base.as_ref());
+        }
+        self.pending.reserve_exact(payload.len() + 3);
+        put_varint(&mut self.pending, payload.len() as u64);
+        self.pending.extend_from_slice(payload);
+    }
 }
 
 /// Counters of what arrived, by outcome.
@@ -170,6 +249,8 @@ pub struct Collector {
     tenants: HashMap<Uuid, TenantInfo>,
     sessions: HashMap<u64, Session>,
     hosts: HashMap<(Uuid, Uuid), HostState>,
+    /// Sessions whose derived key is cached, oldest first.
+    keyed: VecDeque<u64>,
     /// What arrived so far.
     pub counters: Counters,
     plain: Vec<u8>,
@@ -179,14 +260,12 @@ pub struct Collector {
     pub queue: Option<receive::QueueStats>,
     last_quota: Instant,
     notifier: notify::Notifier,
+    /// The pinger, when enabled and a socket could be opened.
+    pub pinger: Option<ping::Pinger>,
 }
 
 /// Name of the self-metrics file in the database root.
 pub const METRICS_FILE: &str = "collector.metrics";
-/// Name of a tenant's overview file.
-pub const OVERVIEW_FILE: &str = "tenant.overview";
-/// Name of a tenant's summary file.
-pub const SUMMARY_FILE: &str = "tenant.summary";
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -217,12 +296,14 @@ impl Collector {
             tenants: HashMap::new(),
             sessions: HashMap::new(),
             hosts: HashMap::new(),
+            keyed: VecDeque::new(),
             counters: Counters::default(),
             plain: Vec::with_capacity(65536),
             rcvbuf: 0,
             queue: None,
             last_quota: Instant::now(),
             notifier: notify::Notifier::new(notify_cfg),
+            pinger: None,
         };
         c.refresh_tenants();
         c
@@ -302,7 +383,8 @@ impl Collector {
                         if body.host != s.host {
                             return Err(Rejection::Malformed);
                         }
-                        s.key = SealKey::new(&body.session_key);
+                        s.secret = body.session_key;
+                        s.key = None;
                     }
                     // A session id taken by another tenant is not reused.
                     Some(_) => return Err(Rejection::Malformed),
@@ -313,67 +395,104 @@ impl Collector {
                         if body.host.is_nil() || body.host == Uuid::max() {
                             return Err(Rejection::Malformed);
                         }
-                        let key = SealKey::new(&body.session_key);
                         self.sessions.insert(
                             a.session,
                             Session {
                                 tenant: a.tenant,
                                 host: body.host,
-                                key,
+                                secret: body.session_key,
+                                key: None,
                                 window,
                             },
                         );
                     }
                 }
                 let (tenant, host) = (a.tenant, self.sessions[&a.session].host);
-                self.touch(tenant, host, from);
+                self.touch((tenant, host), from);
                 Ok(())
             }
             Datagram::Meter(m) => {
-                let s = self
+                let Session {
+                    tenant,
+                    host,
+                    secret,
+                    key,
+                    window,
+                } = self
                     .sessions
                     .get_mut(&m.session)
                     .ok_or(Rejection::UnknownSession)?;
+                let derived = key.is_none();
+                let key = key.get_or_insert_with(|| Box::new(SealKey::new(secret)));
                 // The buffer is reused across datagrams; moved out while
-                // the payload it holds is merged.
+                // the payload it holds is kept.
                 let mut plain = std::mem::take(&mut self.plain);
-                let result = m
-                    .open(&s.key, &mut s.window, &mut plain)
-                    .map(|_| (s.tenant, s.host));
-                let merged = result.and_then(|key| {
-                    self.touch(key.0, key.1, from);
-                    let state = self.hosts.get_mut(&key).ok_or(Rejection::UnknownSession)?;
-                    apply_payload(&mut state.meters, &plain)
-                        .map(|_| ())
-                        .map_err(Rejection::BadPayload)
+                let result = m.open(key, window, &mut plain).map(|_| (*tenant, *host));
+                if derived {
+                    self.cache_key(m.session);
+                }
+                let kept = result.and_then(|host| {
+                    validate_payload(&plain).map_err(Rejection::BadPayload)?;
+                    self.touch(host, from);
+                    let h = self.hosts.get_mut(&host).ok_or(Rejection::UnknownSession)?;
+                    h.queue_payload(&plain);
+                    Ok(())
                 });
                 self.plain = plain;
-                merged
+                kept
             }
         }
+    }
+
+    /// Note a session's newly derived key in the cache, dropping the
+    /// oldest cached keys beyond `memory/key_cache`.
+    fn cache_key(&mut self, session: u64) {
+        self.keyed.push_back(session);
+        while self.keyed.len() > self.cfg.key_cache.max(1) {
+            if let Some(old) = self.keyed.pop_front() {
+                if let Some(s) = self.sessions.get_mut(&old) {
+                    s.key = None;
+                }
+            }
+        }
+    }
+
+    /// Pack a host just judged; when its record was stored, the meters
+    /// are their own base.
+    fn settle(&mut self, key: (Uuid, Uuid), meters: HostMeters, stored: bool) {
+        let Some(h) = self.hosts.get_mut(&key) else {
+            return;
+        };
+        h.packed = if stored {
+            Packed::pack(&meters, Some(&meters))
+        } else {
+            Packed::pack(&meters, h.base().as_ref())
+        };
     }
 
     /// Note that a host was heard from, creating its state (restored from
     /// its latest stored record: meters, badness and status survive a
     /// collector restart).
-    fn touch(&mut self, tenant: Uuid, host: Uuid, from: SocketAddr) {
+    fn touch(&mut self, key: (Uuid, Uuid), from: SocketAddr) {
         let now = Instant::now();
-        if let Some(h) = self.hosts.get_mut(&(tenant, host)) {
+        if let Some(h) = self.hosts.get_mut(&key) {
             h.last_seen = now;
             h.remote = from;
             return;
         }
+        let (tenant, host) = key;
         let dir = self.db.host_dir(tenant, host);
         let mut state = HostState {
-            meters: HostMeters::new(),
+            packed: Packed::pack(&HostMeters::new(), None),
+            pending: Vec::new(),
             badness: 0.0,
             status: Status::Unset,
             last_seen: now,
             remote: from,
-            writer: None,
+            writer: ParkedWriter::default(),
             defs: None,
         };
-        if let Ok(Some((_, meters))) = host::latest(&dir) {
+        if let Ok(Some((_, mut meters))) = host::latest(&dir) {
             if let Some(MeterValue::Scalar(Scalar::Frac(b))) =
                 meters.get("badness").map(|m| &m.value)
             {
@@ -383,14 +502,14 @@ impl Collector {
             {
                 state.status = parse_status(s);
             }
-            state.meters = meters;
-            state.meters.stamp(unix_now());
+            meters.stamp(unix_now());
+            state.packed = Packed::pack(&meters, None);
         }
         svc::log::info(&format!(
             "host {host} of tenant {tenant} seen from {}",
             from.ip()
         ));
-        self.hosts.insert((tenant, host), state);
+        self.hosts.insert(key, state);
     }
 
     /// The definitions that apply to a host: the tenant's (shared, not
@@ -428,104 +547,61 @@ impl Collector {
     }
 
     /// One write cycle: judge every host and store one record each, then
-    /// make the cycle durable with one sync.
+    /// make the cycle durable with one sync. Hosts are visited tenant by
+    /// tenant, so that each tenant's overview is written as it goes; every
+    /// host is packed afterwards.
     pub fn write_cycle(&mut self) {
+        self.write_cycle_with(&mut |_| {});
+    }
+
+    /// A write cycle that calls `between` every few hosts, so that the
+    /// caller keeps receiving datagrams during a long cycle (the first one
+    /// of a large fleet creates a directory and files per host).
+    pub fn write_cycle_with(&mut self, between: &mut dyn FnMut(&mut Collector)) {
         let started = Instant::now();
         let now = unix_now();
         self.forget_silent();
-        let keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
+        let tenants = &self.tenants;
+        self.hosts.retain(|key, _| tenants.contains_key(&key.0));
+        let mut keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
+        keys.sort_unstable();
         let mut written = 0;
-        for key in keys {
-            if !self.tenants.contains_key(&key.0) {
-                self.hosts.remove(&key);
-                continue;
+        let mut by_status: HashMap<&'static str, i64> = HashMap::new();
+        let mut reported = HashSet::new();
+        let mut report: Option<(Uuid, report::TenantReport)> = None;
+        for (n, key) in keys.into_iter().enumerate() {
+            if n % 64 == 63 {
+                between(self);
             }
-            let defs = self.host_defs(key.0, key.1);
-            let stale = Duration::from_secs(self.cfg.stale);
-            let dir = self.db.host_dir(key.0, key.1);
-            let Some(h) = self.hosts.get_mut(&key) else {
+            if report.as_ref().map(|r| r.0) != Some(key.0) {
+                self.finish_report(report.take());
+                reported.insert(key.0);
+                report = self.start_report(key.0);
+            }
+            let Some((meters, stored)) = self.judge_and_store(key, now) else {
                 continue;
             };
-            let old = h.status;
-            if h.last_seen.elapsed() > stale {
-                h.status = Status::Stale;
-                h.meters.stamp(now);
-            } else {
-                h.meters.expire(now, self.cfg.meter_expiry);
-                let v = judge::judge(&h.meters, &defs, h.badness);
-                h.badness = v.badness;
-                h.status = v.status;
-                let problems = MeterValue::Array(Array::Str(v.problems));
-                set(&mut h.meters, "problems", problems, now);
+            written += usize::from(stored);
+            if let Some(h) = self.hosts.get(&key) {
+                *by_status.entry(h.status.as_str()).or_default() += 1;
             }
-            set(
-                &mut h.meters,
-                "status",
-                MeterValue::Scalar(Scalar::Str(h.status.as_str().into())),
-                now,
-            );
-            let badness = (h.badness * 1000.0).round() / 1000.0;
-            set(
-                &mut h.meters,
-                "badness",
-                MeterValue::Scalar(Scalar::Frac(badness)),
-                now,
-            );
-            set(
-                &mut h.meters,
-                "link/ip",
-                MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string())),
-                now,
-            );
-            // The writer creates the host directory, which the host log
-            // below needs.
-            if h.writer.is_none() {
-                match self.db.writer(key.0, key.1) {
-                    Ok(w) => {
-                        for r in &w.repairs {
-                            svc::log::warn(&format!(
-                                "{}: cut torn tail ({} -> {} bytes)",
-                                r.path.display(),
-                                r.from,
-                                r.to
-                            ));
-                        }
-                        h.writer = Some(w);
-                    }
-                    Err(e) => {
-                        svc::log::err(&format!("host {}: {e}", key.1));
-                        continue;
-                    }
-                }
-            }
-            if old != h.status {
-                let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
-                svc::log::info(&format!("host {}: {msg}", key.1));
-                if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+            if let Some((_, r)) = &mut report {
+                if let Err(e) = r.add(key.1, &meters) {
                     svc::log::warn(&e.to_string());
                 }
-                let hostname = match h.meters.get("hostname").and_then(|m| m.value.element(0)) {
-                    Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
-                    _ => String::new(),
-                };
-                let problems: Vec<String> = match h.meters.get("problems").map(|m| &m.value) {
-                    Some(MeterValue::Array(Array::Str(p))) => p.clone(),
-                    _ => Vec::new(),
-                };
-                self.notifier
-                    .change(key.0, key.1, &hostname, old, h.status, &problems, now);
             }
-            if let Some(w) = &mut h.writer {
-                // A cycle in the same second as the last one (the final
-                // cycle at shutdown) has nothing new to store.
-                if w.last_time().is_some_and(|t| t >= now) {
-                    continue;
-                }
-                match w.append(now, &h.meters) {
-                    Ok(_) => written += 1,
-                    Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
-                }
-            }
+            self.settle(key, meters, stored);
+        }
+        self.finish_report(report);
+        let idle: Vec<Uuid> = self
+            .tenants
+            .keys()
+            .filter(|t| !reported.contains(*t))
+            .copied()
+            .collect();
+        for t in idle {
+            let r = self.start_report(t);
+            self.finish_report(r);
         }
         if written > 0 {
             if let Err(e) = self.db.sync() {
@@ -533,24 +609,135 @@ impl Collector {
             }
         }
         self.notifier.send_due();
-        self.publish(started.elapsed());
+        release_free_memory();
+        self.publish_metrics(started.elapsed(), &by_status);
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
             self.purge_silent();
             self.enforce_quotas();
         }
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions",
-            self.sessions.len()
+            "write cycle: {written} records, {} sessions, {:.1} ms",
+            self.sessions.len(),
+            started.elapsed().as_secs_f64() * 1e3
         ));
+    }
+
+    /// Judge one host, add the collector's meters, log and notify a status
+    /// change, and append its record. Returns the host's meters and whether
+    /// a record was stored.
+    fn judge_and_store(&mut self, key: (Uuid, Uuid), now: i64) -> Option<(HostMeters, bool)> {
+        let defs = self.host_defs(key.0, key.1);
+        let stale = Duration::from_secs(self.cfg.stale);
+        let dir = self.db.host_dir(key.0, key.1);
+        let h = self.hosts.get_mut(&key)?;
+        let (mut meters, base) = h.unpack();
+        let old = h.status;
+        if h.last_seen.elapsed() > stale {
+            h.status = Status::Stale;
+            meters.stamp(now);
+        } else {
+            meters.expire(now, self.cfg.meter_expiry);
+            let v = judge::judge(&meters, &defs, h.badness);
+            h.badness = v.badness;
+            h.status = v.status;
+            let problems = MeterValue::Array(Array::Str(v.problems));
+            set(&mut meters, "problems", problems, now);
+        }
+        let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
+        set(&mut meters, "status", status, now);
+        let badness = (h.badness * 1000.0).round() / 1000.0;
+        set(
+            &mut meters,
+            "badness",
+            MeterValue::Scalar(Scalar::Frac(badness)),
+            now,
+        );
+        let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
+        set(&mut meters, "link/ip", ip, now);
+        if let Some(link) = self.pinger.as_ref().and_then(|p| p.link(h.remote.ip())) {
+            let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
+            set(&mut meters, "link/rtt", round(link.rtt_ms), now);
+            set(&mut meters, "link/loss", round(link.loss_pct), now);
+        }
+        // The writer creates the host directory, which the host log below
+        // needs; it holds descriptors only for this append.
+        let mut writer = match HostWriter::resume(&dir, &h.writer, base) {
+            Ok(w) => w,
+            Err(e) => {
+                svc::log::err(&format!("host {}: {e}", key.1));
+                return Some((meters, false));
+            }
+        };
+        for r in &writer.repairs {
+            svc::log::warn(&format!(
+                "{}: cut torn tail ({} -> {} bytes)",
+                r.path.display(),
+                r.from,
+                r.to
+            ));
+        }
+        if old != h.status {
+            let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
+            svc::log::info(&format!("host {}: {msg}", key.1));
+            if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+                svc::log::warn(&e.to_string());
+            }
+            let hostname = match meters.get("hostname").and_then(|m| m.value.element(0)) {
+                Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let problems: Vec<String> = match meters.get("problems").map(|m| &m.value) {
+                Some(MeterValue::Array(Array::Str(p))) => p.clone(),
+                _ => Vec::new(),
+            };
+            self.notifier
+                .change(key.0, key.1, &hostname, old, h.status, &problems, now);
+        }
+        // A cycle in the same second as the last one (the final cycle at
+        // shutdown) has nothing new to store.
+        let stored = if writer.last_time().is_some_and(|t| t >= now) {
+            false
+        } else {
+            match writer.append(now, &meters) {
+                Ok(_) => true,
+                Err(e) => {
+                    svc::log::err(&format!("host {}: {e}", key.1));
+                    false
+                }
+            }
+        };
+        h.writer = writer.park();
+        Some((meters, stored))
+    }
+
+    fn start_report(&self, tenant: Uuid) -> Option<(Uuid, report::TenantReport)> {
+        match report::TenantReport::start(&self.db.tenant_dir(tenant)) {
+            Ok(r) => Some((tenant, r)),
+            Err(e) => {
+                svc::log::warn(&e.to_string());
+                None
+            }
+        }
+    }
+
+    fn finish_report(&self, report: Option<(Uuid, report::TenantReport)>) {
+        if let Some((_, r)) = report {
+            if let Err(e) = r.finish() {
+                svc::log::warn(&e.to_string());
+            }
+        }
     }
 
     /// Apply a reloaded configuration. The listening address and the
     /// database path stay as they are until a restart (and say so).
     pub fn reconfigure(&mut self, cfg: CollectorConfig, global: Vec<MeterDef>) {
-        if cfg.listen != self.cfg.listen || cfg.db != self.cfg.db {
+        if cfg.listen != self.cfg.listen
+            || cfg.db != self.cfg.db
+            || (cfg.ping, cfg.ping_interval) != (self.cfg.ping, self.cfg.ping_interval)
+        {
             svc::log::warn(
-                "network/address, network/port and database/path change only with a restart",
+                "network/address, network/port, database/path and ping change only with a restart",
             );
         }
         let (listen, db) = (self.cfg.listen, self.cfg.db.clone());
@@ -577,11 +764,7 @@ impl Collector {
             .map(|(k, _)| *k)
             .collect();
         for key in gone {
-            if let Some(mut h) = self.hosts.remove(&key) {
-                if let Some(w) = &mut h.writer {
-                    let _ = w.sync();
-                }
-            }
+            self.hosts.remove(&key);
             self.sessions.retain(|_, s| (s.tenant, s.host) != key);
             svc::log::info(&format!(
                 "host {} silent for {} s: forgotten",
@@ -625,33 +808,9 @@ impl Collector {
         }
     }
 
-    /// Write each tenant's overview and summary, and the collector's own
-    /// metrics, for the API and for `opticon-collector --metrics`.
-    fn publish(&self, cycle: Duration) {
-        let mut by_status: HashMap<&str, i64> = HashMap::new();
-        let mut by_tenant: HashMap<Uuid, Vec<(&Uuid, &HostState)>> = HashMap::new();
-        for ((t, h), state) in &self.hosts {
-            by_tenant.entry(*t).or_default().push((h, state));
-        }
-        for t in self.tenants.keys() {
-            let hosts = by_tenant.remove(t).unwrap_or_default();
-            let mut overview = Dict::new();
-            for (h, s) in &hosts {
-                overview.insert(h.to_string(), report::overview_entry(&s.meters));
-                *by_status.entry(s.status.as_str()).or_default() += 1;
-            }
-            let mut doc = Dict::new();
-            doc.insert("overview", Node::Dict(overview));
-            let summary = report::summary(hosts.iter().map(|(_, s)| &s.meters));
-            let dir = self.db.tenant_dir(*t);
-            for (file, node) in [(OVERVIEW_FILE, Node::Dict(doc)), (SUMMARY_FILE, summary)] {
-                if let Err(e) =
-                    crate::db::write_replace(&dir.join(file), node.to_json(true).as_bytes())
-                {
-                    svc::log::warn(&e.to_string());
-                }
-            }
-        }
+    /// Write the collector's own metrics, for the API and for
+    /// `opticon-collector --metrics`.
+    fn publish_metrics(&self, cycle: Duration, by_status: &HashMap<&str, i64>) {
         let mut m = Dict::new();
         m.insert("time", Node::Int(unix_now()));
         m.insert("received", Node::Int(self.counters.received as i64));
@@ -693,15 +852,16 @@ impl Collector {
             svc::log::warn(&e.to_string());
         }
     }
+}
 
-    /// Close every writer (after a final write cycle on shutdown).
-    pub fn close(&mut self) {
-        for h in self.hosts.values_mut() {
-            if let Some(w) = &mut h.writer {
-                let _ = w.sync();
-            }
-            h.writer = None;
-        }
+/// Give the pages freed by a write cycle back to the kernel: the cycle
+/// decodes every host in turn, and the heap it leaves behind is full of
+/// holes between the packed hosts that stay.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -812,8 +972,8 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
     let sock =
         UdpSocket::bind(cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .map_err(|e| e.to_string())?;
+    // Raw ICMP sockets need root: opened before privileges are dropped.
+    let ping_sockets = cfg.ping.then(ping::Sockets::open);
     let pidfile = svc::daemon::become_service("opticon-collector", m)?;
     svc::log::info(&format!(
         "opticon-collector {} listening on {} (receive buffer {rcvbuf} bytes), database {}",
@@ -830,6 +990,8 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
     let queue = receive::start(sock, queue_size)
         .map_err(|e| format!("cannot start the receive thread: {e}"))?;
     collector.queue = Some(queue.stats());
+    let ping_every = Duration::from_secs(collector.cfg.ping_interval);
+    collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
@@ -842,15 +1004,17 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
                 )),
             }
         }
-        if let Some((d, from)) = queue.next(Duration::from_millis(100)) {
-            collector.handle(&d, from);
-            // Work through a burst before looking at the clocks again.
-            for _ in 0..1024 {
-                match queue.try_next() {
-                    Some((d, from)) => collector.handle(&d, from),
-                    None => break,
-                }
+        // Work through a burst before looking at the clocks again.
+        let mut handled = 0;
+        while handled < 1024 {
+            match queue.try_next() {
+                Some((d, from)) => collector.handle(&d, from),
+                None => break,
             }
+            handled += 1;
+        }
+        if handled == 0 {
+            std::thread::sleep(receive::NAP);
         }
         let now = Instant::now();
         if now >= next_refresh {
@@ -858,12 +1022,18 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
             next_refresh = now + Duration::from_secs(collector.cfg.tenant_refresh);
         }
         if now >= next_write {
-            collector.write_cycle();
+            collector.write_cycle_with(&mut |c| {
+                for _ in 0..4096 {
+                    match queue.try_next() {
+                        Some((d, from)) => c.handle(&d, from),
+                        None => break,
+                    }
+                }
+            });
             next_write += Duration::from_secs(collector.cfg.write_interval);
         }
     }
     collector.write_cycle();
-    collector.close();
     svc::log::info(&format!(
         "opticon-collector exiting on signal: {} received, {} accepted, rejected {:?}",
         collector.counters.received, collector.counters.accepted, collector.counters.rejected

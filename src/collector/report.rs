@@ -1,26 +1,45 @@
 //! What the collector publishes each write cycle for the API and for
 //! operators: per-tenant overview and summary, and its own metrics.
 
+use crate::conf::write::write_json_string;
 use crate::conf::{Dict, Node};
-use crate::model::json::value_node;
-use crate::model::{HostMeters, MeterValue};
+use crate::db::{DbError, Replacement};
+use crate::model::json::write_scalar;
+use crate::model::{HostMeters, MeterValue, ScalarRef};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
 
-/// The original's overview entry of a host: every scalar meter keyed by
-/// its full name, plus the first load average.
-pub fn overview_entry(meters: &HostMeters) -> Node {
-    let mut d = Dict::new();
+/// Name of a tenant's overview file.
+pub const OVERVIEW_FILE: &str = "tenant.overview";
+/// Name of a tenant's summary file.
+pub const SUMMARY_FILE: &str = "tenant.summary";
+
+/// The original's overview entry of a host, as JSON text: every scalar
+/// meter keyed by its full name, plus the first load average. Written
+/// straight from the meters (no document tree): the collector writes one
+/// per host per cycle.
+pub fn overview_entry(meters: &HostMeters, out: &mut String) {
+    out.push('{');
+    let mut first = true;
     for (name, meter) in meters.iter() {
-        match &meter.value {
-            MeterValue::Scalar(_) => d.insert(name.as_str(), value_node(&meter.value)),
-            MeterValue::Array(_) if name.as_str() == "loadavg" => {
-                if let Some(first) = meter.value.element(0) {
-                    d.insert("loadavg", value_node(&MeterValue::Scalar(first.to_owned())));
-                }
-            }
-            _ => {}
+        let value = match &meter.value {
+            MeterValue::Scalar(s) => s.as_ref(),
+            MeterValue::Array(_) if name.as_str() == "loadavg" => match meter.value.element(0) {
+                Some(v) => v,
+                None => continue,
+            },
+            _ => continue,
+        };
+        if !first {
+            out.push(',');
         }
+        first = false;
+        write_json_string(out, name.as_str());
+        out.push(':');
+        write_scalar(out, value);
     }
-    Node::Dict(d)
+    out.push('}');
 }
 
 /// How a summary entry folds one meter over a tenant's hosts.
@@ -43,32 +62,105 @@ const SUMMARY: [(&str, Fold); 9] = [
     ("updates", Fold::Total("pkgm/inq")),
 ];
 
-/// The tenant summary over its hosts' meters.
-pub fn summary<'a>(hosts: impl Iterator<Item = &'a HostMeters> + Clone) -> Node {
-    let number = |m: &HostMeters, name: &str| {
-        m.get(name)
-            .and_then(|x| x.value.element(0))
-            .and_then(|e| e.as_f64())
-    };
-    let mut d = Dict::new();
-    for (key, fold) in SUMMARY {
-        let value = match fold {
-            Fold::Avg(meter) => {
-                let v: Vec<f64> = hosts.clone().filter_map(|m| number(m, meter)).collect();
-                let avg = if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
-                Node::Frac((avg * 100.0).round() / 100.0)
+/// A tenant's summary, folded one host at a time.
+#[derive(Default)]
+pub struct Summary {
+    /// Per [`SUMMARY`] entry: the sum and the number of hosts that had it.
+    folds: [(f64, usize); SUMMARY.len()],
+}
+
+impl Summary {
+    /// Fold one host's meters in.
+    pub fn add(&mut self, meters: &HostMeters) {
+        for ((_, fold), (sum, n)) in SUMMARY.iter().zip(self.folds.iter_mut()) {
+            let (meter, want) = match fold {
+                Fold::Avg(m) | Fold::Total(m) => (*m, None),
+                Fold::Count(m, w) => (*m, Some(*w)),
+            };
+            let element = meters.get(meter).and_then(|x| x.value.element(0));
+            match (element, want) {
+                (Some(ScalarRef::Str(s)), Some(want)) if s == want => *n += 1,
+                (Some(e), None) => {
+                    if let Some(v) = e.as_f64() {
+                        *sum += v;
+                        *n += 1;
+                    }
+                }
+                _ => {}
             }
-            Fold::Total(meter) => Node::Int(hosts.clone().filter_map(|m| number(m, meter)).sum::<f64>() as i64),
-            Fold::Count(meter, want) => Node::Int(
-                hosts
-                    .clone()
-                    .filter(|m| matches!(m.get(meter).and_then(|x| x.value.element(0)), Some(crate::model::ScalarRef::Str(s)) if s == want))
-                    .count() as i64,
-            ),
-        };
-        d.insert(key, value);
+        }
     }
-    Node::Dict(d)
+
+    /// The summary document, in the original's shape.
+    pub fn to_node(&self) -> Node {
+        let mut d = Dict::new();
+        for ((key, fold), (sum, n)) in SUMMARY.iter().zip(self.folds.iter()) {
+            let value = match fold {
+                Fold::Avg(_) => {
+                    let avg = if *n == 0 { 0.0 } else { sum / *n as f64 };
+                    Node::Frac((avg * 100.0).round() / 100.0)
+                }
+                Fold::Total(_) => Node::Int(*sum as i64),
+                Fold::Count(..) => Node::Int(*n as i64),
+            };
+            d.insert(*key, value);
+        }
+        Node::Dict(d)
+    }
+}
+
+/// The tenant summary over its hosts' meters.
+pub fn summary<'a>(hosts: impl Iterator<Item = &'a HostMeters>) -> Node {
+    let mut s = Summary::default();
+    hosts.for_each(|m| s.add(m));
+    s.to_node()
+}
+
+/// A tenant's overview and summary files, written one host at a time so
+/// that a tenant of 100,000 hosts never needs its overview in memory.
+pub struct TenantReport {
+    overview: Replacement,
+    /// One host's entry, reused.
+    line: String,
+    hosts: usize,
+    summary: Summary,
+    dir: PathBuf,
+}
+
+impl TenantReport {
+    /// Start the files of the tenant whose directory is `dir`.
+    pub fn start(dir: &Path) -> Result<TenantReport, DbError> {
+        let mut overview = Replacement::create(&dir.join(OVERVIEW_FILE))?;
+        overview.write(b"{\"overview\":{")?;
+        Ok(TenantReport {
+            overview,
+            line: String::new(),
+            hosts: 0,
+            summary: Summary::default(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Add one host.
+    pub fn add(&mut self, host: Uuid, meters: &HostMeters) -> Result<(), DbError> {
+        self.summary.add(meters);
+        let sep = if self.hosts == 0 { "" } else { "," };
+        self.hosts += 1;
+        self.line.clear();
+        let _ = write!(self.line, "{sep}\n\"{host}\":");
+        overview_entry(meters, &mut self.line);
+        self.overview.write(self.line.as_bytes())
+    }
+
+    /// Replace the old files with the new ones.
+    pub fn finish(mut self) -> Result<(), DbError> {
+        self.overview.write(b"\n}}\n")?;
+        self.overview.commit()?;
+        crate::db::write_replace(
+            &self.dir.join(SUMMARY_FILE),
+            self.summary.to_node().to_json(true).as_bytes(),
+        )
+    }
 }
 
 /// Receive-buffer overflows the kernel counted for UDP (`/proc/net/snmp`).
@@ -112,8 +204,10 @@ mod tests {
         assert_eq!(s.path("ok"), Some(&Node::Int(2)));
         assert_eq!(s.path("warning"), Some(&Node::Int(1)));
         assert_eq!(s.path("netin"), Some(&Node::Int(16)));
-        let o = overview_entry(&hosts[0]);
-        assert_eq!(o.path("loadavg"), Some(&Node::Frac(0.5)));
-        assert_eq!(o.as_dict().unwrap().get("net/in_kbs"), Some(&Node::Int(10)));
+        let mut text = String::new();
+        overview_entry(&hosts[0], &mut text);
+        let o = crate::conf::parse(&text).unwrap();
+        assert_eq!(o.get("loadavg"), Some(&Node::Frac(0.5)));
+        assert_eq!(o.get("net/in_kbs"), Some(&Node::Int(10)));
     }
 }

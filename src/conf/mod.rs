@@ -9,7 +9,7 @@
 //! `man 5 opticon.conf` describes the syntax for users.
 
 mod parse;
-mod write;
+pub mod write;
 
 pub use parse::{parse, ParseError, ParseErrorKind, MAX_DEPTH};
 pub use write::{write_json_f64, write_json_string};

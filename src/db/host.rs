@@ -427,7 +427,8 @@ pub fn encode_day(date: Date, samples: &[(i64, HostMeters)]) -> Vec<u8> {
 pub struct HostWriter {
     dir: PathBuf,
     _lock: File,
-    day: Option<(Date, File)>,
+    /// The open day file and its length.
+    day: Option<(Date, File, u64)>,
     encoder: BlockEncoder,
     last_time: Option<i64>,
     frame: Vec<u8>,
@@ -435,7 +436,39 @@ pub struct HostWriter {
     pub repairs: Vec<Repair>,
 }
 
-/// Take the writer lock of a host directory without blocking.
+/// Where a parked writer stopped: the day file and its length then.
+#[derive(Debug, Clone)]
+struct WriterMark {
+    date: Date,
+    len: u64,
+    since_key: usize,
+}
+
+/// A [`HostWriter`] without its files: about one encoded sample of memory
+/// and no descriptors.
+#[derive(Debug, Clone, Default)]
+pub struct ParkedWriter {
+    mark: Option<WriterMark>,
+    last_time: Option<i64>,
+    prev: Option<Vec<u8>>,
+}
+
+impl ParkedWriter {
+    /// Time of the last sample stored.
+    pub fn last_time(&self) -> Option<i64> {
+        self.last_time
+    }
+
+    /// The last sample written, encoded as one payload (a base that
+    /// other compact copies of the host's state can be deltas against).
+    pub fn prev_encoded(&self) -> Option<&[u8]> {
+        self.prev.as_deref()
+    }
+}
+
+/// Take the writer lock of a host directory without waiting for another
+/// writer (a lock only held by a process that is forking and about to
+/// exec gets a few milliseconds to go away).
 pub fn lock(dir: &Path) -> Result<File, DbError> {
     let path = dir.join(LOCK_FILE);
     let f = io_at(
@@ -447,17 +480,21 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
             .open(&path),
     )?;
     super::adopt_owner(&path);
-    // SAFETY: flock on a descriptor this function owns.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    for attempt in 0..20 {
+        // SAFETY: flock on a descriptor this function owns.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(f);
+        }
         let err = std::io::Error::last_os_error();
-        return if err.kind() == std::io::ErrorKind::WouldBlock {
-            Err(DbError::Locked(dir.to_path_buf()))
-        } else {
-            Err(DbError::Io(path, err))
-        };
+        if err.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(DbError::Io(path, err));
+        }
+        if attempt < 19 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
-    Ok(f)
+    Err(DbError::Locked(dir.to_path_buf()))
 }
 
 /// Cut a day file back to its last valid frame if its tail is torn; a
@@ -516,7 +553,8 @@ impl HostWriter {
                     &newest.path,
                     OpenOptions::new().append(true).open(&newest.path),
                 )?;
-                w.day = Some((newest.date, file));
+                let len = io_at(&newest.path, file.metadata())?.len();
+                w.day = Some((newest.date, file, len));
                 let deltas = day
                     .scan
                     .frames
@@ -537,8 +575,17 @@ impl HostWriter {
     }
 
     fn day_file(&mut self, date: Date) -> Result<&mut File, DbError> {
-        if self.day.as_ref().map(|(d, _)| *d) != Some(date) {
+        if self.day.as_ref().map(|(d, _, _)| *d) != Some(date) {
             let path = day_path(&self.dir, date);
+            if !path.exists() {
+                // Readers never see a day file without its header: it is
+                // written beside and renamed into place.
+                let tmp = self.dir.join(format!(".{}.tmp", date.stem()));
+                let header = format::header(KIND_SAMPLES, date.start());
+                io_at(&tmp, fs::write(&tmp, header))?;
+                io_at(&path, fs::rename(&tmp, &path))?;
+                super::adopt_owner(&path);
+            }
             let mut f = io_at(
                 &path,
                 OpenOptions::new()
@@ -547,19 +594,21 @@ impl HostWriter {
                     .read(true)
                     .open(&path),
             )?;
-            if io_at(&path, f.metadata())?.len() == 0 {
+            let mut len = io_at(&path, f.metadata())?.len();
+            if len == 0 {
                 io_at(
                     &path,
                     f.write_all(&format::header(KIND_SAMPLES, date.start())),
                 )?;
                 super::adopt_owner(&path);
+                len = HEADER_LEN as u64;
             }
             // Blocks never span files: a new day starts with a full frame.
             self.encoder.reset();
-            self.day = Some((date, f));
+            self.day = Some((date, f, len));
         }
         match &mut self.day {
-            Some((_, f)) => Ok(f),
+            Some((_, f, _)) => Ok(f),
             None => Err(DbError::Invalid("day file vanished".into())),
         }
     }
@@ -588,13 +637,86 @@ impl HostWriter {
         let n = frame.len();
         self.frame = frame;
         written?;
+        if let Some((_, _, len)) = &mut self.day {
+            *len += n as u64;
+        }
         self.last_time = Some(time);
         Ok(n)
     }
 
+    /// Close the files and release the lock, keeping what the next append
+    /// needs in a compact form (the previous sample encoded): a process
+    /// that writes many hosts holds descriptors only while it writes.
+    pub fn park(self) -> ParkedWriter {
+        ParkedWriter {
+            mark: self.day.as_ref().map(|(date, _, len)| WriterMark {
+                date: *date,
+                len: *len,
+                since_key: self.encoder.since_key,
+            }),
+            last_time: self.last_time,
+            prev: self
+                .encoder
+                .prev
+                .as_ref()
+                .zip(self.last_time)
+                .map(|(m, t)| {
+                    let mut b = encode_sample(t, m);
+                    b.shrink_to_fit();
+                    b
+                }),
+        }
+    }
+
+    /// Take the lock again and continue from `parked`; when the day file
+    /// changed meanwhile (another writer, a repair), start over as
+    /// [`HostWriter::open`] does. `prev` is the parked previous sample
+    /// when the caller has it decoded already (saves decoding it again).
+    pub fn resume(
+        dir: &Path,
+        parked: &ParkedWriter,
+        prev: Option<HostMeters>,
+    ) -> Result<HostWriter, DbError> {
+        let (Some(mark), Some(encoded)) = (&parked.mark, &parked.prev) else {
+            return HostWriter::open(dir);
+        };
+        let path = day_path(dir, mark.date);
+        let lock = lock(dir)?;
+        let file = match OpenOptions::new().append(true).open(&path) {
+            Ok(f) if f.metadata().is_ok_and(|m| m.len() == mark.len) => f,
+            _ => {
+                drop(lock);
+                return HostWriter::open(dir);
+            }
+        };
+        let prev = match prev {
+            Some(m) => m,
+            None => match decode_sample(encoded) {
+                Ok((_, m)) => m,
+                Err(_) => {
+                    drop((lock, file));
+                    return HostWriter::open(dir);
+                }
+            },
+        };
+        Ok(HostWriter {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            day: Some((mark.date, file, mark.len)),
+            encoder: BlockEncoder {
+                prev: Some(prev),
+                since_key: mark.since_key,
+                body: Vec::new(),
+            },
+            last_time: parked.last_time,
+            frame: Vec::new(),
+            repairs: Vec::new(),
+        })
+    }
+
     /// Make every appended sample durable (fdatasync of the open day file).
     pub fn sync(&mut self) -> Result<(), DbError> {
-        if let Some((date, f)) = &self.day {
+        if let Some((date, f, _)) = &self.day {
             let path = day_path(&self.dir, *date);
             io_at(&path, f.sync_data())?;
         }

@@ -22,8 +22,9 @@ pub mod log;
 pub mod meters;
 pub mod tenant;
 pub mod time;
+pub mod views;
 
-pub use host::{HostWriter, Usage};
+pub use host::{HostWriter, ParkedWriter, Usage};
 pub use tenant::{Db, TenantInfo};
 
 use std::fmt;
@@ -146,17 +147,65 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DbError> {
 /// files rebuilt every cycle (overview, summary, metrics), where losing
 /// the last version in a power cut costs nothing.
 pub fn write_replace(path: &Path, data: &[u8]) -> Result<(), DbError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = fs::write(&tmp, data).and_then(|()| {
+    let mut r = Replacement::create(path)?;
+    r.write(data)?;
+    r.commit()
+}
+
+/// A file's new contents written piece by piece beside it, then renamed
+/// over it (no fsync, as [`write_replace`]); dropped without
+/// [`Replacement::commit`], the old file stays and the piece is removed.
+pub struct Replacement {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<io::BufWriter<File>>,
+}
+
+impl Replacement {
+    /// Start the new contents of `path`.
+    pub fn create(path: &Path) -> Result<Replacement, DbError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let f = io_at(&tmp, File::create(&tmp))?;
         adopt_owner(&tmp);
-        fs::rename(&tmp, path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        Ok(Replacement {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(io::BufWriter::with_capacity(64 << 10, f)),
+        })
     }
-    io_at(path, result)
+
+    /// Append `data`.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), DbError> {
+        match &mut self.out {
+            Some(out) => io_at(&self.tmp, out.write_all(data)),
+            None => Ok(()),
+        }
+    }
+
+    /// Put the new contents in place.
+    pub fn commit(mut self) -> Result<(), DbError> {
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
+        let result = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|_| fs::rename(&self.tmp, &self.path));
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        io_at(&self.path, result)
+    }
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Total size of the regular files under `dir`, recursively.

@@ -5,9 +5,9 @@ mod output;
 
 use crate::conf::{Dict, Node};
 use crate::db::host::{self, downsample};
-use crate::db::meters::{self, MeterDef, Origin};
+use crate::db::meters::{self, MeterDef};
 use crate::db::time::{iso, parse_age, parse_time_spec, Date};
-use crate::db::{fsck, log, Db, DbError};
+use crate::db::{fsck, log, views, Db, DbError};
 use crate::model::json::{encode_host, host_node, meters_from_dict};
 use crate::model::{Cmp, HostMeters, Level, TenantKey, Watcher};
 use getopts::{Matches, Options};
@@ -369,22 +369,10 @@ impl Tool {
 
     fn tenant_list(&self, m: &Matches) -> Result<i32, CliError> {
         args(m, 0, "no arguments")?;
-        let list = self.db.list_tenants()?;
         if self.json {
-            let items = list
-                .iter()
-                .map(|t| {
-                    let mut d = Dict::new();
-                    d.insert("id", Node::Str(t.id.to_string()));
-                    d.insert("name", Node::Str(t.name.clone()));
-                    d.insert("hostcount", Node::Int(t.hosts as i64));
-                    Node::Dict(d)
-                })
-                .collect();
-            let mut top = Dict::new();
-            top.insert("tenant", Node::Array(items));
-            self.print_json(Node::Dict(top));
+            self.print_json(views::tenant_list(&self.db, |_| true)?);
         } else {
+            let list = self.db.list_tenants()?;
             let rows = list
                 .iter()
                 .map(|t| vec![t.id.to_string(), t.hosts.to_string(), t.name.clone()])
@@ -397,19 +385,10 @@ impl Tool {
     fn tenant_get_quota(&self, m: &Matches) -> Result<i32, CliError> {
         args(m, 0, "no arguments")?;
         let t = self.tenant(m)?;
-        let quota = self.db.tenant(t)?.quota_mb;
-        let used = self.db.tenant_bytes(t)?;
-        let percent = if quota == 0 {
-            100.0
-        } else {
-            used as f64 * 100.0 / (quota as f64 * 1048576.0)
-        };
         if self.json {
-            let mut d = Dict::new();
-            d.insert("quota", Node::Int(quota as i64));
-            d.insert("usage", Node::Frac((percent * 100.0).round() / 100.0));
-            self.print_json(Node::Dict(d));
+            self.print_json(views::quota_node(&self.db, t)?);
         } else {
+            let (quota, used, percent) = views::quota(&self.db, t)?;
             println!(
                 "Tenant storage quota: {quota} MB\nCurrent usage: {percent:.2} % ({})",
                 size(used)
@@ -421,17 +400,7 @@ impl Tool {
     /// The effective definitions: defaults, then the tenant's, then (with
     /// --host) the host's.
     fn definitions(&self, t: Uuid, host: Option<Uuid>) -> Result<Vec<MeterDef>, CliError> {
-        let mut defs = meters::defaults();
-        let doc = self.db.tenant_doc(t)?;
-        if let Some(Node::Dict(md)) = doc.get("meter") {
-            meters::overlay(&mut defs, md, Origin::Tenant)?;
-        }
-        if let Some(h) = host {
-            if let Some(Node::Dict(md)) = self.db.host_doc(t, h)?.get("meter") {
-                meters::overlay(&mut defs, md, Origin::Host)?;
-            }
-        }
-        Ok(defs)
+        Ok(views::definitions(&self.db, &meters::defaults(), t, host)?)
     }
 
     fn optional_host(&self, m: &Matches, t: Uuid) -> Result<Option<Uuid>, CliError> {
@@ -480,20 +449,7 @@ impl Tool {
         let t = self.tenant(m)?;
         let defs = self.definitions(t, self.optional_host(m, t)?)?;
         if self.json {
-            let mut all = Dict::new();
-            for d in &defs {
-                let mut e = Dict::new();
-                e.insert("type", Node::Str(d.kind.clone()));
-                e.insert("description", Node::Str(d.description.clone()));
-                e.insert("unit", Node::Str(d.unit.clone()));
-                if d.origin != Origin::Default {
-                    e.insert("origin", Node::Str(d.origin.as_str().into()));
-                }
-                all.insert(d.id.clone(), Node::Dict(e));
-            }
-            let mut top = Dict::new();
-            top.insert("meter", Node::Dict(all));
-            self.print_json(Node::Dict(top));
+            self.print_json(views::meter_list(&defs));
         } else {
             let rows = defs
                 .iter()
@@ -552,47 +508,18 @@ impl Tool {
         args(m, 0, "no arguments")?;
         let t = self.tenant(m)?;
         let defs = self.definitions(t, self.optional_host(m, t)?)?;
-        let watched: Vec<&MeterDef> = defs.iter().filter(|d| !d.watchers.is_empty()).collect();
-        let value_text = |w: &Watcher| match &w.value {
-            crate::model::Scalar::Int(i) => i.to_string(),
-            crate::model::Scalar::Frac(f) => format!("{f}"),
-            crate::model::Scalar::Str(s) => s.clone(),
-        };
         if self.json {
-            let mut all = Dict::new();
-            for d in &watched {
-                let mut e = Dict::new();
-                e.insert("type", Node::Str(d.kind.clone()));
-                for w in &d.watchers {
-                    let mut x = Dict::new();
-                    x.insert("cmp", Node::Str(w.cmp.as_str().into()));
-                    x.insert(
-                        "val",
-                        crate::model::json::value_node(&crate::model::MeterValue::Scalar(
-                            w.value.clone(),
-                        )),
-                    );
-                    x.insert("weight", Node::Frac(w.weight));
-                    if d.origin != Origin::Default {
-                        x.insert("origin", Node::Str(d.origin.as_str().into()));
-                    }
-                    e.insert(w.level.as_str(), Node::Dict(x));
-                }
-                all.insert(d.id.clone(), Node::Dict(e));
-            }
-            let mut top = Dict::new();
-            top.insert("watcher", Node::Dict(all));
-            self.print_json(Node::Dict(top));
+            self.print_json(views::watcher_list(&defs));
         } else {
             let mut rows = Vec::new();
-            for d in &watched {
+            for d in defs.iter().filter(|d| !d.watchers.is_empty()) {
                 for w in &d.watchers {
                     rows.push(vec![
                         d.origin.as_str().into(),
                         d.id.clone(),
                         w.level.as_str().into(),
                         w.cmp.as_str().into(),
-                        value_text(w),
+                        views::watcher_value(w),
                         format!("{:.2}", w.weight),
                     ]);
                 }
@@ -608,26 +535,10 @@ impl Tool {
     fn host_list(&self, m: &Matches) -> Result<i32, CliError> {
         args(m, 0, "no arguments")?;
         let t = self.tenant(m)?;
-        let mut items = Vec::new();
-        for h in self.db.hosts(t)? {
-            items.push((h, host::usage(&self.db.host_dir(t, h))?));
-        }
+        let items = views::hosts_usage(&self.db, t)?;
         let when = |x: Option<i64>| x.map(iso).unwrap_or_else(|| "-".into());
         if self.json {
-            let list = items
-                .iter()
-                .map(|(h, u)| {
-                    let mut d = Dict::new();
-                    d.insert("id", Node::Str(h.to_string()));
-                    d.insert("usage", Node::Int(u.bytes as i64));
-                    d.insert("start", u.first.map_or(Node::Null, |x| Node::Str(iso(x))));
-                    d.insert("end", u.last.map_or(Node::Null, |x| Node::Str(iso(x))));
-                    Node::Dict(d)
-                })
-                .collect();
-            let mut top = Dict::new();
-            top.insert("host", Node::Array(list));
-            self.print_json(Node::Dict(top));
+            self.print_json(views::host_list(&items));
         } else {
             let rows = items
                 .iter()

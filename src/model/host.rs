@@ -183,6 +183,14 @@ impl MeterWriter<'_> {
         let entries = &self.host.entries;
         let found = match entries.get(self.cursor) {
             Some((k, _)) if k.as_str().as_bytes() == name => Ok(self.cursor),
+            // Decoding into an empty set: names come in order, each after
+            // the last one.
+            None if entries
+                .last()
+                .is_none_or(|(k, _)| k.as_str().as_bytes() < name) =>
+            {
+                Err(entries.len())
+            }
             _ => entries.binary_search_by(|(k, _)| k.as_str().as_bytes().cmp(name)),
         };
         if let Ok(i) = found {
@@ -211,6 +219,8 @@ impl MeterWriter<'_> {
                     }
                 }
             }
+            // Nothing sorts after the last meter: no group to remove.
+            None if at == self.host.entries.len() => {}
             None => {
                 // The "name/..." group is contiguous and starts where
                 // "name/" would sort (after "name-x" and "name.x").
