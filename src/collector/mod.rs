@@ -168,7 +168,8 @@ type DefsStamp = (Option<SystemTime>, Option<SystemTime>);
 
 /// Payloads that arrived for a host since its last write cycle, kept as
 /// received (length-prefixed) until the cycle merges them; a host that
-/// sends more than this between cycles has them merged early.
+/// sends more than this between cycles is busy: it stays decoded until
+/// the cycle and its payloads merge as they arrive.
 const PENDING_LIMIT: usize = 16 << 10;
 
 /// One host's live state.
@@ -180,6 +181,9 @@ const PENDING_LIMIT: usize = 16 << 10;
 struct HostState {
     packed: Packed,
     pending: Vec<u8>,
+    /// A busy host's current meters (`packed` and `pending` are then
+    /// out of date).
+    busy: Option<Box<HostMeters>>,
     badness: f64,
     status: Status,
     last_seen: Instant,
@@ -202,6 +206,9 @@ impl HostState {
     /// returns them with their base (the caller packs them again).
     fn unpack(&mut self) -> (HostMeters, Option<HostMeters>) {
         let base = self.base();
+        if let Some(meters) = self.busy.take() {
+            return (*meters, base);
+        }
         let mut meters = self.packed.unpack(base.as_ref()).unwrap_or_else(|e| {
             svc::log::err(&format!("cannot unpack a host's meters: {e}"));
             HostMeters::new()
@@ -220,9 +227,13 @@ impl HostState {
 
     /// Keep a payload (validated) for the next write cycle.
     fn queue_payload(&mut self, payload: &[u8]) {
-        if self.pending.len() + payload.len() > PENDING_LIMIT {
-            let (meters, base) = self.unpack();
-            self.packed = Packed::pack(&meters, base.as_ref());
+        if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
+            let (meters, _) = self.unpack();
+            self.busy = Some(Box::new(meters));
+        }
+        if let Some(meters) = &mut self.busy {
+            let _ = apply_payload(meters, payload);
+            return;
         }
         self.pending.reserve_exact(payload.len() + 3);
         put_varint(&mut self.pending, payload.len() as u64);
@@ -485,6 +496,7 @@ impl Collector {
         let mut state = HostState {
             packed: Packed::pack(&HostMeters::new(), None),
             pending: Vec::new(),
+            busy: None,
             badness: 0.0,
             status: Status::Unset,
             last_seen: now,
@@ -570,7 +582,7 @@ impl Collector {
         let mut reported = HashSet::new();
         let mut report: Option<(Uuid, report::TenantReport)> = None;
         for (n, key) in keys.into_iter().enumerate() {
-            if n % 64 == 63 {
+            if n % 16 == 15 {
                 between(self);
             }
             if report.as_ref().map(|r| r.0) != Some(key.0) {
@@ -808,18 +820,36 @@ impl Collector {
         }
     }
 
+    /// Datagrams received and rejected by reason, including those the
+    /// receive thread refused before queueing.
+    pub fn totals(&self) -> (u64, Vec<(&'static str, u64)>) {
+        let mut rejected = self.counters.rejected.clone();
+        let mut received = self.counters.received;
+        if let Some(q) = &self.queue {
+            for (reason, n) in receive::EARLY_REASONS.iter().zip(q.early.iter()) {
+                let n = n.load(std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    *rejected.entry(reason).or_default() += n;
+                    received += n;
+                }
+            }
+        }
+        let mut reasons: Vec<_> = rejected.into_iter().collect();
+        reasons.sort();
+        (received, reasons)
+    }
+
     /// Write the collector's own metrics, for the API and for
     /// `opticon-collector --metrics`.
     fn publish_metrics(&self, cycle: Duration, by_status: &HashMap<&str, i64>) {
+        let (received, reasons) = self.totals();
         let mut m = Dict::new();
         m.insert("time", Node::Int(unix_now()));
-        m.insert("received", Node::Int(self.counters.received as i64));
+        m.insert("received", Node::Int(received as i64));
         m.insert("accepted", Node::Int(self.counters.accepted as i64));
         let mut rejected = Dict::new();
-        let mut reasons: Vec<_> = self.counters.rejected.iter().collect();
-        reasons.sort();
         for (reason, n) in reasons {
-            rejected.insert(*reason, Node::Int(*n as i64));
+            rejected.insert(reason, Node::Int(n as i64));
         }
         m.insert("rejected", Node::Dict(rejected));
         m.insert("sessions", Node::Int(self.sessions.len() as i64));
@@ -987,7 +1017,7 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
     let mut next_refresh = Instant::now();
     // After detaching: threads do not survive the fork.
     let queue_size = collector.cfg.queue;
-    let queue = receive::start(sock, queue_size)
+    let mut queue = receive::start(sock, queue_size)
         .map_err(|e| format!("cannot start the receive thread: {e}"))?;
     collector.queue = Some(queue.stats());
     let ping_every = Duration::from_secs(collector.cfg.ping_interval);
@@ -1022,8 +1052,10 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
             next_refresh = now + Duration::from_secs(collector.cfg.tenant_refresh);
         }
         if now >= next_write {
+            // Everything waiting, every few hosts: a cycle that creates
+            // files for new hosts must not leave the queue to fill.
             collector.write_cycle_with(&mut |c| {
-                for _ in 0..4096 {
+                for _ in 0..queue_size {
                     match queue.try_next() {
                         Some((d, from)) => c.handle(&d, from),
                         None => break,
@@ -1034,9 +1066,10 @@ fn serve(m: &getopts::Matches) -> Result<(), String> {
         }
     }
     collector.write_cycle();
+    let (received, rejected) = collector.totals();
     svc::log::info(&format!(
-        "opticon-collector exiting on signal: {} received, {} accepted, rejected {:?}",
-        collector.counters.received, collector.counters.accepted, collector.counters.rejected
+        "opticon-collector exiting on signal: {received} received, {} accepted, rejected {rejected:?}",
+        collector.counters.accepted
     ));
     drop(pidfile);
     Ok(())
