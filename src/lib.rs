@@ -15,6 +15,7 @@
 //! module per program.
 
 pub mod agent;
+pub mod api;
 pub mod base64;
 pub mod collector;
 pub mod conf;

@@ -3,23 +3,13 @@
 
 mod common;
 
-use common::Dir;
+use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir};
 use opticon::conf::{self, Node};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
-
-/// A daemon killed when the test ends, whatever happened.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn db(dir: &Dir, args: &[&str]) -> (bool, String, String) {
     let root = dir.s("db");
@@ -47,41 +37,6 @@ fn status(dir: &Dir, host: &str) -> Option<String> {
         .path("status")
         .and_then(Node::as_str)
         .map(String::from)
-}
-
-/// Poll until `f` holds or `limit` passes.
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
-fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-    if path.is_dir() {
-        for e in std::fs::read_dir(path).unwrap() {
-            chown_tree(&e.unwrap().path(), uid, gid);
-        }
-    }
-}
-
-fn give_to_service_user(path: &std::path::Path) {
-    if let Ok(Some((uid, gid))) = opticon::svc::daemon::service_user() {
-        chown_tree(path, uid, gid);
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -380,23 +335,6 @@ database {{ path {} }}
     )
     .unwrap();
     (key, port)
-}
-
-/// Start `bin` (an Opticon daemon) in the foreground with `<name>.conf`,
-/// `<name>.log` and `<name>.pid` in the test directory.
-fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
-    let (conf, log, pid) = (
-        dir.s(&format!("{name}.conf")),
-        dir.s(&format!("{name}.log")),
-        dir.s(&format!("{name}.pid")),
-    );
-    Daemon(
-        Command::new(bin)
-            .args(["-f", "-c", &conf, "-l", &log, "-p", &pid])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
 }
 
 fn start_agent(dir: &Dir) -> Daemon {

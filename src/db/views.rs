@@ -147,3 +147,18 @@ pub fn host_list(items: &[(Uuid, host::Usage)]) -> Node {
         .collect();
     wrap("host", Node::Array(list))
 }
+
+/// `{"log": [{when, subsystem, message}]}`.
+pub fn host_log(entries: &[super::log::LogEntry]) -> Node {
+    let list = entries
+        .iter()
+        .map(|e| {
+            let mut d = Dict::new();
+            d.insert("when", Node::Int(e.time));
+            d.insert("subsystem", Node::Str(e.subsystem.clone()));
+            d.insert("message", Node::Str(e.message.clone()));
+            Node::Dict(d)
+        })
+        .collect();
+    wrap("log", Node::Array(list))
+}

@@ -749,19 +749,7 @@ impl Tool {
         let h = self.host(m, t)?;
         let entries = log::read(&self.db.host_dir(t, h).join(crate::db::tenant::HOST_LOG))?;
         if self.json {
-            let list = entries
-                .iter()
-                .map(|e| {
-                    let mut d = Dict::new();
-                    d.insert("when", Node::Int(e.time));
-                    d.insert("subsystem", Node::Str(e.subsystem.clone()));
-                    d.insert("message", Node::Str(e.message.clone()));
-                    Node::Dict(d)
-                })
-                .collect();
-            let mut top = Dict::new();
-            top.insert("log", Node::Array(list));
-            self.print_json(Node::Dict(top));
+            self.print_json(views::host_log(&entries));
         } else {
             let rows = entries
                 .iter()

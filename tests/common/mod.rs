@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use opticon::model::{json, HostMeters};
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A small deterministic PRNG (xorshift64*) so fuzz and load tests are
 /// repeatable from their seed.
@@ -86,4 +89,66 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A child daemon, killed when dropped.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Poll until `f` holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+pub fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+pub fn give_to_service_user(path: &std::path::Path) {
+    if let Ok(Some((uid, gid))) = opticon::svc::daemon::service_user() {
+        chown_tree(path, uid, gid);
+    }
+}
+
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `bin` (an Opticon daemon) in the foreground with `<name>.conf`,
+/// `<name>.log` and `<name>.pid` in the test directory.
+pub fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
+    let (conf, log, pid) = (
+        dir.s(&format!("{name}.conf")),
+        dir.s(&format!("{name}.log")),
+        dir.s(&format!("{name}.pid")),
+    );
+    Daemon(
+        Command::new(bin)
+            .args(["-f", "-c", &conf, "-l", &log, "-p", &pid])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }

@@ -1,0 +1,383 @@
+//! opticon-api as a real process over a database made with opticon-db:
+//! routes and their JSON shapes, logins, tenant isolation on every
+//! tenant route, the admin token only from admin hosts, and hostile HTTP.
+
+mod common;
+
+use common::{give_to_service_user, start_daemon, wait_for, Daemon, Dir};
+use opticon::conf::{self, Node};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+const A: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
+const B: &str = "7c1e0a33-5b9d-4c1f-9a6e-2d8f3b4a5c6d";
+const HOST: &str = "11111111-2222-3333-4444-555555555555";
+const ADMIN: &str = "a9f3c2d1-0000-4000-8000-0123456789ab";
+
+fn db(dir: &Dir, args: &[&str]) -> String {
+    let root = dir.s("db");
+    let mut all = vec!["-p", root.as_str()];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .args(&all)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Api {
+    port: u16,
+    _daemon: Daemon,
+}
+
+/// One request on a fresh connection; returns status and body.
+fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("X-Opticon-Token: {t}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    (status, body)
+}
+
+fn json(body: &str) -> Node {
+    Node::Dict(conf::parse(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+}
+
+/// Start the API; `auth` goes into its auth section.
+fn start(dir: &Dir, auth: &str) -> Api {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} timeout 2 }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN}\" {auth} }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let daemon = start_daemon(dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
+    assert!(
+        wait_for(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "the API never listened"
+    );
+    Api {
+        port,
+        _daemon: daemon,
+    }
+}
+
+fn setup(tag: &str) -> Dir {
+    let dir = Dir::new(tag);
+    db(&dir, &["tenant-create", "--tenant", A, "--name", "alpha"]);
+    db(&dir, &["tenant-create", "--tenant", B, "--name", "beta"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let start = now - now % 60 - 600;
+    let mut lines = String::new();
+    for i in 0..10 {
+        lines.push_str(&format!(
+            "{{\"time\": {}, \"meters\": {{\"hostname\": \"web-01\", \"pcpu\": {}.5, \"status\": \"OK\", \"loadavg\": [0.5, 0.25, 0.1], \"df\": [{{\"device\": \"/dev/vda1\", \"pused\": 41}}]}}}}\n",
+            start + i * 60,
+            10 + i
+        ));
+    }
+    std::fs::write(dir.path("samples.json"), lines).unwrap();
+    db(
+        &dir,
+        &["-t", A, "-H", HOST, "host-import", &dir.s("samples.json")],
+    );
+    give_to_service_user(&dir.path("db"));
+    dir
+}
+
+#[test]
+fn routes_logins_and_tenant_isolation() {
+    let dir = setup("api-routes");
+    let api = start(&dir, "");
+    let p = api.port;
+    let admin = Some(ADMIN);
+
+    // No token: 401; a wrong token: 401; the admin token: everything.
+    assert_eq!(call(p, "GET", "/", None, "").0, 401);
+    assert_eq!(call(p, "GET", "/", Some(B), "").0, 401);
+    let (s, body) = call(p, "GET", "/", admin, "");
+    assert_eq!(s, 200, "{body}");
+    let list = json(&body);
+    let Some(Node::Array(tenants)) = list.path("tenant") else {
+        panic!("{body}")
+    };
+    assert_eq!(tenants.len(), 2);
+
+    // Users: one per tenant, logins that give tokens.
+    for (name, tenant) in [("ann", A), ("bob", B)] {
+        let (s, body) = call(
+            p,
+            "PUT",
+            &format!("/user/{name}"),
+            admin,
+            &format!("{{\"password\": \"pw-{name}\", \"tenant\": \"{tenant}\"}}"),
+        );
+        assert_eq!(s, 200, "{body}");
+    }
+    let users = std::fs::read_to_string(dir.path("db/api.users")).unwrap();
+    assert!(users.contains("pbkdf2-sha256$") && !users.contains("pw-ann"));
+    assert_eq!(
+        call(
+            p,
+            "POST",
+            "/login",
+            None,
+            r#"{"username": "ann", "password": "wrong"}"#
+        )
+        .0,
+        401
+    );
+    let login = |user: &str| {
+        let (s, body) = call(
+            p,
+            "POST",
+            "/login",
+            None,
+            &format!("{{\"username\": \"{user}\", \"password\": \"pw-{user}\"}}"),
+        );
+        assert_eq!(s, 200, "{body}");
+        json(&body)
+            .path("token")
+            .and_then(Node::as_str)
+            .unwrap()
+            .to_string()
+    };
+    let ann = login("ann");
+    let bob = login("bob");
+
+    // Ann sees her tenant and its host.
+    let (s, body) = call(p, "GET", "/", Some(&ann), "");
+    assert_eq!(s, 200);
+    assert!(body.contains(A) && !body.contains(B), "{body}");
+    let (s, body) = call(p, "GET", "/token", Some(&ann), "");
+    assert_eq!(
+        (
+            s,
+            json(&body).path("token/userlevel").and_then(Node::as_str)
+        ),
+        (200, Some("AUTH_USER"))
+    );
+    let (s, body) = call(p, "GET", &format!("/{A}/host/{HOST}"), Some(&ann), "");
+    assert_eq!(s, 200, "{body}");
+    let rec = json(&body);
+    assert_eq!(rec.path("hostname").and_then(Node::as_str), Some("web-01"));
+    assert_eq!(rec.path("pcpu").and_then(Node::as_f64), Some(19.5));
+    let (s, body) = call(p, "GET", &format!("/{A}/host"), Some(&ann), "");
+    assert_eq!(s, 200);
+    assert!(json(&body).path("host").is_some(), "{body}");
+    let (s, body) = call(
+        p,
+        "GET",
+        &format!("/{A}/host/{HOST}/range/-1d/now?meter=pcpu"),
+        Some(&ann),
+        "",
+    );
+    assert_eq!(s, 200, "{body}");
+    let Some(Node::Array(points)) = json(&body).path("range/series/pcpu").cloned() else {
+        panic!("{body}")
+    };
+    assert_eq!(points.len(), 10);
+    let (s, body) = call(p, "GET", &format!("/{A}/meter"), Some(&ann), "");
+    assert_eq!(s, 200);
+    assert!(json(&body).path("meter").is_some());
+    let (s, body) = call(
+        p,
+        "POST",
+        &format!("/{A}/watcher/pcpu"),
+        Some(&ann),
+        r#"{"watcher": {"warning": {"cmp": "gt", "val": 5, "weight": 1}}}"#,
+    );
+    assert_eq!(s, 200, "{body}");
+    let (_, body) = call(p, "GET", &format!("/{A}/watcher"), Some(&ann), "");
+    assert_eq!(
+        json(&body)
+            .path("watcher/pcpu/warning/origin")
+            .and_then(Node::as_str),
+        Some("tenant"),
+        "{body}"
+    );
+    let (s, body) = call(p, "GET", &format!("/{A}/quota"), Some(&ann), "");
+    assert_eq!(s, 200);
+    assert_eq!(json(&body).path("quota").and_then(Node::as_int), Some(128));
+
+    // Bob, of tenant B, gets 403 on every route of tenant A.
+    let routes = [
+        ("GET", format!("/{A}")),
+        ("PUT", format!("/{A}")),
+        ("GET", format!("/{A}/summary")),
+        ("GET", format!("/{A}/quota")),
+        ("GET", format!("/{A}/meta")),
+        ("POST", format!("/{A}/meta")),
+        ("GET", format!("/{A}/meter")),
+        ("POST", format!("/{A}/meter/x/y")),
+        ("DELETE", format!("/{A}/meter/x/y")),
+        ("GET", format!("/{A}/watcher")),
+        ("POST", format!("/{A}/watcher/pcpu")),
+        ("DELETE", format!("/{A}/watcher/pcpu")),
+        ("GET", format!("/{A}/host")),
+        ("GET", format!("/{A}/host/overview")),
+        ("GET", format!("/{A}/host/{HOST}")),
+        ("DELETE", format!("/{A}/host/{HOST}")),
+        ("GET", format!("/{A}/host/{HOST}/log")),
+        ("GET", format!("/{A}/host/{HOST}/time/now")),
+        ("GET", format!("/{A}/host/{HOST}/range/now/now")),
+        ("GET", format!("/{A}/host/{HOST}/watcher")),
+        ("POST", format!("/{A}/host/{HOST}/watcher/pcpu")),
+        ("DELETE", format!("/{A}/host/{HOST}/watcher/pcpu")),
+        ("DELETE", format!("/{A}")),
+        ("POST", format!("/{A}")),
+        ("GET", "/any/host/overview".to_string()),
+        ("PUT", "/user/eve".to_string()),
+        ("GET", "/session".to_string()),
+    ];
+    for (method, path) in &routes {
+        let (s, body) = call(p, method, path, Some(&bob), "{}");
+        assert!(
+            s == 403 || (s == 404 && path == "/session"),
+            "bob {method} {path}: {s} {body}"
+        );
+    }
+    // Still there after all of Bob's attempts.
+    assert_eq!(
+        call(p, "GET", &format!("/{A}/host/{HOST}"), Some(&ann), "").0,
+        200
+    );
+
+    // Sessions survive a restart of the API.
+    drop(api);
+    let api = start(&dir, "");
+    assert_eq!(
+        call(api.port, "GET", &format!("/{A}/quota"), Some(&ann), "").0,
+        200
+    );
+
+    // Prometheus text for the admin hosts (loopback here).
+    let (s, body) = call(api.port, "GET", "/metrics", None, "");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("opticon_hosts{tenant="), "{body}");
+}
+
+#[test]
+fn the_admin_token_only_counts_from_admin_hosts() {
+    let dir = setup("api-admin-hosts");
+    let api = start(&dir, "admin_hosts [\"192.0.2.0/24\"]");
+    let (s, _) = call(api.port, "GET", "/", Some(ADMIN), "");
+    assert_eq!(s, 401, "admin token from a non-admin address");
+    assert_eq!(call(api.port, "GET", "/metrics", None, "").0, 403);
+}
+
+#[test]
+fn hostile_http_gets_4xx_and_never_a_stuck_server() {
+    let dir = setup("api-hostile");
+    let api = start(&dir, "");
+    let p = api.port;
+    let raw = |bytes: &[u8]| -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let status = |out: &str| out.split(' ').nth(1).unwrap_or("").to_string();
+    // Slow clients first: they must not hold the workers.
+    let slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+            s
+        })
+        .collect();
+    let huge_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    for (bytes, want) in [
+        (b"BLAH\r\n\r\n".to_vec(), "400"),
+        (b"GET / HTTP/9.9\r\n\r\n".to_vec(), "505"),
+        (huge_header.into_bytes(), "431"),
+        (
+            b"POST /login HTTP/1.1\r\nContent-Length: 9999999\r\n\r\n".to_vec(),
+            "413",
+        ),
+        (
+            b"POST /login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            "411",
+        ),
+        (
+            b"POST /login HTTP/1.1\r\nContent-Length: 5\r\n\r\n{{{{{".to_vec(),
+            "400",
+        ),
+        (
+            format!("GET /{A}/host/..%2F..%2Fetc/log HTTP/1.1\r\nX-Opticon-Token: {ADMIN}\r\n\r\n")
+                .into_bytes(),
+            "404",
+        ),
+        (
+            format!("GET /../../etc/passwd HTTP/1.1\r\nX-Opticon-Token: {ADMIN}\r\n\r\n")
+                .into_bytes(),
+            "404",
+        ),
+    ] {
+        let out = raw(&bytes);
+        assert_eq!(
+            status(&out),
+            want,
+            "{:?} -> {out}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
+        );
+        assert!(out.contains("\"error\""), "{out}");
+    }
+    // The slow clients time out (408 or closed); meanwhile the server
+    // answered everyone else.
+    let (s, _) = call(p, "GET", "/", Some(ADMIN), "");
+    assert_eq!(s, 200);
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.is_empty() || out.contains(" 408 "), "{out}");
+    }
+    // Keep-alive: two requests on one connection.
+    let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let one = format!("GET /{A}/quota HTTP/1.1\r\nX-Opticon-Token: {ADMIN}\r\n\r\n");
+    s.write_all(format!("{one}{one}").as_bytes()).unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while got.matches("HTTP/1.1 200").count() < 2 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
