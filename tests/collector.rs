@@ -267,6 +267,18 @@ fn agent_to_collector_to_database() {
     assert_eq!(metrics.path("rejected/bad_magic"), Some(&Node::Int(1)));
     assert_eq!(metrics.path("hosts/STALE"), Some(&Node::Int(1)));
     assert!(metrics.path("rcvbuf").and_then(Node::as_int).unwrap() > 0);
+    // The open sessions, for the API, without keys.
+    let sessions = std::fs::read_to_string(dir.path("db/collector.sessions")).unwrap();
+    let doc = conf::parse(&sessions).unwrap();
+    let Some(Node::Array(list)) = doc.get("session") else {
+        panic!("{sessions}")
+    };
+    assert!(
+        list.iter()
+            .any(|s| s.path("hostid").and_then(Node::as_str) == Some(host)),
+        "{sessions}"
+    );
+    assert!(!sessions.contains("key"), "{sessions}");
     // The notification command got a JSON document per lasting change.
     let notified = std::fs::read_to_string(dir.path("notified")).unwrap_or_default();
     let changes: Vec<Node> = notified

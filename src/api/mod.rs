@@ -7,10 +7,11 @@
 //! (the same [`crate::db::views`] `opticon-db --json` prints).
 
 pub mod auth;
+pub mod graphs;
 pub mod http;
 pub mod server;
 
-use crate::collector::{METRICS_FILE, OVERVIEW_FILE, SUMMARY_FILE};
+use crate::collector::{METRICS_FILE, OVERVIEW_FILE, SESSIONS_FILE, SUMMARY_FILE};
 use crate::conf::{self, Dict, Node};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::HOST_LOG;
@@ -358,6 +359,10 @@ impl Api {
                 d.insert("userlevel", Node::Str(access.level().into()));
                 d.insert("tenants", Node::Array(tenants));
                 json(Ok(views::wrap("token", Node::Dict(d))))
+            }
+            ("GET", ["session"]) => {
+                self.admin(access)?;
+                json(read_json(&self.db.root().join(SESSIONS_FILE)))
             }
             (_, ["user", name]) => {
                 self.admin(access)?;
@@ -811,6 +816,27 @@ impl Api {
             ("GET", ["watcher"]) => {
                 self.db.require_host(t, h)?;
                 Ok(views::watcher_list(&self.definitions(t, Some(h))?))
+            }
+            ("GET", ["graph"]) => {
+                self.db.require_host(t, h)?;
+                Ok(graphs::definitions())
+            }
+            ("GET", ["graph", g, d, span, n]) => {
+                let dir = self.db.require_host(t, h)?;
+                let (Ok(span), Ok(n)) = (span.parse::<i64>(), n.parse::<usize>()) else {
+                    return Err(ApiError::BadRequest(
+                        "span and points must be numbers".into(),
+                    ));
+                };
+                graphs::data(&dir, g, d, span, n, unix_now()).map_err(|e| match e {
+                    graphs::GraphError::Unknown => {
+                        ApiError::NotFound(format!("graph {g}/{d} not found"))
+                    }
+                    graphs::GraphError::BadSpan => ApiError::BadRequest(
+                        "span / points must be at least 60 s and points at most 4096".into(),
+                    ),
+                    graphs::GraphError::Db(e) => e.into(),
+                })
             }
             ("POST" | "PUT", ["watcher", id @ ..]) if !id.is_empty() => {
                 self.db.require_host(t, h)?;

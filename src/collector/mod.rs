@@ -277,6 +277,8 @@ pub struct Collector {
 
 /// Name of the self-metrics file in the database root.
 pub const METRICS_FILE: &str = "collector.metrics";
+/// Name of the open sessions file in the database root (no keys).
+pub const SESSIONS_FILE: &str = "collector.sessions";
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -623,6 +625,9 @@ impl Collector {
         self.notifier.send_due();
         release_free_memory();
         self.publish_metrics(started.elapsed(), &by_status);
+        if let Err(e) = self.publish_sessions(now) {
+            svc::log::warn(&e.to_string());
+        }
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
             self.purge_silent();
@@ -818,6 +823,38 @@ impl Collector {
                 Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
             }
         }
+    }
+
+    /// The open sessions, without their keys, for the API's `/session`.
+    fn publish_sessions(&self, now: i64) -> Result<(), crate::db::DbError> {
+        use std::fmt::Write;
+        let path = self.db.root().join(SESSIONS_FILE);
+        let mut out = crate::db::Replacement::create(&path)?;
+        out.write(b"{\"session\": [")?;
+        let mut line = String::new();
+        let mut first = true;
+        for (id, s) in &self.sessions {
+            let Some(h) = self.hosts.get(&(s.tenant, s.host)) else {
+                continue;
+            };
+            line.clear();
+            let seen = now - h.last_seen.elapsed().as_secs() as i64;
+            let _ = write!(
+                line,
+                "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": \"{}\", \"sessid\": \"{id:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
+                if first { "" } else { "," },
+                s.tenant,
+                s.host,
+                h.remote.ip(),
+                crate::db::time::iso(seen),
+                s.window.highest(),
+                h.remote
+            );
+            out.write(line.as_bytes())?;
+            first = false;
+        }
+        out.write(b"\n]}\n")?;
+        out.commit()
     }
 
     /// Datagrams received and rejected by reason, including those the
