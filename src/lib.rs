@@ -17,6 +17,7 @@
 pub mod agent;
 pub mod api;
 pub mod base64;
+pub mod cli;
 pub mod collector;
 pub mod conf;
 pub mod crypto;

@@ -1,7 +1,7 @@
 //! `opticon-db`: query and maintain the metering database from a shell or
 //! from cron. See `man 8 opticon-db`.
 
-mod output;
+pub mod output;
 
 use crate::conf::{Dict, Node};
 use crate::db::host::{self, downsample};

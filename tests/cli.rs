@@ -1,0 +1,359 @@
+//! The `opticon` client against a real opticon-api and opticon-collector
+//! on loopback: each subcommand's output, logins and the token cache,
+//! and its errors.
+
+mod common;
+
+use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const A: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
+const B: &str = "7c1e0a33-5b9d-4c1f-9a6e-2d8f3b4a5c6d";
+const HOST: &str = "11111111-2222-3333-4444-555555555555";
+const ADMIN: &str = "a9f3c2d1-0000-4000-8000-0123456789ab";
+
+struct Setup {
+    dir: Dir,
+    url: String,
+    key: String,
+    udp: u16,
+    _api: Daemon,
+    _collector: Daemon,
+}
+
+fn db(dir: &Dir, args: &[&str]) -> String {
+    let root = dir.s("db");
+    let mut all = vec!["-p", root.as_str()];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .args(&all)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn setup(tag: &str) -> Setup {
+    let dir = Dir::new(tag);
+    let out = db(&dir, &["tenant-create", "--tenant", A, "--name", "alpha"]);
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    db(&dir, &["tenant-create", "--tenant", B, "--name", "beta"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let t = now - now % 60 - 120;
+    std::fs::write(
+        dir.path("one.json"),
+        format!("{{\"time\": {t}, \"meters\": {{\"hostname\": \"db-01\", \"pcpu\": 12.5, \"status\": \"OK\", \"loadavg\": [0.5, 0.25, 0.1], \"mem/total\": 4096000, \"mem/free\": 1024000, \"df\": [{{\"device\": \"/dev/vda1\", \"pused\": 41, \"mount\": \"/\"}}], \"top\": [{{\"pid\": 1, \"name\": \"init\", \"user\": \"root\"}}], \"extra/thing\": 7}}}}\n"),
+    )
+    .unwrap();
+    db(
+        &dir,
+        &["-t", A, "-H", HOST, "host-import", &dir.s("one.json")],
+    );
+    give_to_service_user(&dir.path("db"));
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN}\" }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let udp = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {udp} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
+    let collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
+    assert!(wait_for(Duration::from_secs(10), || TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_ok()));
+    Setup {
+        url: format!("http://127.0.0.1:{port}"),
+        dir,
+        key,
+        udp,
+        _api: api,
+        _collector: collector,
+    }
+}
+
+/// Run `opticon` with `HOME` in the test directory and no inherited
+/// token or tenant.
+fn opticon(s: &Setup, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_opticon"));
+    c.env("HOME", s.dir.path("home"))
+        .env_remove("OPTICON_TOKEN")
+        .env_remove("OPTICON_TENANT")
+        .env("COLUMNS", "130")
+        .args(["-c", &s.dir.s("none.conf"), "-A", &s.url])
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(s: &Setup, args: &[&str]) -> String {
+    let out = opticon(s, &[("OPTICON_TOKEN", ADMIN), ("OPTICON_TENANT", A)], args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_subcommand_against_a_real_api() {
+    let s = setup("cli");
+    std::fs::create_dir_all(s.dir.path("home")).unwrap();
+    std::fs::write(s.dir.path("none.conf"), "").unwrap();
+
+    let out = ok(&s, &["tenant-list"]);
+    assert!(
+        out.starts_with("UUID") && out.contains("alpha") && out.contains(B),
+        "{out}"
+    );
+    assert!(ok(&s, &["tenant-list", "--json"]).contains("\"hostcount\""));
+    ok(&s, &["tenant-set-quota", "256"]);
+    let out = ok(&s, &["tenant-get-quota"]);
+    assert!(
+        out.starts_with("Tenant storage quota: 256 MB\nCurrent usage: "),
+        "{out}"
+    );
+    ok(&s, &["tenant-set-metadata", "owner", "ops"]);
+    assert!(ok(&s, &["tenant-get-metadata"]).contains("\"owner\": \"ops\""));
+    let created = ok(&s, &["tenant-create", "--name", "gamma"]);
+    assert!(
+        created.starts_with("Name:    gamma\nUUID:    ") && created.contains("AES Key: "),
+        "{created}"
+    );
+    let gamma = created
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("UUID:")
+        .trim()
+        .to_string();
+    ok(&s, &["tenant-delete", "--tenant", &gamma]);
+    assert!(!ok(&s, &["tenant-list"]).contains(&gamma));
+
+    ok(
+        &s,
+        &[
+            "meter-create",
+            "--meter",
+            "extra/thing",
+            "--type",
+            "integer",
+            "--description",
+            "A thing",
+            "--unit",
+            "things",
+        ],
+    );
+    let out = ok(&s, &["meter-list"]);
+    assert!(
+        out.contains("tenant") && out.contains("extra/thing") && out.contains("A thing"),
+        "{out}"
+    );
+    ok(
+        &s,
+        &[
+            "watcher-set",
+            "--meter",
+            "pcpu",
+            "--level",
+            "warning",
+            "--match",
+            "gt",
+            "--value",
+            "90",
+        ],
+    );
+    let out = ok(&s, &["watcher-list"]);
+    assert!(
+        out.starts_with("From")
+            && out
+                .lines()
+                .any(|l| l.starts_with("tenant") && l.contains("pcpu") && l.contains("warning")),
+        "{out}"
+    );
+    ok(
+        &s,
+        &[
+            "watcher-set",
+            "--meter",
+            "pcpu",
+            "--level",
+            "alert",
+            "--value",
+            "95",
+            "--host",
+            HOST,
+        ],
+    );
+    assert!(ok(&s, &["watcher-list", "--host", HOST])
+        .lines()
+        .any(|l| l.starts_with("host")));
+    ok(&s, &["watcher-delete", "--meter", "pcpu", "--host", HOST]);
+    ok(&s, &["watcher-delete", "--meter", "pcpu"]);
+
+    let out = ok(&s, &["host-list"]);
+    assert!(out.starts_with("UUID") && out.contains(HOST), "{out}");
+    let out = ok(&s, &["host-show", "--host", HOST]);
+    for want in [
+        "---- Host",
+        "db-01",
+        "---- Resources",
+        "---- Process List",
+        "init",
+        "---- Storage",
+        "/dev/vda1",
+        "A thing",
+        "7 things",
+    ] {
+        assert!(out.contains(want), "{want} missing from:\n{out}");
+    }
+    let json = ok(&s, &["host-show", "--host", HOST, "--json"]);
+    assert!(json.contains("\"hostname\": \"db-01\""), "{json}");
+    assert!(ok(&s, &["host-show", "--host", HOST, "--time", "-1m"]).contains("db-01"));
+    assert!(ok(&s, &["host-show", "--host", HOST, "--graphs"]).contains("CPU Usage (%"));
+
+    // The collector fills the overview; sessions appear.
+    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args([
+            "--tenant",
+            A,
+            "--key",
+            &s.key,
+            "--port",
+            &s.udp.to_string(),
+            "--hosts",
+            "3",
+            "--rate",
+            "200",
+            "--duration",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(load.status.success());
+    assert!(wait_for(Duration::from_secs(10), || ok(
+        &s,
+        &["host-overview"]
+    )
+    .contains("web-01.example.net")));
+    let out = ok(&s, &["host-overview"]);
+    assert!(
+        out.starts_with("NAME") && out.contains("IP") && out.contains("["),
+        "{out}"
+    );
+    let out = ok(&s, &["session-list"]);
+    assert!(out.starts_with("ID") && out.lines().count() >= 4, "{out}");
+    // Three hosts share a hostname: the UUID is needed.
+    let out = opticon(
+        &s,
+        &[("OPTICON_TOKEN", ADMIN), ("OPTICON_TENANT", A)],
+        &["host-show", "--host", "web-01.example.net"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use the UUID"));
+
+    // A user of tenant B logs in once (token cached, 0600), then is
+    // refused tenant A with a clear message.
+    ok(
+        &s,
+        &[
+            "user-create",
+            "--username",
+            "bob",
+            "--password",
+            "pw",
+            "--tenant",
+            B,
+        ],
+    );
+    let out = opticon(
+        &s,
+        &[("OPTICON_TENANT", B)],
+        &["--username", "bob", "--password", "pw", "tenant-list"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache = s.dir.path("home/.opticon-token-cache");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let out = opticon(&s, &[("OPTICON_TENANT", B)], &["host-list"]);
+    assert!(
+        out.status.success(),
+        "cached token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = opticon(&s, &[("OPTICON_TENANT", A)], &["host-list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied (403)"));
+    ok(&s, &["user-delete", "--username", "bob"]);
+
+    // Errors: unreachable API, unknown command, missing tenant.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_opticon"));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = c
+        .env("HOME", s.dir.path("home"))
+        .args([
+            "-c",
+            &s.dir.s("none.conf"),
+            "-A",
+            &dead,
+            "-O",
+            ADMIN,
+            "tenant-list",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("cannot reach the API at {dead}"))
+    );
+    assert_eq!(
+        opticon(&s, &[("OPTICON_TOKEN", ADMIN)], &["no-such-command"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let out = opticon(&s, &[("OPTICON_TOKEN", ADMIN)], &["host-list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant is required"));
+    ok(&s, &["host-delete", "--host", HOST]);
+    assert!(!ok(&s, &["host-list"]).contains(HOST));
+    assert!(ok(&s, &["dancing-bears"]).contains("(oo)"));
+}
