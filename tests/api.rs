@@ -195,6 +195,20 @@ fn routes_logins_and_tenant_isolation() {
     let rec = json(&body);
     assert_eq!(rec.path("hostname").and_then(Node::as_str), Some("web-01"));
     assert_eq!(rec.path("pcpu").and_then(Node::as_f64), Some(19.5));
+    // A new record replaces the cached one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(
+        dir.path("next.json"),
+        format!("{{\"time\": {now}, \"meters\": {{\"hostname\": \"web-01\", \"pcpu\": 77.5}}}}\n"),
+    )
+    .unwrap();
+    db(&dir, &["-t", A, "-H", HOST, "host-import", &dir.s("next.json")]);
+    give_to_service_user(&dir.path("db"));
+    let (_, body) = call(p, "GET", &format!("/{A}/host/{HOST}"), Some(&ann), "");
+    assert_eq!(json(&body).path("pcpu").and_then(Node::as_f64), Some(77.5), "{body}");
     let (s, body) = call(p, "GET", &format!("/{A}/host"), Some(&ann), "");
     assert_eq!(s, 200);
     assert!(json(&body).path("host").is_some(), "{body}");
@@ -209,7 +223,7 @@ fn routes_logins_and_tenant_isolation() {
     let Some(Node::Array(points)) = json(&body).path("range/series/pcpu").cloned() else {
         panic!("{body}")
     };
-    assert_eq!(points.len(), 10);
+    assert_eq!(points.len(), 11);
     let (s, body) = call(p, "GET", &format!("/{A}/meter"), Some(&ann), "");
     assert_eq!(s, 200);
     assert!(json(&body).path("meter").is_some());

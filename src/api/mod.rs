@@ -22,9 +22,10 @@ use crate::model::{Cmp, Level, TenantKey, Watcher};
 use crate::svc;
 use auth::{Access, Cidr, Store};
 use http::{Request, Response};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
@@ -189,12 +190,22 @@ impl ApiError {
 
 type Reply = Result<Node, ApiError>;
 
+/// Latest records kept as text, at most.
+const LATEST_CACHE: usize = 8192;
+
+/// A host's newest day file, its length and time, when a record was made.
+type DayStamp = (PathBuf, u64, SystemTime);
+/// Latest records by tenant and host.
+type LatestCache = HashMap<(Uuid, Uuid), (DayStamp, Arc<str>)>;
+
 /// The API over one database.
 pub struct Api {
     cfg: ApiConfig,
     db: Db,
     store: Store,
     global: Vec<MeterDef>,
+    /// Latest records as JSON text, valid while the stamp holds.
+    latest: Mutex<LatestCache>,
 }
 
 fn unix_now() -> i64 {
@@ -239,6 +250,7 @@ impl Api {
             cfg,
             store,
             global,
+            latest: Mutex::new(HashMap::new()),
         })
     }
 
@@ -290,6 +302,7 @@ impl Api {
         } else {
             match self.route(req, &access, client) {
                 Ok(Routed::Json(node)) => Response::json(200, node.to_json(true) + "\n"),
+                Ok(Routed::Raw(text)) => Response::json(200, text),
                 Ok(Routed::Text(text)) => Response {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
@@ -380,7 +393,22 @@ impl Api {
                 } else if !access.may(t) {
                     return Err(ApiError::Forbidden);
                 }
-                json(self.tenant_route(m, t, rest, req, access))
+                // Records and the overview go out as text, never parsed.
+                match (m, rest) {
+                    ("GET", ["host", "overview"]) => {
+                        self.db.tenant(t)?;
+                        Ok(Routed::Raw(self.overview_text(t)?))
+                    }
+                    ("GET", ["host", h]) => {
+                        Ok(Routed::Raw(self.record(t, uuid(h, "host")?, None)?))
+                    }
+                    ("GET", ["host", h, "time", spec]) => Ok(Routed::Raw(self.record(
+                        t,
+                        uuid(h, "host")?,
+                        Some(Self::time(spec)?),
+                    )?)),
+                    _ => json(self.tenant_route(m, t, rest, req, access)),
+                }
             }
             _ => Err(ApiError::Method),
         }
@@ -510,7 +538,10 @@ impl Api {
             [h] => {
                 let h = uuid(h, "host")?;
                 let t = self.tenant_of(h)?;
-                self.record(t, h, None)
+                let text = self.record(t, h, None)?;
+                conf::parse(&text)
+                    .map(Node::Dict)
+                    .map_err(|e| ApiError::Internal(e.to_string()))
             }
             [h, "tenant"] => {
                 let h = uuid(h, "host")?;
@@ -523,20 +554,57 @@ impl Api {
         }
     }
 
-    fn record(&self, t: Uuid, h: Uuid, at: Option<i64>) -> Reply {
+    /// The tenant overview file as the collector wrote it.
+    fn overview_text(&self, t: Uuid) -> Result<String, ApiError> {
+        let path = self.db.tenant_dir(t).join(OVERVIEW_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("{\"overview\": {}}\n".into()),
+            Err(e) => Err(ApiError::Internal(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// A host's record (the latest, or the one at a time) as host JSON.
+    /// The latest is cached until the host's newest day file changes.
+    fn record(&self, t: Uuid, h: Uuid, at: Option<i64>) -> Result<String, ApiError> {
         let dir = self.db.require_host(t, h)?;
+        let stamp = match at {
+            Some(_) => None,
+            None => host::day_files(&dir)?.pop().and_then(|d| {
+                let meta = std::fs::metadata(&d.path).ok()?;
+                Some((d.path, meta.len(), meta.modified().ok()?))
+            }),
+        };
+        if let Some(stamp) = &stamp {
+            if let Ok(cache) = self.latest.lock() {
+                if let Some((s, text)) = cache.get(&(t, h)) {
+                    if s == stamp {
+                        return Ok(text.to_string());
+                    }
+                }
+            }
+        }
+        let text = self.record_text(&dir, at)?;
+        if let (Some(stamp), Ok(mut cache)) = (stamp, self.latest.lock()) {
+            if cache.len() >= LATEST_CACHE {
+                cache.clear();
+            }
+            cache.insert((t, h), (stamp, Arc::from(text.as_str())));
+        }
+        Ok(text)
+    }
+
+    fn record_text(&self, dir: &Path, at: Option<i64>) -> Result<String, ApiError> {
         let found = match at {
-            Some(at) => host::at(&dir, at)?,
-            None => host::latest(&dir)?,
+            Some(at) => host::at(dir, at)?,
+            None => host::latest(dir)?,
         };
         let Some((_, meters)) = found else {
             return Err(ApiError::NotFound(
                 "No current record found for host".into(),
             ));
         };
-        conf::parse(&encode_host(&meters, false))
-            .map(Node::Dict)
-            .map_err(|e| ApiError::Internal(e.to_string()))
+        Ok(encode_host(&meters, true) + "\n")
     }
 
     fn tenant_route(
@@ -684,10 +752,7 @@ impl Api {
                 self.delete_watchers(t, None, &id.join("/"))
             }
             ("GET", ["host"]) => Ok(views::host_list(&views::hosts_usage(&self.db, t)?)),
-            ("GET", ["host", "overview"]) => {
-                self.db.tenant(t)?;
-                read_json(&dir.join(OVERVIEW_FILE))
-            }
+
             (_, ["host", h, more @ ..]) => {
                 let h = uuid(h, "host")?;
                 self.host_route(m, t, h, more, req)
@@ -794,7 +859,6 @@ impl Api {
 
     fn host_route(&self, m: &str, t: Uuid, h: Uuid, rest: &[&str], req: &Request) -> Reply {
         match (m, rest) {
-            ("GET", []) => self.record(t, h, None),
             ("DELETE", []) => {
                 self.db.delete_host(t, h)?;
                 Ok(views::wrap(
@@ -806,10 +870,7 @@ impl Api {
                 let dir = self.db.require_host(t, h)?;
                 Ok(views::host_log(&hostlog::read(&dir.join(HOST_LOG))?))
             }
-            ("GET", ["time", spec]) => {
-                let at = Self::time(spec)?;
-                self.record(t, h, Some(at))
-            }
+
             ("GET", ["range", from, to]) => {
                 self.range(t, h, Self::time(from)?, Self::time(to)?, req)
             }
@@ -986,6 +1047,8 @@ impl Api {
 /// What a route answers.
 enum Routed {
     Json(Node),
+    /// JSON text made elsewhere (records, overviews).
+    Raw(String),
     Text(String),
 }
 
