@@ -62,8 +62,9 @@ fn json(body: &str) -> Node {
     Node::Dict(conf::parse(body).unwrap_or_else(|e| panic!("{e}: {body}")))
 }
 
-/// Start the API; `auth` goes into its auth section.
-fn start(dir: &Dir, auth: &str) -> Api {
+/// Start the API; `auth` goes into its auth section, `more` into its
+/// network section.
+fn start_with(dir: &Dir, auth: &str, more: &str) -> Api {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -72,7 +73,7 @@ fn start(dir: &Dir, auth: &str) -> Api {
     std::fs::write(
         dir.path("api.conf"),
         format!(
-            "network {{ address 127.0.0.1 port {port} timeout 2 }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN}\" {auth} }}\n",
+            "network {{ address 127.0.0.1 port {port} timeout 2 {more} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN}\" {auth} }}\ncors {{ origins [\"https://dash.example\"] }}\n",
             dir.s("db")
         ),
     )
@@ -90,6 +91,10 @@ fn start(dir: &Dir, auth: &str) -> Api {
         port,
         _daemon: daemon,
     }
+}
+
+fn start(dir: &Dir, auth: &str) -> Api {
+    start_with(dir, auth, "")
 }
 
 fn setup(tag: &str) -> Dir {
@@ -205,10 +210,17 @@ fn routes_logins_and_tenant_isolation() {
         format!("{{\"time\": {now}, \"meters\": {{\"hostname\": \"web-01\", \"pcpu\": 77.5}}}}\n"),
     )
     .unwrap();
-    db(&dir, &["-t", A, "-H", HOST, "host-import", &dir.s("next.json")]);
+    db(
+        &dir,
+        &["-t", A, "-H", HOST, "host-import", &dir.s("next.json")],
+    );
     give_to_service_user(&dir.path("db"));
     let (_, body) = call(p, "GET", &format!("/{A}/host/{HOST}"), Some(&ann), "");
-    assert_eq!(json(&body).path("pcpu").and_then(Node::as_f64), Some(77.5), "{body}");
+    assert_eq!(
+        json(&body).path("pcpu").and_then(Node::as_f64),
+        Some(77.5),
+        "{body}"
+    );
     let (s, body) = call(p, "GET", &format!("/{A}/host"), Some(&ann), "");
     assert_eq!(s, 200);
     assert!(json(&body).path("host").is_some(), "{body}");
@@ -311,6 +323,74 @@ fn the_admin_token_only_counts_from_admin_hosts() {
     let (s, _) = call(api.port, "GET", "/", Some(ADMIN), "");
     assert_eq!(s, 401, "admin token from a non-admin address");
     assert_eq!(call(api.port, "GET", "/metrics", None, "").0, 403);
+    // X-Forwarded-For is not believed from a client that is no proxy.
+    let forwarded = |port: u16| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("GET / HTTP/1.1\r\nX-Opticon-Token: {ADMIN}\r\nX-Forwarded-For: 203.0.113.9, 192.0.2.7\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(forwarded(api.port).contains(" 401 "));
+    // SIGHUP: loopback becomes an admin host.
+    std::fs::write(
+        dir.path("api.conf"),
+        std::fs::read_to_string(dir.path("api.conf"))
+            .unwrap()
+            .replace("192.0.2.0/24", "127.0.0.1"),
+    )
+    .unwrap();
+    let pid = std::fs::read_to_string(dir.path("api.pid")).unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_for(Duration::from_secs(10), || call(
+            api.port,
+            "GET",
+            "/",
+            Some(ADMIN),
+            ""
+        )
+        .0 == 200),
+        "SIGHUP did not reload"
+    );
+    drop(api);
+    // Behind a configured proxy, the last X-Forwarded-For entry is the
+    // client: 192.0.2.7 is an admin host, the proxy itself is not.
+    let api = start_with(
+        &dir,
+        "admin_hosts [\"192.0.2.0/24\"]",
+        "proxies [\"127.0.0.1\"]",
+    );
+    assert!(
+        forwarded(api.port).contains(" 200 "),
+        "{}",
+        forwarded(api.port)
+    );
+    assert_eq!(call(api.port, "GET", "/", Some(ADMIN), "").0, 401);
+    // CORS only for the configured origin.
+    let cors = |origin: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", api.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(
+            format!("OPTIONS / HTTP/1.1\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let ok = cors("https://dash.example");
+    assert!(
+        ok.contains(" 204 ") && ok.contains("Access-Control-Allow-Origin: https://dash.example"),
+        "{ok}"
+    );
+    assert!(!cors("https://evil.example").contains("Access-Control-Allow-Origin"));
 }
 
 #[test]

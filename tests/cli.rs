@@ -322,6 +322,29 @@ fn every_subcommand_against_a_real_api() {
     let out = opticon(&s, &[("OPTICON_TENANT", A)], &["host-list"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied (403)"));
+    // A new password, and a move to tenant A.
+    ok(
+        &s,
+        &[
+            "user-set-password",
+            "--username",
+            "bob",
+            "--password",
+            "pw2",
+        ],
+    );
+    ok(&s, &["user-set-tenant", "--username", "bob", "--tenant", A]);
+    std::fs::remove_file(&cache).unwrap();
+    let out = opticon(
+        &s,
+        &[("OPTICON_TENANT", A)],
+        &["--username", "bob", "--password", "pw2", "host-list"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ok(&s, &["user-delete", "--username", "bob"]);
 
     // Errors: unreachable API, unknown command, missing tenant.
