@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir};
+use common::{
+    free_port, give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
+};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -21,22 +23,6 @@ struct Setup {
     udp: u16,
     _api: Daemon,
     _collector: Daemon,
-}
-
-fn db(dir: &Dir, args: &[&str]) -> String {
-    let root = dir.s("db");
-    let mut all = vec!["-p", root.as_str()];
-    all.extend_from_slice(args);
-    let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
-        .args(&all)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn setup(tag: &str) -> Setup {

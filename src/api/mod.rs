@@ -13,7 +13,7 @@ pub mod server;
 
 use crate::collector::{METRICS_FILE, OVERVIEW_FILE, SESSIONS_FILE, SUMMARY_FILE};
 use crate::conf::{self, Dict, Node};
-use crate::db::meters::{self, MeterDef, Origin};
+use crate::db::meters::{self, MeterDef};
 use crate::db::tenant::HOST_LOG;
 use crate::db::time::{iso, parse_time_spec};
 use crate::db::{host, log as hostlog, views, Db, DbError};
@@ -776,10 +776,7 @@ impl Api {
                 "meter {id} has no definition; create it first"
             )));
         };
-        let mut doc = match h {
-            Some(h) => self.db.host_doc(t, h)?,
-            None => self.db.tenant_doc(t)?,
-        };
+        let mut doc = self.db.meter_doc(t, h)?;
         let mut count = 0;
         for (name, spec) in levels.iter() {
             let level: Level = name.parse().map_err(|_| {
@@ -828,27 +825,18 @@ impl Api {
         if count == 0 {
             return Err(ApiError::BadRequest("no watcher levels given".into()));
         }
-        match h {
-            Some(h) => self.db.save_host_doc(t, h, &doc)?,
-            None => self.db.save_tenant_doc(t, &doc)?,
-        }
+        self.db.save_meter_doc(t, h, &doc)?;
         let defs = self.definitions(t, h)?;
         let one: Vec<MeterDef> = defs.into_iter().filter(|d| d.id == id).collect();
         Ok(views::watcher_list(&one))
     }
 
     fn delete_watchers(&self, t: Uuid, h: Option<Uuid>, id: &str) -> Reply {
-        let mut doc = match h {
-            Some(h) => self.db.host_doc(t, h)?,
-            None => self.db.tenant_doc(t)?,
-        };
+        let mut doc = self.db.meter_doc(t, h)?;
         if !meters::delete_watcher(&mut doc, id, None) {
             return Err(ApiError::NotFound(format!("watcher on {id} not found")));
         }
-        match h {
-            Some(h) => self.db.save_host_doc(t, h, &doc)?,
-            None => self.db.save_tenant_doc(t, &doc)?,
-        }
+        self.db.save_meter_doc(t, h, &doc)?;
         Ok(views::wrap("deleted", Node::Str(id.into())))
     }
 
@@ -1052,25 +1040,6 @@ enum Routed {
     Text(String),
 }
 
-/// The global meter definitions: defaults overlaid with the meter config.
-fn global_defs(path: &Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
-    let mut defs = meters::defaults();
-    match conf::load_file(path) {
-        Ok(doc) => {
-            let md = match doc.get("meter") {
-                Some(Node::Dict(d)) => d.clone(),
-                _ => doc,
-            };
-            meters::overlay(&mut defs, &md, Origin::Default)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Err(conf::ConfigError::Io(_, e))
-            if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    Ok(defs)
-}
-
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
     svc::cli::daemon_options(&mut o, "opticon-api");
@@ -1089,7 +1058,7 @@ fn load(m: &getopts::Matches) -> Result<(ApiConfig, Vec<MeterDef>), String> {
     let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
     let cfg = ApiConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
     let meter_path = m.opt_str("meter-config-path");
-    let defs = global_defs(
+    let defs = meters::global_definitions(
         Path::new(
             meter_path
                 .as_deref()

@@ -943,25 +943,6 @@ fn parse_status(s: &str) -> Status {
     }
 }
 
-/// The global meter definitions: defaults overlaid with the meter config.
-fn global_defs(path: &Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
-    let mut defs = meters::defaults();
-    match conf::load_file(path) {
-        Ok(doc) => {
-            let md = match doc.get("meter") {
-                Some(Node::Dict(d)) => d.clone(),
-                _ => doc,
-            };
-            meters::overlay(&mut defs, &md, Origin::Default)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Err(conf::ConfigError::Io(_, e))
-            if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    Ok(defs)
-}
-
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
     svc::cli::daemon_options(&mut o, "opticon-collector");
@@ -1022,7 +1003,7 @@ fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), String
     let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
     let cfg = CollectorConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
     let meter_path = m.opt_str("meter-config-path");
-    let defs = global_defs(
+    let defs = meters::global_definitions(
         Path::new(
             meter_path
                 .as_deref()

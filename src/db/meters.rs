@@ -520,3 +520,24 @@ pub fn delete_watcher(doc: &mut Dict, id: &str, level: Option<Level>) -> bool {
             > 0
     })
 }
+
+/// The global meter definitions: the defaults overlaid with the meter
+/// config at `path` (`meter { ... }` or just the meters). A missing file
+/// is fine unless it was named `explicit`ly.
+pub fn global_definitions(path: &std::path::Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
+    let mut defs = defaults();
+    match crate::conf::load_file(path) {
+        Ok(doc) => {
+            let md = match doc.get("meter") {
+                Some(Node::Dict(d)) => d.clone(),
+                _ => doc,
+            };
+            overlay(&mut defs, &md, Origin::Default)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Err(crate::conf::ConfigError::Io(_, e))
+            if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    Ok(defs)
+}

@@ -281,6 +281,28 @@ impl Db {
         HostWriter::open(&self.host_dir(tenant, host))
     }
 
+    /// The document holding meter definitions and watchers: the host's
+    /// with `Some(host)`, else the tenant's.
+    pub fn meter_doc(&self, tenant: Uuid, host: Option<Uuid>) -> Result<Dict, DbError> {
+        match host {
+            Some(h) => self.host_doc(tenant, h),
+            None => self.tenant_doc(tenant),
+        }
+    }
+
+    /// Save what [`Db::meter_doc`] gave.
+    pub fn save_meter_doc(
+        &self,
+        tenant: Uuid,
+        host: Option<Uuid>,
+        doc: &Dict,
+    ) -> Result<(), DbError> {
+        match host {
+            Some(h) => self.save_host_doc(tenant, h, doc),
+            None => self.save_tenant_doc(tenant, doc),
+        }
+    }
+
     /// Delete a host and its data.
     pub fn delete_host(&self, tenant: Uuid, host: Uuid) -> Result<(), DbError> {
         let dir = self.require_host(tenant, host)?;

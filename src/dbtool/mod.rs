@@ -420,18 +420,10 @@ impl Tool {
         args(m, 0, "no arguments")?;
         let t = self.tenant(m)?;
         let id = need(m, "meter")?;
-        match self.optional_host(m, t)? {
-            Some(h) => {
-                let mut doc = self.db.host_doc(t, h)?;
-                edit(&mut doc, &id)?;
-                self.db.save_host_doc(t, h, &doc)?;
-            }
-            None => {
-                let mut doc = self.db.tenant_doc(t)?;
-                edit(&mut doc, &id)?;
-                self.db.save_tenant_doc(t, &doc)?;
-            }
-        }
+        let h = self.optional_host(m, t)?;
+        let mut doc = self.db.meter_doc(t, h)?;
+        edit(&mut doc, &id)?;
+        self.db.save_meter_doc(t, h, &doc)?;
         Ok(0)
     }
 

@@ -152,3 +152,21 @@ pub fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
             .unwrap(),
     )
 }
+
+/// Run opticon-db on the test's database; panics on failure, returns
+/// standard output.
+pub fn opticon_db(dir: &Dir, args: &[&str]) -> String {
+    let root = dir.s("db");
+    let mut all = vec!["-p", root.as_str()];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .args(&all)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
