@@ -1,0 +1,209 @@
+//! `make install` into a temporary DESTDIR, the installed init scripts
+//! run through start, status, reload and stop, and every program's
+//! options documented in its man page.
+
+mod common;
+
+use common::{give_to_service_user, opticon_db, wait_for, Dir};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
+
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .parent()
+        .unwrap()
+}
+
+fn init(script: &Path, dest: &Path, etc: &Path, run: &Path, action: &str, ssd: bool) -> Output {
+    let mut c = Command::new("sh");
+    c.arg(script)
+        .arg(action)
+        .env("OPTICON_SBIN", dest.join("usr/local/sbin"))
+        .env("OPTICON_ETC", etc)
+        .env("OPTICON_RUN", run);
+    if !ssd {
+        c.env("OPTICON_NO_SSD", "1");
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn install_then_run_every_init_script() {
+    let dir = Dir::new("install");
+    let dest = dir.path("dest");
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--no-print-directory",
+            "install",
+            &format!("DESTDIR={}", dest.display()),
+            &format!("BINDIR={}", bin_dir().display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "usr/local/bin/opticon",
+        "usr/local/bin/opticon-db",
+        "usr/local/sbin/opticon-agent",
+        "usr/local/sbin/opticon-collector",
+        "usr/local/sbin/opticon-api",
+        "usr/local/share/man/man1/opticon.1",
+        "usr/local/share/man/man5/opticon.conf.5",
+        "usr/local/share/man/man7/opticon-protocol.7",
+        "usr/local/share/man/man8/opticon-agent.8",
+        "usr/local/share/man/man8/opticon-collector.8",
+        "usr/local/share/man/man8/opticon-api.8",
+        "usr/local/share/man/man8/opticon-db.8",
+        "etc/opticon/opticon-agent.conf",
+        "etc/opticon/opticon-collector.conf",
+        "etc/opticon/opticon-meter.conf",
+        "etc/opticon/opticon-api.conf",
+        "etc/opticon/opticon-cli.conf",
+        "etc/init.d/opticon-agent",
+        "etc/init.d/opticon-collector",
+        "etc/init.d/opticon-api",
+        "etc/systemd/system/opticon-agent.service",
+        "etc/systemd/system/opticon-collector.service",
+        "etc/systemd/system/opticon-api.service",
+        "etc/cron.d/opticon-db",
+        "var/opticon/db",
+    ] {
+        assert!(dest.join(f).exists(), "{f} not installed");
+    }
+    // A second install keeps edited configs.
+    std::fs::write(dest.join("etc/opticon/opticon-api.conf"), "# mine\n").unwrap();
+    let again = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--no-print-directory",
+            "install",
+            &format!("DESTDIR={}", dest.display()),
+            &format!("BINDIR={}", bin_dir().display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dest.join("etc/opticon/opticon-api.conf")).unwrap(),
+        "# mine\n"
+    );
+
+    // Configs that work here, then each init script, with and without
+    // start-stop-daemon.
+    let out = opticon_db(&dir, &["tenant-create", "--tenant", TENANT]);
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .unwrap()
+        .to_string();
+    give_to_service_user(&dir.path("db"));
+    let etc = dir.path("etc");
+    let run = dir.path("run");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&run).unwrap();
+    give_to_service_user(&run);
+    let udp = common::free_port();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = dir.s("db");
+    for (name, text) in [
+        ("opticon-collector.conf", format!("network {{ address 127.0.0.1 port {udp} }}\ndatabase {{ path {db} }}\nping {{ enabled false }}\n")),
+        ("opticon-api.conf", format!("network {{ address 127.0.0.1 port {tcp} }}\ndatabase {{ path {db} }}\n")),
+        ("opticon-agent.conf", format!("collector {{ address 127.0.0.1 port {udp} tenant {TENANT} key \"{key}\" }}\n")),
+    ] {
+        std::fs::write(etc.join(name), text).unwrap();
+    }
+    for (i, daemon) in ["opticon-collector", "opticon-api", "opticon-agent"]
+        .iter()
+        .enumerate()
+    {
+        let script = dest.join("etc/init.d").join(daemon);
+        let ssd = i != 1;
+        let run_it = |action: &str| init(&script, &dest, &etc, &run, action, ssd);
+        let started = run_it("start");
+        assert!(
+            started.status.success(),
+            "{daemon} start: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        assert!(
+            wait_for(Duration::from_secs(10), || run_it("status").status.code()
+                == Some(0)),
+            "{daemon} never reported running"
+        );
+        let pid: i32 = std::fs::read_to_string(run.join(format!("{daemon}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(run_it("reload").status.success(), "{daemon} reload");
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill with signal 0 only checks the process exists.
+        assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "{daemon} died on reload");
+        assert!(run_it("stop").status.success(), "{daemon} stop");
+        assert_eq!(
+            run_it("status").status.code(),
+            Some(3),
+            "{daemon} still running"
+        );
+        // SAFETY: as above.
+        assert_ne!(
+            unsafe { libc::kill(pid, 0) },
+            0,
+            "{daemon} process still there"
+        );
+    }
+}
+
+/// Every option a program's --help prints is in its man page.
+#[test]
+fn every_option_is_documented() {
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for (bin, page) in [
+        ("opticon", "opticon.1"),
+        ("opticon-db", "opticon-db.8"),
+        ("opticon-agent", "opticon-agent.8"),
+        ("opticon-collector", "opticon-collector.8"),
+        ("opticon-api", "opticon-api.8"),
+    ] {
+        let help = Command::new(bin_dir().join(bin))
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout).to_string();
+        let text = std::fs::read_to_string(man.join(page))
+            .unwrap()
+            .replace("\\-", "-");
+        for line in help
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+        {
+            let short = line.split([',', ' ']).next().unwrap();
+            let long = line
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .map(|w| w.split('=').next().unwrap());
+            let documented = |o: &str| {
+                text.contains(&format!("B {o}"))
+                    || text.contains(&format!("B {o} "))
+                    || text.contains(&format!("{o} \""))
+                    || text.contains(&format!("{o}\n"))
+                    || text.contains(&format!("{o} "))
+            };
+            let ok = (short.len() == 2 && documented(short)) || long.is_some_and(documented);
+            assert!(ok, "{bin}: {line:?} is not in man/{page}");
+        }
+    }
+}
