@@ -22,6 +22,7 @@ SERVER_SBIN = opticon-collector opticon-api
 CONFIGS = opticon-agent.conf opticon-collector.conf opticon-meter.conf opticon-api.conf opticon-cli.conf
 STATIC_TARGET = x86_64-unknown-linux-gnu
 BINDIR ?= target/release
+TARGET_DIR ?= target
 
 .PHONY: all build test check-man lint bench clean demo install uninstall static dist deb
 
@@ -99,10 +100,10 @@ uninstall:
 # glibc's +crt-static gives fully static binaries on this toolchain; the
 # dependencies stay at opt-level 3 (AES is 50x slower at "z").
 static:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET)
-	mkdir -p target/static
-	cd target/$(STATIC_TARGET)/release && cp opticon opticon-db opticon-agent $(SERVER_SBIN) ../../static/
-	@file target/static/* | sed 's|^target/static/||'
+	RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) build --release --target $(STATIC_TARGET)
+	mkdir -p $(TARGET_DIR)/static
+	cd $(TARGET_DIR)/$(STATIC_TARGET)/release && cp opticon opticon-db opticon-agent $(SERVER_SBIN) ../../static/
+	@for f in $(TARGET_DIR)/static/*; do printf '%s: ' "$${f##*/}"; ldd "$$f" 2>&1 | head -1; done
 
 dist:
 	mkdir -p target/dist

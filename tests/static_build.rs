@@ -1,0 +1,65 @@
+//! `make static` gives binaries without shared libraries that run from a
+//! clean directory (built in a target directory of their own, so this
+//! test does not wait on the build that runs it).
+
+mod common;
+
+use common::Dir;
+use std::process::Command;
+
+#[test]
+fn make_static_binaries_run_anywhere() {
+    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/target/static-test");
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--no-print-directory",
+            "static",
+            &format!("TARGET_DIR={target}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = Dir::new("static");
+    for bin in [
+        "opticon",
+        "opticon-db",
+        "opticon-agent",
+        "opticon-collector",
+        "opticon-api",
+    ] {
+        let path = format!("{target}/static/{bin}");
+        let ldd = Command::new("ldd").arg(&path).output().unwrap();
+        let said = String::from_utf8_lossy(&ldd.stdout).to_string()
+            + &String::from_utf8_lossy(&ldd.stderr);
+        assert!(
+            said.contains("statically linked") || said.contains("not a dynamic executable"),
+            "{bin}: {said}"
+        );
+        // Copied alone into an empty directory, it runs.
+        let copy = clean.path(bin);
+        std::fs::copy(&path, &copy).unwrap();
+        let v = Command::new(&copy)
+            .arg("--version")
+            .env_clear()
+            .current_dir(clean.path(""))
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success() && String::from_utf8_lossy(&v.stdout).starts_with(bin),
+            "{bin} --version"
+        );
+    }
+    let once = Command::new(clean.path("opticon-agent"))
+        .arg("--once")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(once.status.success());
+    assert!(String::from_utf8_lossy(&once.stdout).contains("hostname"));
+}
