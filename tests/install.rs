@@ -34,16 +34,19 @@ fn init(script: &Path, dest: &Path, etc: &Path, run: &Path, action: &str, ssd: b
 fn install_then_run_every_init_script() {
     let dir = Dir::new("install");
     let dest = dir.path("dest");
-    let out = Command::new("make")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "--no-print-directory",
-            "install",
-            &format!("DESTDIR={}", dest.display()),
-            &format!("BINDIR={}", bin_dir().display()),
-        ])
-        .output()
-        .unwrap();
+    let install = || {
+        Command::new("make")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "--no-print-directory",
+                "install",
+                &format!("DESTDIR={}", dest.display()),
+                &format!("BINDIR={}", bin_dir().display()),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = install();
     assert!(
         out.status.success(),
         "{}",
@@ -80,17 +83,7 @@ fn install_then_run_every_init_script() {
     }
     // A second install keeps edited configs.
     std::fs::write(dest.join("etc/opticon/opticon-api.conf"), "# mine\n").unwrap();
-    let again = Command::new("make")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "--no-print-directory",
-            "install",
-            &format!("DESTDIR={}", dest.display()),
-            &format!("BINDIR={}", bin_dir().display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(again.status.success());
+    assert!(install().status.success());
     assert_eq!(
         std::fs::read_to_string(dest.join("etc/opticon/opticon-api.conf")).unwrap(),
         "# mine\n"

@@ -63,29 +63,9 @@ fn networks(doc: &Dict, key: &str, default: &[&str]) -> Result<Vec<Cidr>, String
     }
 }
 
-fn number(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
-    match doc.path(key) {
-        None => Ok(default),
-        Some(Node::Int(n)) if *n > 0 => Ok(*n as u64),
-        Some(other) => Err(format!(
-            "{key}: {} is not a positive number",
-            other.to_json(false)
-        )),
-    }
-}
-
 impl ApiConfig {
     /// Read the settings from a parsed config document.
     pub fn from_dict(doc: &Dict) -> Result<ApiConfig, String> {
-        let port = number(doc, "network/port", 8888)?;
-        let port = u16::try_from(port).map_err(|_| "network/port: out of range")?;
-        let address = match doc.path("network/address").and_then(Node::as_str) {
-            None | Some("*") => "::".to_string(),
-            Some(a) => a.to_string(),
-        };
-        let ip: IpAddr = address
-            .parse()
-            .map_err(|_| format!("network/address: {address:?} is not an address"))?;
         let admin_token = match doc.path("auth/admin_token") {
             None => None,
             Some(Node::Str(t)) if Uuid::parse_str(t).is_ok() => Some(t.to_ascii_lowercase()),
@@ -111,7 +91,7 @@ impl ApiConfig {
             }
         };
         Ok(ApiConfig {
-            listen: SocketAddr::new(ip, port),
+            listen: conf::listen_address(doc, 8888)?,
             db: PathBuf::from(
                 doc.path("database/path")
                     .and_then(Node::as_str)
@@ -122,11 +102,11 @@ impl ApiConfig {
             proxies: networks(doc, "network/proxies", &[])?,
             cors_origins,
             limits: server::Limits {
-                workers: number(doc, "network/workers", 8)? as usize,
-                connections: number(doc, "network/connections", 1024)? as usize,
-                per_address: number(doc, "network/per_address", 64)? as usize,
-                request_timeout: Duration::from_secs(number(doc, "network/timeout", 10)?),
-                write_timeout: Duration::from_secs(number(doc, "network/timeout", 10)?),
+                workers: conf::positive(doc, "network/workers", 8)? as usize,
+                connections: conf::positive(doc, "network/connections", 1024)? as usize,
+                per_address: conf::positive(doc, "network/per_address", 64)? as usize,
+                request_timeout: Duration::from_secs(conf::positive(doc, "network/timeout", 10)?),
+                write_timeout: Duration::from_secs(conf::positive(doc, "network/timeout", 10)?),
             },
         })
     }
@@ -225,6 +205,15 @@ fn body(req: &Request) -> Result<Dict, ApiError> {
     let text = std::str::from_utf8(&req.body)
         .map_err(|_| ApiError::BadRequest("request body is not UTF-8".into()))?;
     conf::parse(text).map_err(|e| ApiError::BadRequest(format!("request body: {e}")))
+}
+
+/// The object under `key` in the request body (empty when absent).
+fn section(req: &Request, key: &str) -> Result<Dict, ApiError> {
+    Ok(body(req)?
+        .get(key)
+        .and_then(Node::as_dict)
+        .cloned()
+        .unwrap_or_default())
 }
 
 fn read_json(path: &Path) -> Reply {
@@ -623,12 +612,7 @@ impl Api {
                 Ok(views::wrap("tenant", Node::Dict(doc)))
             }
             ("POST", []) => {
-                let b = body(req)?;
-                let spec = b
-                    .get("tenant")
-                    .and_then(Node::as_dict)
-                    .cloned()
-                    .unwrap_or_default();
+                let spec = section(req, "tenant")?;
                 let key = match text_field(&spec, "key") {
                     Some(k) => Some(
                         TenantKey::from_base64(&k)
@@ -645,12 +629,7 @@ impl Api {
             }
             ("PUT", []) => {
                 self.db.tenant(t)?;
-                let b = body(req)?;
-                let spec = b
-                    .get("tenant")
-                    .and_then(Node::as_dict)
-                    .cloned()
-                    .unwrap_or_default();
+                let spec = section(req, "tenant")?;
                 if let Some(k) = text_field(&spec, "key") {
                     let key = TenantKey::from_base64(&k)
                         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -715,12 +694,7 @@ impl Api {
             ("GET", ["meter"]) => Ok(views::meter_list(&self.definitions(t, None)?)),
             ("POST" | "PUT", ["meter", id @ ..]) if !id.is_empty() => {
                 let id = id.join("/");
-                let b = body(req)?;
-                let spec = b
-                    .get("meter")
-                    .and_then(Node::as_dict)
-                    .cloned()
-                    .unwrap_or_default();
+                let spec = section(req, "meter")?;
                 let kind = text_field(&spec, "type").unwrap_or_else(|| "integer".into());
                 let description = text_field(&spec, "description").unwrap_or_default();
                 let unit = text_field(&spec, "unit").unwrap_or_default();

@@ -75,59 +75,31 @@ pub struct CollectorConfig {
     pub ping_interval: u64,
 }
 
-fn seconds(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
-    match doc.path(key) {
-        None => Ok(default),
-        Some(Node::Int(n)) if *n > 0 => Ok(*n as u64),
-        Some(other) => Err(format!(
-            "{key}: {} is not a positive number",
-            other.to_json(false)
-        )),
-    }
-}
-
 impl CollectorConfig {
     /// Read the settings from a parsed config document.
     pub fn from_dict(doc: &Dict) -> Result<CollectorConfig, String> {
-        let port = match doc.path("network/port") {
-            None => 1047,
-            Some(Node::Int(p)) if (1..=65535).contains(p) => *p as u16,
-            Some(other) => {
-                return Err(format!(
-                    "network/port: {} is not a port",
-                    other.to_json(false)
-                ))
-            }
-        };
-        let address = match doc.path("network/address").and_then(Node::as_str) {
-            None | Some("*") => "::".to_string(),
-            Some(a) => a.to_string(),
-        };
-        let ip: std::net::IpAddr = address
-            .parse()
-            .map_err(|_| format!("network/address: {address:?} is not an address"))?;
         Ok(CollectorConfig {
-            listen: SocketAddr::new(ip, port),
+            listen: conf::listen_address(doc, 1047)?,
             db: PathBuf::from(
                 doc.path("database/path")
                     .and_then(Node::as_str)
                     .unwrap_or("/var/opticon/db"),
             ),
-            write_interval: seconds(doc, "interval/write", 60)?,
-            stale: seconds(doc, "interval/stale", 80)?,
-            meter_expiry: seconds(doc, "interval/meter_expiry", 600)? as i64,
-            tenant_refresh: seconds(doc, "interval/tenant_refresh", 5)?,
-            max_skew: seconds(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
-            rcvbuf: seconds(doc, "network/rcvbuf", 8 << 20)? as usize,
-            quota_interval: seconds(doc, "interval/quota", 300)?,
+            write_interval: conf::positive(doc, "interval/write", 60)?,
+            stale: conf::positive(doc, "interval/stale", 80)?,
+            meter_expiry: conf::positive(doc, "interval/meter_expiry", 600)? as i64,
+            tenant_refresh: conf::positive(doc, "interval/tenant_refresh", 5)?,
+            max_skew: conf::positive(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
+            rcvbuf: conf::positive(doc, "network/rcvbuf", 8 << 20)? as usize,
+            quota_interval: conf::positive(doc, "interval/quota", 300)?,
             notify: notify::NotifyConfig::from_dict(doc)?,
-            queue: seconds(doc, "network/queue", 65536)? as usize,
-            forget: seconds(doc, "interval/forget", 3600)?,
+            queue: conf::positive(doc, "network/queue", 65536)? as usize,
+            forget: conf::positive(doc, "interval/forget", 3600)?,
             purge: match doc.path("interval/purge") {
                 Some(Node::Int(0)) => 0,
-                _ => seconds(doc, "interval/purge", 86_400)?,
+                _ => conf::positive(doc, "interval/purge", 86_400)?,
             },
-            key_cache: seconds(doc, "memory/key_cache", 4096)? as usize,
+            key_cache: conf::positive(doc, "memory/key_cache", 4096)? as usize,
             ping: match doc.path("ping/enabled") {
                 None | Some(Node::Bool(true)) => true,
                 Some(Node::Bool(false)) => false,
@@ -138,7 +110,7 @@ impl CollectorConfig {
                     ))
                 }
             },
-            ping_interval: seconds(doc, "ping/interval", 10)?,
+            ping_interval: conf::positive(doc, "ping/interval", 10)?,
         })
     }
 }

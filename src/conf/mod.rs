@@ -218,6 +218,42 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A positive number at `key` (default when absent): the daemons'
+/// seconds, sizes and counts.
+pub fn positive(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
+    match doc.path(key) {
+        None => Ok(default),
+        Some(Node::Int(n)) if *n > 0 => Ok(*n as u64),
+        Some(other) => Err(format!(
+            "{key}: {} is not a positive number",
+            other.to_json(false)
+        )),
+    }
+}
+
+/// The address a daemon listens on: `network/address` (`*` or absent:
+/// every IPv4 and IPv6 address) and `network/port`.
+pub fn listen_address(doc: &Dict, default_port: u16) -> Result<std::net::SocketAddr, String> {
+    let port = match doc.path("network/port") {
+        None => default_port,
+        Some(Node::Int(p)) if (1..=65535).contains(p) => *p as u16,
+        Some(other) => {
+            return Err(format!(
+                "network/port: {} is not a port",
+                other.to_json(false)
+            ))
+        }
+    };
+    let address = match doc.path("network/address").and_then(Node::as_str) {
+        None | Some("*") => "::",
+        Some(a) => a,
+    };
+    let ip: std::net::IpAddr = address
+        .parse()
+        .map_err(|_| format!("network/address: {address:?} is not an address"))?;
+    Ok(std::net::SocketAddr::new(ip, port))
+}
+
 /// Read and parse one config file.
 pub fn load_file(path: &Path) -> Result<Dict, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.to_path_buf(), e))?;
