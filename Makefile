@@ -106,12 +106,12 @@ static:
 	@for f in $(TARGET_DIR)/static/*; do printf '%s: ' "$${f##*/}"; ldd "$$f" 2>&1 | head -1; done
 
 dist:
-	mkdir -p target/dist
-	git archive --format=tar.gz --prefix=opticon-$(VERSION)/ -o target/dist/opticon-$(VERSION).tar.gz HEAD
-	@echo target/dist/opticon-$(VERSION).tar.gz
+	mkdir -p $(TARGET_DIR)/dist
+	git archive --format=tar.gz --prefix=opticon-$(VERSION)/ -o $(TARGET_DIR)/dist/opticon-$(VERSION).tar.gz HEAD
+	@echo $(TARGET_DIR)/dist/opticon-$(VERSION).tar.gz
 
 deb: static
-	scripts/make-deb $(VERSION)
+	scripts/make-deb $(VERSION) $(TARGET_DIR)
 
 clean:
 	$(CARGO) clean

@@ -55,6 +55,57 @@ fn make_static_binaries_run_anywhere() {
             "{bin} --version"
         );
     }
+    // The packages carry them; the tarball carries the sources.
+    let make = |goal: &str| {
+        let out = Command::new("make")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "--no-print-directory",
+                goal,
+                &format!("TARGET_DIR={target}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "make {goal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    if Command::new("dpkg-deb").arg("--version").output().is_ok() {
+        make("deb");
+        let version = env!("CARGO_PKG_VERSION");
+        let list = |pkg: &str| {
+            let deb = std::fs::read_dir(format!("{target}/deb"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.to_string_lossy().contains(&format!("{pkg}_{version}_")))
+                .unwrap_or_else(|| panic!("no {pkg} package"));
+            let out = Command::new("dpkg-deb")
+                .arg("-c")
+                .arg(&deb)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        assert!(list("opticon-agent").contains("./usr/sbin/opticon-agent"));
+        let server = list("opticon-server");
+        for f in [
+            "./usr/sbin/opticon-collector",
+            "./usr/sbin/opticon-api",
+            "./usr/bin/opticon",
+            "./etc/cron.d/opticon-db",
+        ] {
+            assert!(server.contains(f), "{f} not in opticon-server");
+        }
+    }
+    make("dist");
+    let tarball = format!("{target}/dist/opticon-{}.tar.gz", env!("CARGO_PKG_VERSION"));
+    let out = Command::new("tar")
+        .args(["tzf", &tarball])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/Cargo.toml"));
     let once = Command::new(clean.path("opticon-agent"))
         .arg("--once")
         .env_clear()
