@@ -316,3 +316,33 @@ fn delta_decoder_survives_hostile_bodies() {
         }
     }
 }
+
+#[test]
+fn http_parser_survives_hostile_requests() {
+    use opticon::api::http::{parse, Parse, MAX_BODY, MAX_HEAD, MAX_HEADERS};
+    let mut rng = Rng::new(seed() ^ 7);
+    let seeds: Vec<Vec<u8>> = vec![
+        b"GET /0296d893-8187-4f44-a31b-bf3b4c19fc10/host/overview?meter=a%2Fb HTTP/1.1\r\nHost: x\r\nX-Opticon-Token: t\r\n\r\n".to_vec(),
+        b"POST /login HTTP/1.0\r\nContent-Length: 41\r\nConnection: keep-alive\r\n\r\n{\"username\": \"ann\", \"password\": \"pw-ann\"}".to_vec(),
+        b"PUT /user/%41%zz HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET / HTTP/1.1\r\n\r\n".to_vec(),
+    ];
+    let (mut complete, mut refused) = (0, 0);
+    for _ in 0..rounds() {
+        let data = input(&mut rng, &seeds);
+        match parse(&data) {
+            Ok((req, used)) => {
+                complete += 1;
+                assert!(used <= data.len());
+                assert!(req.body.len() <= MAX_BODY && req.headers.len() <= MAX_HEADERS);
+                assert!(used - req.body.len() <= MAX_HEAD + 4);
+                let _ = req.param("meter");
+            }
+            Err(Parse::Bad(status, _)) => {
+                refused += 1;
+                assert!((400..=505).contains(&status));
+            }
+            Err(Parse::Incomplete) => assert!(data.len() <= MAX_HEAD + 4 + MAX_BODY),
+        }
+    }
+    assert!(complete > 0 && refused > 0);
+}
