@@ -70,12 +70,22 @@ fn agent_to_collector_to_database() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("none.conf"));
+    // A busy test machine must not turn the host WARN by itself: the
+    // default CPU and load watchers are moved out of reach.
+    std::fs::write(
+        dir.path("meter.conf"),
+        "meter { pcpu { type frac warning { cmp gt val 1000 } alert { cmp gt val 1000 } critical { cmp gt val 1000 } }
+         loadavg { type frac warning { cmp gt val 1000 } alert { cmp gt val 1000 } critical { cmp gt val 1000 } } }",
+    )
+    .unwrap();
     let mut collector = Daemon(
         Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
             .args([
                 "-f",
                 "-c",
                 &dir.s("collector.conf"),
+                "-m",
+                &dir.s("meter.conf"),
                 "-l",
                 &dir.s("collector.log"),
                 "-p",
@@ -170,11 +180,13 @@ fn agent_to_collector_to_database() {
             == Some("WARN")),
         "never WARN"
     );
+    // Other default watchers may fire too on a busy machine (pcpu).
     let problems = record(&dir, host)
         .unwrap()
         .path("problems")
-        .map(|p| p.to_json(false));
-    assert_eq!(problems.as_deref(), Some("[\"mem/total\"]"));
+        .map(|p| p.to_json(false))
+        .unwrap_or_default();
+    assert!(problems.contains("\"mem/total\""), "{problems}");
     // WARN lasts past the notification debounce (1 s here) before the
     // watcher goes.
     std::thread::sleep(Duration::from_millis(2500));
