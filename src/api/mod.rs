@@ -1028,19 +1028,7 @@ fn options() -> getopts::Options {
 }
 
 fn load(m: &getopts::Matches) -> Result<(ApiConfig, Vec<MeterDef>), String> {
-    let (path, _) = svc::cli::config_path("opticon-api", m);
-    let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
-    let cfg = ApiConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meter_path = m.opt_str("meter-config-path");
-    let defs = meters::global_definitions(
-        Path::new(
-            meter_path
-                .as_deref()
-                .unwrap_or("/etc/opticon/opticon-meter.conf"),
-        ),
-        meter_path.is_some(),
-    )?;
-    Ok((cfg, defs))
+    svc::cli::daemon_config("opticon-api", m, ApiConfig::from_dict)
 }
 
 /// Run `opticon-api` with its arguments; returns the exit status.

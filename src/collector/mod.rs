@@ -971,19 +971,7 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), String> {
-    let (path, _) = svc::cli::config_path("opticon-collector", m);
-    let doc = conf::load_file(&path).map_err(|e| e.to_string())?;
-    let cfg = CollectorConfig::from_dict(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meter_path = m.opt_str("meter-config-path");
-    let defs = meters::global_definitions(
-        Path::new(
-            meter_path
-                .as_deref()
-                .unwrap_or("/etc/opticon/opticon-meter.conf"),
-        ),
-        meter_path.is_some(),
-    )?;
-    Ok((cfg, defs))
+    svc::cli::daemon_config("opticon-collector", m, CollectorConfig::from_dict)
 }
 
 fn serve(m: &getopts::Matches) -> Result<(), String> {

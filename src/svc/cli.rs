@@ -95,3 +95,26 @@ pub fn config_path(program: &str, m: &Matches) -> (std::path::PathBuf, bool) {
         None => (format!("/etc/opticon/{program}.conf").into(), false),
     }
 }
+
+/// A daemon's configuration (`-c`, else `/etc/opticon/<program>.conf`)
+/// read with `parse`, and the global meter definitions (`-m`, else
+/// `/etc/opticon/opticon-meter.conf`, which may be absent).
+pub fn daemon_config<T>(
+    program: &str,
+    m: &Matches,
+    parse: impl Fn(&crate::conf::Dict) -> Result<T, String>,
+) -> Result<(T, Vec<crate::db::meters::MeterDef>), String> {
+    let (path, _) = config_path(program, m);
+    let doc = crate::conf::load_file(&path).map_err(|e| e.to_string())?;
+    let cfg = parse(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meter_path = m.opt_str("meter-config-path");
+    let defs = crate::db::meters::global_definitions(
+        std::path::Path::new(
+            meter_path
+                .as_deref()
+                .unwrap_or("/etc/opticon/opticon-meter.conf"),
+        ),
+        meter_path.is_some(),
+    )?;
+    Ok((cfg, defs))
+}
