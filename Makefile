@@ -70,9 +70,12 @@ install:
 		install -m 644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$section/; \
 	done
 	install -d $(DESTDIR)$(SYSCONF) $(DESTDIR)/etc/init.d $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/cron.d
+	# Daemon configs are for root and the opticon group; the client's is
+	# for every user (it holds no secret unless an administrator adds one).
 	for conf in $(CONFIGS); do \
+		mode=640; [ $$conf = opticon-cli.conf ] && mode=644; \
 		if [ -e $(DESTDIR)$(SYSCONF)/$$conf ]; then echo "keeping $(DESTDIR)$(SYSCONF)/$$conf"; \
-		else install -m 640 etc/$$conf $(DESTDIR)$(SYSCONF)/$$conf; fi; \
+		else install -m $$mode etc/$$conf $(DESTDIR)$(SYSCONF)/$$conf; fi; \
 	done
 	for f in etc/init.d/*; do \
 		sed 's|/usr/local/sbin|$(PREFIX)/sbin|' $$f > $(DESTDIR)/etc/init.d/$${f##*/}; \
@@ -86,7 +89,7 @@ install:
 	if [ "$$(id -u)" = 0 ] && [ -z "$(DESTDIR)" ]; then \
 		id opticon >/dev/null 2>&1 || useradd --system --home-dir $(DBDIR) --shell /usr/sbin/nologin opticon; \
 		chown opticon: $(DBDIR); \
-		chgrp opticon $(addprefix $(SYSCONF)/,$(CONFIGS)) 2>/dev/null || true; \
+		chgrp opticon $(addprefix $(SYSCONF)/,$(filter-out opticon-cli.conf,$(CONFIGS))) 2>/dev/null || true; \
 	fi
 
 uninstall:

@@ -81,6 +81,15 @@ fn install_then_run_every_init_script() {
     ] {
         assert!(dest.join(f).exists(), "{f} not installed");
     }
+    let mode = |f: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dest.join("etc/opticon").join(f))
+                .unwrap()
+                .permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode("opticon-agent.conf"), 0o640, "holds a tenant key");
+    assert_eq!(mode("opticon-cli.conf"), 0o644, "read by every user");
     // A second install keeps edited configs.
     std::fs::write(dest.join("etc/opticon/opticon-api.conf"), "# mine\n").unwrap();
     assert!(install().status.success());
