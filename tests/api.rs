@@ -4,17 +4,15 @@
 
 mod common;
 
-use common::{give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir};
+use common::{
+    give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
+    ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, TENANT as A,
+};
 use opticon::conf::{self, Node};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
-
-const A: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
-const B: &str = "7c1e0a33-5b9d-4c1f-9a6e-2d8f3b4a5c6d";
-const HOST: &str = "11111111-2222-3333-4444-555555555555";
-const ADMIN: &str = "a9f3c2d1-0000-4000-8000-0123456789ab";
 
 struct Api {
     port: u16,

@@ -3,13 +3,11 @@
 
 mod common;
 
-use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir};
+use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir, TENANT};
 use opticon::conf::{self, Node};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
 
 fn db(dir: &Dir, args: &[&str]) -> (bool, String, String) {
     let root = dir.s("db");

@@ -12,6 +12,32 @@ use opticon::wire::{split_sample, SenderSession};
 use std::net::SocketAddr;
 use uuid::Uuid;
 
+/// A fresh database under the temp dir with one tenant, and an
+/// in-process collector over it configured with `conf` (beside the
+/// database path).
+fn in_process(
+    tag: &str,
+    tenant: Uuid,
+    key: [u8; 32],
+    conf: &str,
+) -> (std::path::PathBuf, Db, Collector) {
+    let root = std::env::temp_dir().join(format!("opticon-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let db = Db::new(&root);
+    db.create_tenant(Some(tenant), tag, Some(TenantKey(key)))
+        .unwrap();
+    let doc = opticon::conf::parse(&format!(
+        "database {{ path \"{}\" }} {conf}",
+        root.display()
+    ))
+    .unwrap();
+    let c = Collector::new(
+        CollectorConfig::from_dict(&doc).unwrap(),
+        meters::defaults(),
+    );
+    (root, db, c)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -21,18 +47,9 @@ fn now() -> i64 {
 
 #[test]
 fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
-    let root = std::env::temp_dir().join(format!("opticon-traffic-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
     let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
     let key = [42u8; 32];
-    Db::new(&root)
-        .create_tenant(Some(tenant), "traffic", Some(TenantKey(key)))
-        .unwrap();
-    let doc = opticon::conf::parse(&format!("database {{ path \"{}\" }}", root.display())).unwrap();
-    let mut c = Collector::new(
-        CollectorConfig::from_dict(&doc).unwrap(),
-        meters::defaults(),
-    );
+    let (root, _, mut c) = in_process("traffic", tenant, key, "");
     let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let host_id = Uuid::from_u128(7);
     let tenant_key = SealKey::new(&key);
@@ -204,21 +221,13 @@ fn the_example_configs_load() {
 
 #[test]
 fn silent_hosts_are_forgotten_then_purged() {
-    let root = std::env::temp_dir().join(format!("opticon-purge-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
     let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
     let key = [7u8; 32];
-    let db = Db::new(&root);
-    db.create_tenant(Some(tenant), "purge", Some(TenantKey(key)))
-        .unwrap();
-    let doc = opticon::conf::parse(&format!(
-        "database {{ path \"{}\" }} interval {{ forget 1 purge 4 quota 1 stale 1 }}",
-        root.display()
-    ))
-    .unwrap();
-    let mut c = Collector::new(
-        CollectorConfig::from_dict(&doc).unwrap(),
-        meters::defaults(),
+    let (root, db, mut c) = in_process(
+        "purge",
+        tenant,
+        key,
+        "interval { forget 1 purge 4 quota 1 stale 1 }",
     );
     let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let mut agent = SenderSession::new().unwrap();
@@ -263,24 +272,11 @@ fn silent_hosts_are_forgotten_then_purged() {
 
 #[test]
 fn packed_hosts_with_queued_payloads_store_exactly_what_they_sent() {
-    let root = std::env::temp_dir().join(format!("opticon-packed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
     let tenant = Uuid::from_u128(0x11);
     let key = [7u8; 32];
-    let db = Db::new(&root);
-    db.create_tenant(Some(tenant), "packed", Some(TenantKey(key)))
-        .unwrap();
     // One cached session key: every datagram of another host derives its
     // key again. Payloads wait, packed hosts unpack once per cycle.
-    let doc = opticon::conf::parse(&format!(
-        "database {{ path \"{}\" }} memory {{ key_cache 1 }}",
-        root.display()
-    ))
-    .unwrap();
-    let mut c = Collector::new(
-        CollectorConfig::from_dict(&doc).unwrap(),
-        meters::defaults(),
-    );
+    let (root, db, mut c) = in_process("packed", tenant, key, "memory { key_cache 1 }");
     let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let tenant_key = SealKey::new(&key);
     let mut fleet: Vec<(Uuid, SenderSession, opticon::fleet::FakeHost)> = (0..12)

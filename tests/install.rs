@@ -4,12 +4,10 @@
 
 mod common;
 
-use common::{give_to_service_user, opticon_db, wait_for, Dir};
+use common::{give_to_service_user, opticon_db, wait_for, Dir, TENANT};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_opticon-db"))

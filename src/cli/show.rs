@@ -209,6 +209,15 @@ fn table(out: &mut String, title: &str, rows: Option<&Node>, columns: &[&str], c
     out.push('\n');
 }
 
+/// The elements of an array as text, separated by `sep`.
+fn joined(items: &[Node], sep: &str) -> String {
+    items
+        .iter()
+        .map(|x| text(Some(x)))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 fn duration(secs: f64) -> String {
     let s = secs as i64;
     format!(
@@ -236,11 +245,7 @@ pub fn host(id: &str, h: &Node, desc: &Descriptions, cols: usize) -> String {
         _ => "-".into(),
     };
     let problems = match get("problems") {
-        Some(Node::Array(p)) if !p.is_empty() => p
-            .iter()
-            .map(|x| text(Some(x)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Some(Node::Array(p)) if !p.is_empty() => joined(p, ", "),
         _ => "-".into(),
     };
     section(
@@ -272,11 +277,7 @@ pub fn host(id: &str, h: &Node, desc: &Descriptions, cols: usize) -> String {
         ],
     );
     let load = match get("loadavg") {
-        Some(Node::Array(l)) => l
-            .iter()
-            .map(|x| text(Some(x)))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Node::Array(l)) => joined(l, " "),
         _ => "-".into(),
     };
     let pcpu = num(get("pcpu"));

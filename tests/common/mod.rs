@@ -6,6 +6,15 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The tenant most tests create.
+pub const TENANT: &str = "0296d893-8187-4f44-a31b-bf3b4c19fc10";
+/// A second tenant, for isolation tests.
+pub const OTHER_TENANT: &str = "7c1e0a33-5b9d-4c1f-9a6e-2d8f3b4a5c6d";
+/// A host id tests import records for.
+pub const HOST: &str = "11111111-2222-3333-4444-555555555555";
+/// The admin token the API tests configure.
+pub const ADMIN_TOKEN: &str = "a9f3c2d1-0000-4000-8000-0123456789ab";
+
 /// A small deterministic PRNG (xorshift64*) so fuzz and load tests are
 /// repeatable from their seed.
 pub struct Rng(u64);
