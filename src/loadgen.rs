@@ -133,9 +133,7 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
     .map_err(|_| "bad local address")?;
     let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a socket: {e}"))?;
     let tenant_key = SealKey::new(&key.0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::model::unix_now();
 
     let mut fleet = Vec::with_capacity(hosts as usize);
     for i in 0..hosts {

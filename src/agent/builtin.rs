@@ -396,7 +396,7 @@ impl Builtin {
             .map_or(0, |m| m.0);
         let users = ctx
             .read("etc/passwd")
-            .map(|t| crate::svc::daemon::passwd_entries(&t))
+            .map(|t| crate::svc::process::passwd_entries(&t))
             .unwrap_or_default();
         let page_kb = page_size() / 1024;
         let since = self

@@ -25,7 +25,7 @@ pub const LOW: u64 = 300;
 #[derive(Debug)]
 pub enum ConfigError {
     /// The file cannot be read or parsed.
-    File(conf::ConfigError),
+    File(conf::FileError),
     /// A key has a value the agent cannot use (path of the key, why).
     Invalid(String, String),
 }

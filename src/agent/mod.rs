@@ -11,7 +11,7 @@ pub mod send;
 
 use crate::conf::{self, Dict};
 use crate::model::json::{encode_host, value_node};
-use crate::svc;
+use crate::svc::{self, daemon::DaemonError};
 use builtin::Context;
 use config::AgentConfig;
 use getopts::Options;
@@ -22,9 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn options() -> Options {
-    let mut o = Options::new();
-    svc::cli::daemon_options(&mut o, "opticon-agent");
+fn options(o: &mut Options) {
     o.optopt(
         "D",
         "dump-packets",
@@ -43,22 +41,16 @@ fn options() -> Options {
         "read /proc, /sys and /etc below DIR (for testing)",
         "DIR",
     );
-    svc::cli::standard(&mut o);
-    o
 }
 
 /// Run `opticon-agent` with its arguments (without the program name);
 /// returns the exit status.
 pub fn run(args: &[String]) -> i32 {
-    let opts = options();
-    let m = match svc::cli::parse("opticon-agent", &opts, args, "[options]", "") {
-        Ok(m) => m,
-        Err(status) => return status,
-    };
-    if let Err(status) = svc::cli::no_arguments("opticon-agent", &m) {
-        return status;
-    }
-    let (path, explicit) = svc::cli::config_path("opticon-agent", &m);
+    svc::daemon::main("opticon-agent", args, options, body)
+}
+
+fn body(m: &getopts::Matches) -> Result<i32, DaemonError> {
+    let (path, explicit) = svc::daemon::config_path("opticon-agent", m);
     let mut ctx = Context::system();
     if let Some(root) = m.opt_str("root") {
         ctx.root = PathBuf::from(root);
@@ -67,32 +59,17 @@ pub fn run(args: &[String]) -> i32 {
         // Without a config file, --once runs the default probes.
         let doc = match conf::load_file(&path) {
             Ok(d) => d,
-            Err(conf::ConfigError::Io(_, e))
+            Err(conf::FileError::Io(_, e))
                 if !explicit && e.kind() == std::io::ErrorKind::NotFound =>
             {
                 Dict::new()
             }
-            Err(e) => {
-                eprintln!("opticon-agent: {e}");
-                return 1;
-            }
+            Err(e) => return Err(e.into()),
         };
-        return match AgentConfig::for_probing(&doc) {
-            Ok(cfg) => once(&cfg, ctx, m.opt_present("json")),
-            Err(e) => {
-                eprintln!("opticon-agent: {e}");
-                1
-            }
-        };
+        let cfg = AgentConfig::for_probing(&doc).map_err(|e| DaemonError::Other(e.to_string()))?;
+        return Ok(once(&cfg, ctx, m.opt_present("json")));
     }
-    match daemon(&m, &path, ctx) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("opticon-agent: {e}");
-            svc::log::err(&e);
-            1
-        }
-    }
+    daemon(m, &path, ctx).map(|()| 0)
 }
 
 /// Worker threads for command probes.
@@ -106,11 +83,7 @@ struct Running {
     host: Uuid,
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use crate::model::unix_now;
 
 /// Build the running state; fails with a message a user can act on.
 fn start(path: &std::path::Path, ctx: &Context) -> Result<Running, String> {
@@ -196,7 +169,7 @@ impl Running {
     }
 }
 
-fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<(), String> {
+fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<(), DaemonError> {
     svc::daemon::start_logging("opticon-agent", m)?;
     // Read everything that may need root (DMI host id, config) first.
     let mut run = start(path, &ctx)?;
@@ -278,9 +251,7 @@ fn once(cfg: &AgentConfig, ctx: Context, json: bool) -> i32 {
     for line in &log {
         eprintln!("opticon-agent: {line}");
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = unix_now();
     let sample = sampler.take(None, now);
     if json {
         println!("{}", encode_host(&sample, true));

@@ -11,7 +11,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// PBKDF2 iterations for new password hashes.
@@ -141,16 +140,12 @@ pub struct User {
     pub admin: bool,
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use crate::model::unix_now as now;
 
 fn load(path: &Path) -> Result<Dict, AuthError> {
     match conf::load_file(path) {
         Ok(d) => Ok(d),
-        Err(conf::ConfigError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(conf::FileError::Io(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
             Ok(Dict::new())
         }
         Err(e) => Err(AuthError::Corrupt(path.to_path_buf(), e.to_string())),

@@ -5,8 +5,8 @@ pub mod client;
 pub mod show;
 
 use crate::conf::{self, Dict, Node};
-use crate::dbtool::output::table;
 use crate::svc;
+use crate::svc::text::{size, table};
 use client::{ClientError, Endpoint};
 use getopts::{Matches, Options};
 use std::fmt;
@@ -188,7 +188,7 @@ fn load_config(m: &Matches) -> Result<Dict, CliError> {
     for (path, required) in files {
         match conf::load_file(&path) {
             Ok(doc) => merge(&mut merged, doc),
-            Err(conf::ConfigError::Io(_, e))
+            Err(conf::FileError::Io(_, e))
                 if !required && e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(CliError::Other(e.to_string())),
         }
@@ -722,7 +722,7 @@ impl Cli {
                                 h.path("usage").and_then(Node::as_int).unwrap_or(0).max(0) as u64;
                             vec![
                                 show::text(h.path("id")),
-                                crate::dbtool::output::size(bytes),
+                                size(bytes),
                                 show::text(h.path("start")),
                                 show::text(h.path("end")),
                             ]

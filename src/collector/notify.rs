@@ -8,9 +8,9 @@
 //! own thread: a slow or failing command never holds up ingestion, and a
 //! failure is logged (the next change tries again).
 
-use crate::agent::exec;
-use crate::conf::{Dict, Node};
+use crate::conf::{Dict, Node, ValueError};
 use crate::model::Status;
+use crate::svc::exec;
 use crate::svc::{self, pool::Pool};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,13 +29,13 @@ pub struct NotifyConfig {
 
 impl NotifyConfig {
     /// Read the `notify` section.
-    pub fn from_dict(doc: &Dict) -> Result<NotifyConfig, String> {
+    pub fn from_dict(doc: &Dict) -> Result<NotifyConfig, ValueError> {
         let secs = |key: &str, default: u64| match doc.path(&format!("notify/{key}")) {
             None => Ok(default),
             Some(Node::Int(n)) if *n >= 0 => Ok(*n as u64),
-            Some(other) => Err(format!(
-                "notify/{key}: {} is not a number of seconds",
-                other.to_json(false)
+            Some(other) => Err(ValueError::new(
+                format!("notify/{key}"),
+                format!("{} is not a number of seconds", other.to_json(false)),
             )),
         };
         Ok(NotifyConfig {

@@ -3,17 +3,13 @@
 
 use crate::conf::write::write_json_string;
 use crate::conf::{Dict, Node};
+use crate::db::published::{OVERVIEW_FILE, SUMMARY_FILE};
 use crate::db::{DbError, Replacement};
 use crate::model::json::write_scalar;
 use crate::model::{HostMeters, MeterValue, ScalarRef};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
-
-/// Name of a tenant's overview file.
-pub const OVERVIEW_FILE: &str = "tenant.overview";
-/// Name of a tenant's summary file.
-pub const SUMMARY_FILE: &str = "tenant.summary";
 
 /// The original's overview entry of a host, as JSON text: every scalar
 /// meter keyed by its full name, plus the first load average. Written

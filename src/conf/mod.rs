@@ -200,47 +200,75 @@ impl Node {
 
 /// A config file that could not be read or parsed, naming the file.
 #[derive(Debug)]
-pub enum ConfigError {
+pub enum FileError {
     /// The file could not be read.
     Io(PathBuf, std::io::Error),
     /// The file's text is not valid; the error carries line and column.
     Syntax(PathBuf, ParseError),
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            ConfigError::Syntax(path, e) => write!(f, "{}: {e}", path.display()),
+            FileError::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            FileError::Syntax(path, e) => write!(f, "{}: {e}", path.display()),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for FileError {}
+
+/// A configuration value that is present but unusable: the key's path
+/// (`network/port`) and why, so the message points at the line to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueError {
+    /// Slash-separated path of the key.
+    pub key: String,
+    /// What is wrong with its value.
+    pub why: String,
+}
+
+impl ValueError {
+    /// The value at `key` is unusable because of `why`.
+    pub fn new(key: impl Into<String>, why: impl Into<String>) -> ValueError {
+        ValueError {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.why)
+    }
+}
+
+impl std::error::Error for ValueError {}
 
 /// A positive number at `key` (default when absent): the daemons'
 /// seconds, sizes and counts.
-pub fn positive(doc: &Dict, key: &str, default: u64) -> Result<u64, String> {
+pub fn positive(doc: &Dict, key: &str, default: u64) -> Result<u64, ValueError> {
     match doc.path(key) {
         None => Ok(default),
         Some(Node::Int(n)) if *n > 0 => Ok(*n as u64),
-        Some(other) => Err(format!(
-            "{key}: {} is not a positive number",
-            other.to_json(false)
+        Some(other) => Err(ValueError::new(
+            key,
+            format!("{} is not a positive number", other.to_json(false)),
         )),
     }
 }
 
 /// The address a daemon listens on: `network/address` (`*` or absent:
 /// every IPv4 and IPv6 address) and `network/port`.
-pub fn listen_address(doc: &Dict, default_port: u16) -> Result<std::net::SocketAddr, String> {
+pub fn listen_address(doc: &Dict, default_port: u16) -> Result<std::net::SocketAddr, ValueError> {
     let port = match doc.path("network/port") {
         None => default_port,
         Some(Node::Int(p)) if (1..=65535).contains(p) => *p as u16,
         Some(other) => {
-            return Err(format!(
-                "network/port: {} is not a port",
-                other.to_json(false)
+            return Err(ValueError::new(
+                "network/port",
+                format!("{} is not a port", other.to_json(false)),
             ))
         }
     };
@@ -248,20 +276,20 @@ pub fn listen_address(doc: &Dict, default_port: u16) -> Result<std::net::SocketA
         None | Some("*") => "::",
         Some(a) => a,
     };
-    let ip: std::net::IpAddr = address
-        .parse()
-        .map_err(|_| format!("network/address: {address:?} is not an address"))?;
+    let ip: std::net::IpAddr = address.parse().map_err(|_| {
+        ValueError::new("network/address", format!("{address:?} is not an address"))
+    })?;
     Ok(std::net::SocketAddr::new(ip, port))
 }
 
 /// Read and parse one config file.
-pub fn load_file(path: &Path) -> Result<Dict, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.to_path_buf(), e))?;
-    parse(&text).map_err(|e| ConfigError::Syntax(path.to_path_buf(), e))
+pub fn load_file(path: &Path) -> Result<Dict, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError::Io(path.to_path_buf(), e))?;
+    parse(&text).map_err(|e| FileError::Syntax(path.to_path_buf(), e))
 }
 
 /// Read several files and layer them in order (later files win).
-pub fn load_layered(paths: &[&Path]) -> Result<Dict, ConfigError> {
+pub fn load_layered(paths: &[&Path]) -> Result<Dict, FileError> {
     let mut tree = Dict::new();
     for path in paths {
         tree.merge(load_file(path)?);

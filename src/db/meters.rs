@@ -524,7 +524,10 @@ pub fn delete_watcher(doc: &mut Dict, id: &str, level: Option<Level>) -> bool {
 /// The global meter definitions: the defaults overlaid with the meter
 /// config at `path` (`meter { ... }` or just the meters). A missing file
 /// is fine unless it was named `explicit`ly.
-pub fn global_definitions(path: &std::path::Path, explicit: bool) -> Result<Vec<MeterDef>, String> {
+pub fn global_definitions(
+    path: &std::path::Path,
+    explicit: bool,
+) -> Result<Vec<MeterDef>, MetersError> {
     let mut defs = defaults();
     match crate::conf::load_file(path) {
         Ok(doc) => {
@@ -533,11 +536,31 @@ pub fn global_definitions(path: &std::path::Path, explicit: bool) -> Result<Vec<
                 _ => doc,
             };
             overlay(&mut defs, &md, Origin::Default)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| MetersError::Invalid(path.to_path_buf(), e))?;
         }
-        Err(crate::conf::ConfigError::Io(_, e))
+        Err(crate::conf::FileError::Io(_, e))
             if !explicit && e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(MetersError::File(e)),
     }
     Ok(defs)
 }
+
+/// Why the global meter definitions cannot be used.
+#[derive(Debug)]
+pub enum MetersError {
+    /// The meter config cannot be read or parsed.
+    File(crate::conf::FileError),
+    /// A definition in it is invalid (file, what).
+    Invalid(std::path::PathBuf, DbError),
+}
+
+impl std::fmt::Display for MetersError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetersError::File(e) => e.fmt(f),
+            MetersError::Invalid(path, e) => write!(f, "{}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for MetersError {}

@@ -20,9 +20,13 @@ pub mod fsck;
 pub mod host;
 pub mod log;
 pub mod meters;
+pub mod published;
 pub mod tenant;
 pub mod time;
 pub mod views;
+
+/// Where the database lives unless a config or `--path` says otherwise.
+pub const DEFAULT_ROOT: &str = "/var/opticon/db";
 
 pub use host::{HostWriter, ParkedWriter, Usage};
 pub use tenant::{Db, TenantInfo};

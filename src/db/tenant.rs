@@ -55,8 +55,8 @@ fn uuid_dirs(dir: &Path) -> Result<Vec<Uuid>, DbError> {
 
 fn read_doc(path: &Path) -> Result<Dict, DbError> {
     conf::load_file(path).map_err(|e| match e {
-        conf::ConfigError::Io(p, err) => DbError::Io(p, err),
-        conf::ConfigError::Syntax(p, err) => DbError::Corrupt(p, err.to_string()),
+        conf::FileError::Io(p, err) => DbError::Io(p, err),
+        conf::FileError::Syntax(p, err) => DbError::Corrupt(p, err.to_string()),
     })
 }
 

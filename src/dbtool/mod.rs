@@ -1,8 +1,6 @@
 //! `opticon-db`: query and maintain the metering database from a shell or
 //! from cron. See `man 8 opticon-db`.
 
-pub mod output;
-
 use crate::conf::{Dict, Node};
 use crate::db::host::{self, downsample};
 use crate::db::meters::{self, MeterDef};
@@ -10,14 +8,11 @@ use crate::db::time::{iso, parse_age, parse_time_spec, Date};
 use crate::db::{fsck, log, views, Db, DbError};
 use crate::model::json::{encode_host, host_node, meters_from_dict};
 use crate::model::{Cmp, HostMeters, Level, TenantKey, Watcher};
+use crate::svc::text::{size, table};
 use getopts::{Matches, Options};
-use output::{size, table};
 use std::fmt;
 use std::io::Write;
 use uuid::Uuid;
-
-/// Default database root.
-pub const DEFAULT_PATH: &str = "/var/opticon/db";
 
 /// Exit status for a failed command.
 const EXIT_FAIL: i32 = 1;
@@ -132,9 +127,12 @@ pub fn run(args: &[String]) -> i32 {
         return crate::svc::cli::usage_error("opticon-db", "no command given");
     };
     let tool = Tool {
-        db: Db::new(m.opt_str("path").unwrap_or_else(|| DEFAULT_PATH.into())),
+        db: Db::new(
+            m.opt_str("path")
+                .unwrap_or_else(|| crate::db::DEFAULT_ROOT.into()),
+        ),
         json: m.opt_present("json"),
-        now: now(),
+        now: crate::model::unix_now(),
     };
     match tool.command(&command, &m) {
         Ok(code) => code,
@@ -144,12 +142,6 @@ pub fn run(args: &[String]) -> i32 {
             EXIT_FAIL
         }
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn parse_uuid(text: &str, what: &str) -> Result<Uuid, CliError> {

@@ -19,3 +19,11 @@ pub use value::{
     Array, Kind, LimitError, MeterValue, Scalar, ScalarRef, MAX_ARRAY_LEN, MAX_STRING_LEN,
 };
 pub use watch::{Cmp, Level, Status, Watcher};
+
+/// Now, in whole UNIX seconds: the clock of every sample time, record
+/// time and session time in Opticon (a clock before 1970 reads as 0).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

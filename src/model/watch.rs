@@ -177,6 +177,25 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order reports list them.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Warn,
+        Status::Alert,
+        Status::Crit,
+        Status::Stale,
+        Status::Unset,
+    ];
+
+    /// The status spelled `text` in a `status` meter; anything unknown
+    /// reads as UNSET (a record from a newer version stays readable).
+    pub fn parse(text: &str) -> Status {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .unwrap_or(Status::Unset)
+    }
+
     /// The status a badness maps to (the original's thresholds).
     pub fn from_badness(badness: f64) -> Status {
         if badness < 30.0 {

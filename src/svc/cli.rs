@@ -45,37 +45,6 @@ pub fn usage_error(program: &str, msg: &str) -> i32 {
     EXIT_USAGE
 }
 
-/// Add the options every daemon takes: `-f`, `-p`, `-l`, `-L` and `-c`
-/// (with `/var/run/<program>.pid` and `/etc/opticon/<program>.conf` as the
-/// defaults shown).
-pub fn daemon_options(opts: &mut Options, program: &str) {
-    opts.optflag("f", "foreground", "stay in the foreground");
-    opts.optopt(
-        "p",
-        "pidfile",
-        &format!("pid file (default /var/run/{program}.pid)"),
-        "FILE",
-    );
-    opts.optopt(
-        "l",
-        "logfile",
-        "log file, @syslog (default) or - for stderr",
-        "FILE",
-    );
-    opts.optopt(
-        "L",
-        "loglevel",
-        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
-        "LEVEL",
-    );
-    opts.optopt(
-        "c",
-        "config-path",
-        &format!("config file (default /etc/opticon/{program}.conf)"),
-        "FILE",
-    );
-}
-
 /// Refuse arguments after the options (daemons take none).
 pub fn no_arguments(program: &str, m: &Matches) -> Result<(), i32> {
     match m.free.first() {
@@ -85,36 +54,4 @@ pub fn no_arguments(program: &str, m: &Matches) -> Result<(), i32> {
         )),
         None => Ok(()),
     }
-}
-
-/// The config path given with `-c`, else `/etc/opticon/<program>.conf`;
-/// the flag tells whether it was given.
-pub fn config_path(program: &str, m: &Matches) -> (std::path::PathBuf, bool) {
-    match m.opt_str("config-path") {
-        Some(p) => (p.into(), true),
-        None => (format!("/etc/opticon/{program}.conf").into(), false),
-    }
-}
-
-/// A daemon's configuration (`-c`, else `/etc/opticon/<program>.conf`)
-/// read with `parse`, and the global meter definitions (`-m`, else
-/// `/etc/opticon/opticon-meter.conf`, which may be absent).
-pub fn daemon_config<T>(
-    program: &str,
-    m: &Matches,
-    parse: impl Fn(&crate::conf::Dict) -> Result<T, String>,
-) -> Result<(T, Vec<crate::db::meters::MeterDef>), String> {
-    let (path, _) = config_path(program, m);
-    let doc = crate::conf::load_file(&path).map_err(|e| e.to_string())?;
-    let cfg = parse(&doc).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meter_path = m.opt_str("meter-config-path");
-    let defs = crate::db::meters::global_definitions(
-        std::path::Path::new(
-            meter_path
-                .as_deref()
-                .unwrap_or("/etc/opticon/opticon-meter.conf"),
-        ),
-        meter_path.is_some(),
-    )?;
-    Ok((cfg, defs))
 }

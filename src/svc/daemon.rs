@@ -1,222 +1,203 @@
-//! Pid files, detaching from the terminal, dropping privileges.
+//! The skeleton every Opticon daemon shares (`opticon-agent`,
+//! `opticon-collector`, `opticon-api`): the common options, loading the
+//! configuration, logging, becoming the service, and turning the last
+//! error into a message and an exit status.
+//!
+//! A daemon's own module supplies its extra options and its body; see
+//! [`main`].
 
+use super::process::{detach, drop_to, service_user, Pidfile, StartError};
+use crate::conf::{FileError, ValueError};
+use crate::db::meters::{MeterDef, MetersError};
+use getopts::{Matches, Options};
 use std::fmt;
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Why a daemon could not start.
+/// Why a daemon stopped before or while serving: printed once on
+/// standard error and logged, exit status 1.
 #[derive(Debug)]
-pub enum StartError {
-    /// The pid file names a process that is still running.
-    Running(PathBuf, i32),
-    /// A system call failed (what, why).
-    Sys(String, io::Error),
-    /// Neither the `opticon` nor the `nobody` user exists.
-    NoUser,
+pub enum DaemonError {
+    /// `-l` or `-L` cannot be used.
+    Logging(String),
+    /// The configuration file cannot be read or parsed.
+    File(FileError),
+    /// A value in the configuration file is unusable (file, key, why).
+    Value(PathBuf, ValueError),
+    /// The global meter definitions cannot be used.
+    Meters(MetersError),
+    /// The pid file, detaching or dropping privileges failed.
+    Start(StartError),
+    /// The socket cannot be bound (address, why).
+    Listen(std::net::SocketAddr, std::io::Error),
+    /// Anything else the daemon's body reports, one line.
+    Other(String),
 }
 
-impl fmt::Display for StartError {
+impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::Running(p, pid) => {
-                write!(f, "{}: already running as pid {pid}", p.display())
+            DaemonError::Logging(m) | DaemonError::Other(m) => f.write_str(m),
+            DaemonError::File(e) => e.fmt(f),
+            DaemonError::Value(path, e) => write!(f, "{}: {e}", path.display()),
+            DaemonError::Meters(e) => e.fmt(f),
+            DaemonError::Start(e) => e.fmt(f),
+            DaemonError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl From<StartError> for DaemonError {
+    fn from(e: StartError) -> DaemonError {
+        DaemonError::Start(e)
+    }
+}
+
+impl From<FileError> for DaemonError {
+    fn from(e: FileError) -> DaemonError {
+        DaemonError::File(e)
+    }
+}
+
+impl From<MetersError> for DaemonError {
+    fn from(e: MetersError) -> DaemonError {
+        DaemonError::Meters(e)
+    }
+}
+
+impl From<String> for DaemonError {
+    fn from(e: String) -> DaemonError {
+        DaemonError::Other(e)
+    }
+}
+
+/// Add the options every daemon takes: `-f`, `-p`, `-l`, `-L` and `-c`
+/// (with `/var/run/<program>.pid` and `/etc/opticon/<program>.conf` as the
+/// defaults shown).
+fn daemon_options(opts: &mut Options, program: &str) {
+    opts.optflag("f", "foreground", "stay in the foreground");
+    opts.optopt(
+        "p",
+        "pidfile",
+        &format!("pid file (default /var/run/{program}.pid)"),
+        "FILE",
+    );
+    opts.optopt(
+        "l",
+        "logfile",
+        "log file, @syslog (default) or - for stderr",
+        "FILE",
+    );
+    opts.optopt(
+        "L",
+        "loglevel",
+        "CRIT, ERR, WARNING, INFO (default) or DEBUG",
+        "LEVEL",
+    );
+    opts.optopt(
+        "c",
+        "config-path",
+        &format!("config file (default /etc/opticon/{program}.conf)"),
+        "FILE",
+    );
+}
+
+/// Run a daemon: its options (the common ones, then `extra`, then
+/// `-h`/`-v`), no free arguments, then `body`; an error from `body` is
+/// printed as `program: message`, logged, and exits 1.
+pub fn main(
+    program: &'static str,
+    args: &[String],
+    extra: impl FnOnce(&mut Options),
+    body: impl FnOnce(&Matches) -> Result<i32, DaemonError>,
+) -> i32 {
+    let mut opts = Options::new();
+    daemon_options(&mut opts, program);
+    extra(&mut opts);
+    super::cli::standard(&mut opts);
+    let m = match super::cli::parse(program, &opts, args, "[options]", "") {
+        Ok(m) => m,
+        Err(status) => return status,
+    };
+    if let Err(status) = super::cli::no_arguments(program, &m) {
+        return status;
+    }
+    match body(&m) {
+        Ok(status) => status,
+        Err(e) => {
+            let msg = e.to_string();
+            eprintln!("{program}: {msg}");
+            if super::log::active() {
+                super::log::err(&msg);
             }
-            StartError::Sys(what, e) => write!(f, "{what}: {e}"),
-            StartError::NoUser => write!(
-                f,
-                "neither user opticon nor nobody exists to drop privileges to"
-            ),
+            1
         }
     }
 }
 
-impl std::error::Error for StartError {}
-
-fn sys(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
-    let what = what.into();
-    move |e| StartError::Sys(what, e)
-}
-
-/// A pid file, removed when dropped.
-pub struct Pidfile {
-    path: PathBuf,
-}
-
-impl Pidfile {
-    /// Write our pid to `path`, refusing when it names a live process.
-    pub fn create(path: &Path) -> Result<Pidfile, StartError> {
-        if let Ok(text) = fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                // SAFETY: signal 0 only checks that the process exists.
-                if pid > 0 && pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0
-                {
-                    return Err(StartError::Running(path.to_path_buf(), pid));
-                }
-            }
-        }
-        fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(sys(path.display().to_string()))?;
-        Ok(Pidfile {
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Rewrite with the current pid (after detaching forked a new process).
-    pub fn refresh(&self) -> Result<(), StartError> {
-        fs::write(&self.path, format!("{}\n", std::process::id()))
-            .map_err(sys(self.path.display().to_string()))
-    }
-
-    /// Hand the file to a user (before dropping privileges to it).
-    pub fn chown(&self, uid: u32, gid: u32) {
-        let _ = std::os::unix::fs::chown(&self.path, Some(uid), Some(gid));
+/// The config path given with `-c`, else `/etc/opticon/<program>.conf`;
+/// the flag tells whether it was given.
+pub fn config_path(program: &str, m: &Matches) -> (std::path::PathBuf, bool) {
+    match m.opt_str("config-path") {
+        Some(p) => (p.into(), true),
+        None => (format!("/etc/opticon/{program}.conf").into(), false),
     }
 }
 
-impl Drop for Pidfile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Detach: fork twice, start a new session, stdio to `/dev/null`, cwd `/`.
-pub fn detach() -> Result<(), StartError> {
-    for step in 0..2 {
-        // SAFETY: fork in a process that has not started threads yet.
-        match unsafe { libc::fork() } {
-            -1 => return Err(StartError::Sys("fork".into(), io::Error::last_os_error())),
-            0 => {
-                if step == 0 {
-                    // SAFETY: the child becomes a session leader.
-                    unsafe { libc::setsid() };
-                }
-            }
-            // SAFETY: the parent leaves without running destructors twice.
-            _ => unsafe { libc::_exit(0) },
-        }
-    }
-    let null = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(sys("/dev/null"))?;
-    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&null);
-    for target in 0..3 {
-        // SAFETY: duplicates an open descriptor onto stdin/stdout/stderr.
-        unsafe { libc::dup2(fd, target) };
-    }
-    std::env::set_current_dir("/").map_err(sys("chdir /"))?;
-    Ok(())
-}
-
-/// The uid and gid of `name` in a passwd(5) text.
-pub fn passwd_entry(passwd: &str, name: &str) -> Option<(u32, u32)> {
-    passwd_entries(passwd)
-        .into_iter()
-        .find(|(n, _, _)| n == name)
-        .map(|(_, uid, gid)| (uid, gid))
-}
-
-/// Every well-formed line of a passwd(5) text: name, uid, gid. Parsed
-/// here rather than through getpwnam(3), which static builds cannot use.
-pub fn passwd_entries(passwd: &str) -> Vec<(String, u32, u32)> {
-    passwd
-        .lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            Some((
-                f.first()?.to_string(),
-                f.get(2)?.parse().ok()?,
-                f.get(3)?.parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// The uid and gid to run as when started as root: `opticon`, else
-/// `nobody`. `None` when not running as root.
-///
-/// Read from `/etc/passwd` directly: getpwnam(3) goes through NSS, which a
-/// statically linked binary cannot load safely (it crashes in
-/// libnss_systemd).
-pub fn service_user() -> Result<Option<(u32, u32)>, StartError> {
-    // SAFETY: geteuid has no memory effects.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    let passwd = fs::read_to_string("/etc/passwd").map_err(sys("/etc/passwd"))?;
-    ["opticon", "nobody"]
-        .iter()
-        .find_map(|name| passwd_entry(&passwd, name))
-        .map(Some)
-        .ok_or(StartError::NoUser)
-}
-
-/// Become `uid`/`gid` for good (supplementary groups cleared).
-pub fn drop_to(uid: u32, gid: u32) -> Result<(), StartError> {
-    // SAFETY: plain credential system calls; order matters (groups and gid
-    // while still root, uid last).
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            return Err(StartError::Sys(
-                "setgroups".into(),
-                io::Error::last_os_error(),
-            ));
-        }
-        if libc::setgid(gid) != 0 {
-            return Err(StartError::Sys("setgid".into(), io::Error::last_os_error()));
-        }
-        if libc::setuid(uid) != 0 {
-            return Err(StartError::Sys("setuid".into(), io::Error::last_os_error()));
-        }
-    }
-    Ok(())
+/// A daemon's configuration (`-c`, else `/etc/opticon/<program>.conf`)
+/// read with `parse`, and the global meter definitions (`-m`, else
+/// `/etc/opticon/opticon-meter.conf`, which may be absent).
+pub fn daemon_config<T>(
+    program: &str,
+    m: &Matches,
+    parse: impl Fn(&crate::conf::Dict) -> Result<T, ValueError>,
+) -> Result<(T, Vec<MeterDef>), DaemonError> {
+    let (path, _) = config_path(program, m);
+    let doc = crate::conf::load_file(&path)?;
+    let cfg = parse(&doc).map_err(|e| DaemonError::Value(path.clone(), e))?;
+    let meter_path = m.opt_str("meter-config-path");
+    let defs = crate::db::meters::global_definitions(
+        std::path::Path::new(
+            meter_path
+                .as_deref()
+                .unwrap_or("/etc/opticon/opticon-meter.conf"),
+        ),
+        meter_path.is_some(),
+    )?;
+    Ok((cfg, defs))
 }
 
 /// Start logging as `-l` and `-L` say (syslog at INFO by default).
-pub fn start_logging(program: &'static str, m: &getopts::Matches) -> Result<(), String> {
+pub fn start_logging(program: &'static str, m: &Matches) -> Result<(), DaemonError> {
     let level: super::log::Level = m
         .opt_str("loglevel")
         .unwrap_or_else(|| "INFO".into())
         .parse()
-        .map_err(|e: super::log::BadLevel| e.to_string())?;
+        .map_err(|e: super::log::BadLevel| DaemonError::Logging(e.to_string()))?;
     let target = m.opt_str("logfile").unwrap_or_else(|| "@syslog".into());
-    super::log::init(program, &target, level).map_err(|e| format!("{target}: {e}"))
+    super::log::init(program, &target, level)
+        .map_err(|e| DaemonError::Logging(format!("{target}: {e}")))
 }
 
 /// Become the service, once everything that needs root was done: write
 /// the pid file (`-p`), detach unless `-f`, drop to the service user when
 /// root (handing it the pid and log files), and route the signals.
-pub fn become_service(program: &str, m: &getopts::Matches) -> Result<Pidfile, String> {
+pub fn become_service(program: &str, m: &Matches) -> Result<Pidfile, DaemonError> {
     let path = PathBuf::from(
         m.opt_str("pidfile")
             .unwrap_or_else(|| format!("/var/run/{program}.pid")),
     );
-    let pidfile = Pidfile::create(&path).map_err(|e| e.to_string())?;
+    let pidfile = Pidfile::create(&path)?;
     if !m.opt_present("foreground") {
-        detach().map_err(|e| e.to_string())?;
-        pidfile.refresh().map_err(|e| e.to_string())?;
+        detach()?;
+        pidfile.refresh()?;
     }
-    if let Some((uid, gid)) = service_user().map_err(|e| e.to_string())? {
+    if let Some((uid, gid)) = service_user()? {
         pidfile.chown(uid, gid);
         super::log::chown(uid, gid);
-        drop_to(uid, gid).map_err(|e| e.to_string())?;
+        drop_to(uid, gid)?;
     }
     super::signals::install();
     Ok(pidfile)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwd_lookup() {
-        let text =
-            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n";
-        assert_eq!(passwd_entry(text, "nobody"), Some((65534, 65534)));
-        assert_eq!(passwd_entry(text, "opticon"), None);
-        assert_eq!(passwd_entry("broken:x:zz:1\n", "broken"), None);
-    }
 }

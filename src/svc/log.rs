@@ -114,11 +114,15 @@ pub fn init(program: &'static str, target: &str, level: Level) -> std::io::Resul
 }
 
 fn stamp() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::model::unix_now();
     let iso = crate::db::time::iso(now);
     iso[..19].replace('T', " ")
+}
+
+/// Whether [`init`] was called: before it, messages go to standard error
+/// with only their level.
+pub fn active() -> bool {
+    LOGGER.lock().is_ok_and(|g| g.is_some())
 }
 
 /// Log one message.

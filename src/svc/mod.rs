@@ -1,8 +1,23 @@
-//! Service toolkit shared by the daemons (the original's `libsvc`):
-//! logging, pid files, detaching, signals and privilege dropping.
+//! Service toolkit shared by the programs (the original's `libsvc`).
+//!
+//! * [`cli`]: the command-line conventions of every program (`-h`, `-v`,
+//!   usage errors with exit 2).
+//! * [`daemon`]: the skeleton of the three daemons (common options,
+//!   configuration loading, logging, becoming the service, last error).
+//! * [`process`]: pid files, detaching, the service user and dropping to it.
+//! * [`signals`]: SIGTERM/SIGINT and SIGHUP as flags the main loops poll.
+//! * [`log`]: syslog, a log file or standard error, with the original's
+//!   levels.
+//! * [`exec`]: running a shell command with input, a deadline and bounded
+//!   output (agent probes, collector notifications).
+//! * [`pool`]: a fixed pool of worker threads.
+//! * [`text`]: aligned tables and sizes for `opticon` and `opticon-db`.
 
 pub mod cli;
 pub mod daemon;
+pub mod exec;
 pub mod log;
 pub mod pool;
+pub mod process;
 pub mod signals;
+pub mod text;

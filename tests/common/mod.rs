@@ -132,7 +132,7 @@ pub fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
 }
 
 pub fn give_to_service_user(path: &std::path::Path) {
-    if let Ok(Some((uid, gid))) = opticon::svc::daemon::service_user() {
+    if let Ok(Some((uid, gid))) = opticon::svc::process::service_user() {
         chown_tree(path, uid, gid);
     }
 }

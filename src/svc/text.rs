@@ -1,4 +1,5 @@
-//! Plain-text output helpers: aligned tables and human sizes.
+//! Plain-text output shared by `opticon` and `opticon-db`: aligned tables
+//! and sizes as the original showed them.
 
 /// Print rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) {

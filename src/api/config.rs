@@ -1,0 +1,100 @@
+//! `opticon-api.conf`: every setting the API reads, with its default.
+
+use super::auth::Cidr;
+use super::server;
+use crate::conf::{self, Dict, Node, ValueError};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The API's settings (`opticon-api.conf`).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Database root.
+    pub db: PathBuf,
+    /// The admin token.
+    pub admin_token: Option<String>,
+    /// Where the admin token is accepted from.
+    pub admin_hosts: Vec<Cidr>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub proxies: Vec<Cidr>,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Server limits.
+    pub limits: server::Limits,
+}
+
+/// A list of networks at `key` (one string is a list of one).
+fn networks(doc: &Dict, key: &str, default: &[&str]) -> Result<Vec<Cidr>, ValueError> {
+    let parse = |s: &str| s.parse().map_err(|e: String| ValueError::new(key, e));
+    match doc.path(key) {
+        None => default.iter().map(|s| parse(s)).collect(),
+        Some(Node::Array(items)) => items
+            .iter()
+            .map(|n| match n.as_str() {
+                Some(s) => parse(s),
+                None => Err(ValueError::new(
+                    key,
+                    format!("{} is not an address", n.to_json(false)),
+                )),
+            })
+            .collect(),
+        Some(Node::Str(s)) => Ok(vec![parse(s)?]),
+        Some(other) => Err(ValueError::new(
+            key,
+            format!("{} is not a list", other.to_json(false)),
+        )),
+    }
+}
+
+impl ApiConfig {
+    /// Read the settings from a parsed config document.
+    pub fn from_dict(doc: &Dict) -> Result<ApiConfig, ValueError> {
+        let admin_token = match doc.path("auth/admin_token") {
+            None => None,
+            Some(Node::Str(t)) if Uuid::parse_str(t).is_ok() => Some(t.to_ascii_lowercase()),
+            Some(other) => {
+                return Err(ValueError::new(
+                    "auth/admin_token",
+                    format!("{} is not a UUID", other.to_json(false)),
+                ))
+            }
+        };
+        let cors_origins = match doc.path("cors/origins") {
+            None => Vec::new(),
+            Some(Node::Array(items)) => items
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect(),
+            Some(Node::Str(s)) => vec![s.clone()],
+            Some(other) => {
+                return Err(ValueError::new(
+                    "cors/origins",
+                    format!("{} is not a list", other.to_json(false)),
+                ))
+            }
+        };
+        Ok(ApiConfig {
+            listen: conf::listen_address(doc, 8888)?,
+            db: PathBuf::from(
+                doc.path("database/path")
+                    .and_then(Node::as_str)
+                    .unwrap_or(crate::db::DEFAULT_ROOT),
+            ),
+            admin_token,
+            admin_hosts: networks(doc, "auth/admin_hosts", &["127.0.0.1", "::1"])?,
+            proxies: networks(doc, "network/proxies", &[])?,
+            cors_origins,
+            limits: server::Limits {
+                workers: conf::positive(doc, "network/workers", 8)? as usize,
+                connections: conf::positive(doc, "network/connections", 1024)? as usize,
+                per_address: conf::positive(doc, "network/per_address", 64)? as usize,
+                request_timeout: Duration::from_secs(conf::positive(doc, "network/timeout", 10)?),
+                write_timeout: Duration::from_secs(conf::positive(doc, "network/timeout", 10)?),
+            },
+        })
+    }
+}

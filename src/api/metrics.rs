@@ -1,0 +1,98 @@
+//! `/metrics`: the collector's counters and the hosts by tenant and
+//! status in the Prometheus text format.
+
+use super::error::ApiError;
+use super::input::read_json;
+use super::routes::Api;
+use crate::conf::Node;
+use crate::db::published::{METRICS_FILE, SUMMARY_FILE};
+
+impl Api {
+    /// The collector's metrics and the hosts by status per tenant, in the
+    /// Prometheus text format.
+    pub(super) fn prometheus(&self) -> Result<String, ApiError> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let metrics = read_json(&self.db.root().join(METRICS_FILE))?;
+        let int = |key: &str| metrics.path(key).and_then(Node::as_int);
+        let counters = [
+            (
+                "received",
+                "opticon_collector_received_total",
+                "counter",
+                "Datagrams received.",
+            ),
+            (
+                "accepted",
+                "opticon_collector_accepted_total",
+                "counter",
+                "Datagrams accepted.",
+            ),
+            (
+                "queue_drops",
+                "opticon_collector_queue_drops_total",
+                "counter",
+                "Datagrams dropped at the full receive queue.",
+            ),
+            (
+                "kernel_rcvbuf_errors",
+                "opticon_kernel_udp_rcvbuf_errors_total",
+                "counter",
+                "UDP receive-buffer overflows counted by the kernel.",
+            ),
+            (
+                "queue_depth",
+                "opticon_collector_queue_depth",
+                "gauge",
+                "Datagrams waiting in the receive queue.",
+            ),
+            (
+                "sessions",
+                "opticon_collector_sessions",
+                "gauge",
+                "Open agent sessions.",
+            ),
+        ];
+        for (key, name, kind, help) in counters {
+            if let Some(v) = int(key) {
+                let _ = write!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+                );
+            }
+        }
+        if let Some(Node::Dict(reasons)) = metrics.path("rejected") {
+            out.push_str("# HELP opticon_collector_rejected_total Datagrams rejected, by reason.\n# TYPE opticon_collector_rejected_total counter\n");
+            for (reason, n) in reasons.iter() {
+                let _ = writeln!(
+                    out,
+                    "opticon_collector_rejected_total{{reason=\"{reason}\"}} {}",
+                    n.as_int().unwrap_or(0)
+                );
+            }
+        }
+        if let Some(ms) = metrics.path("write_cycle_ms").and_then(Node::as_f64) {
+            let _ = write!(out, "# HELP opticon_collector_write_cycle_seconds Duration of the last write cycle.\n# TYPE opticon_collector_write_cycle_seconds gauge\nopticon_collector_write_cycle_seconds {}\n", ms / 1e3);
+        }
+        out.push_str(
+            "# HELP opticon_hosts Hosts by tenant and status.\n# TYPE opticon_hosts gauge\n",
+        );
+        for t in self.db.tenant_ids()? {
+            let summary = read_json(&self.db.tenant_dir(t).join(SUMMARY_FILE))?;
+            for (key, status) in [
+                ("ok", "OK"),
+                ("warning", "WARN"),
+                ("alert", "ALERT"),
+                ("critical", "CRIT"),
+                ("stale", "STALE"),
+            ] {
+                let n = summary.path(key).and_then(Node::as_int).unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "opticon_hosts{{tenant=\"{t}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        Ok(out)
+    }
+}

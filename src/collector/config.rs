@@ -1,0 +1,88 @@
+//! `opticon-collector.conf`: every setting the collector reads, with its
+//! default, checked once at start and at each reload.
+
+use super::notify;
+use crate::conf::{self, Dict, Node, ValueError};
+use crate::wire::DEFAULT_MAX_SKEW;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The collector's settings (`opticon-collector.conf`).
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database root.
+    pub db: PathBuf,
+    /// Seconds between write cycles (records per host).
+    pub write_interval: u64,
+    /// Seconds without a datagram before a host is STALE.
+    pub stale: u64,
+    /// Seconds after which a meter not refreshed is dropped.
+    pub meter_expiry: i64,
+    /// Seconds between checks for changed tenants.
+    pub tenant_refresh: u64,
+    /// Tolerated clock difference of auth datagrams.
+    pub max_skew: i64,
+    /// Requested kernel receive buffer.
+    pub rcvbuf: usize,
+    /// Seconds between quota enforcement runs.
+    pub quota_interval: u64,
+    /// Notifications of status changes.
+    pub notify: notify::NotifyConfig,
+    /// Datagrams the receive queue holds before it drops.
+    pub queue: usize,
+    /// Seconds of silence after which a host is dropped from memory (and
+    /// gets no more STALE records).
+    pub forget: u64,
+    /// Seconds after its last record before a host is deleted from the
+    /// database (0: never).
+    pub purge: u64,
+    /// Sessions whose derived keys stay cached (the others derive theirs
+    /// again at their next datagram).
+    pub key_cache: usize,
+    /// Ping every host's source address (`link/rtt`, `link/loss`).
+    pub ping: bool,
+    /// Seconds between two echoes to the same host.
+    pub ping_interval: u64,
+}
+
+impl CollectorConfig {
+    /// Read the settings from a parsed config document.
+    pub fn from_dict(doc: &Dict) -> Result<CollectorConfig, ValueError> {
+        Ok(CollectorConfig {
+            listen: conf::listen_address(doc, 1047)?,
+            db: PathBuf::from(
+                doc.path("database/path")
+                    .and_then(Node::as_str)
+                    .unwrap_or(crate::db::DEFAULT_ROOT),
+            ),
+            write_interval: conf::positive(doc, "interval/write", 60)?,
+            stale: conf::positive(doc, "interval/stale", 80)?,
+            meter_expiry: conf::positive(doc, "interval/meter_expiry", 600)? as i64,
+            tenant_refresh: conf::positive(doc, "interval/tenant_refresh", 5)?,
+            max_skew: conf::positive(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
+            rcvbuf: conf::positive(doc, "network/rcvbuf", 8 << 20)? as usize,
+            quota_interval: conf::positive(doc, "interval/quota", 300)?,
+            notify: notify::NotifyConfig::from_dict(doc)?,
+            queue: conf::positive(doc, "network/queue", 65536)? as usize,
+            forget: conf::positive(doc, "interval/forget", 3600)?,
+            purge: match doc.path("interval/purge") {
+                Some(Node::Int(0)) => 0,
+                _ => conf::positive(doc, "interval/purge", 86_400)?,
+            },
+            key_cache: conf::positive(doc, "memory/key_cache", 4096)? as usize,
+            ping: match doc.path("ping/enabled") {
+                None | Some(Node::Bool(true)) => true,
+                Some(Node::Bool(false)) => false,
+                Some(other) => {
+                    return Err(ValueError::new(
+                        "ping/enabled",
+                        format!("{} is not true or false", other.to_json(false)),
+                    ))
+                }
+            },
+            ping_interval: conf::positive(doc, "ping/interval", 10)?,
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! The write cycle: every interval, judge every host, append one record
+//! each with one batched sync, write each tenant's overview as it goes,
+//! send due notifications, publish the metrics, and now and then purge
+//! silent hosts and enforce quotas.
+
+use super::state::Collector;
+use super::{judge, report};
+use crate::db::tenant::HOST_LOG;
+use crate::db::{log as hostlog, HostWriter};
+use crate::model::{unix_now, Array, HostMeters, MeterName, MeterValue, Scalar, Status};
+use crate::svc;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
+    if let Ok(n) = MeterName::new(name) {
+        let _ = meters.set(n, value, time);
+    }
+}
+
+impl Collector {
+    /// One write cycle: judge every host and store one record each, then
+    /// make the cycle durable with one sync. Hosts are visited tenant by
+    /// tenant, so that each tenant's overview is written as it goes; every
+    /// host is packed afterwards.
+    pub fn write_cycle(&mut self) {
+        self.write_cycle_with(&mut |_| {});
+    }
+
+    /// A write cycle that calls `between` every few hosts, so that the
+    /// caller keeps receiving datagrams during a long cycle (the first one
+    /// of a large fleet creates a directory and files per host).
+    pub fn write_cycle_with(&mut self, between: &mut dyn FnMut(&mut Collector)) {
+        let started = Instant::now();
+        let now = unix_now();
+        self.forget_silent();
+        let tenants = &self.tenants;
+        self.hosts.retain(|key, _| tenants.contains_key(&key.0));
+        let mut keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
+        keys.sort_unstable();
+        let mut written = 0;
+        let mut by_status: HashMap<&'static str, i64> = HashMap::new();
+        let mut reported = HashSet::new();
+        let mut report: Option<(Uuid, report::TenantReport)> = None;
+        for (n, key) in keys.into_iter().enumerate() {
+            if n % 16 == 15 {
+                between(self);
+            }
+            if report.as_ref().map(|r| r.0) != Some(key.0) {
+                self.finish_report(report.take());
+                reported.insert(key.0);
+                report = self.start_report(key.0);
+            }
+            let Some((meters, stored)) = self.judge_and_store(key, now) else {
+                continue;
+            };
+            written += usize::from(stored);
+            if let Some(h) = self.hosts.get(&key) {
+                *by_status.entry(h.status.as_str()).or_default() += 1;
+            }
+            if let Some((_, r)) = &mut report {
+                if let Err(e) = r.add(key.1, &meters) {
+                    svc::log::warn(&e.to_string());
+                }
+            }
+            self.settle(key, meters, stored);
+        }
+        self.finish_report(report);
+        let idle: Vec<Uuid> = self
+            .tenants
+            .keys()
+            .filter(|t| !reported.contains(*t))
+            .copied()
+            .collect();
+        for t in idle {
+            let r = self.start_report(t);
+            self.finish_report(r);
+        }
+        if written > 0 {
+            if let Err(e) = self.db.sync() {
+                svc::log::err(&format!("sync: {e}"));
+            }
+        }
+        self.notifier.send_due();
+        release_free_memory();
+        self.publish_metrics(started.elapsed(), &by_status);
+        if let Err(e) = self.publish_sessions(now) {
+            svc::log::warn(&e.to_string());
+        }
+        if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
+            self.last_quota = Instant::now();
+            self.purge_silent();
+            self.enforce_quotas();
+        }
+        svc::log::debug(&format!(
+            "write cycle: {written} records, {} sessions, {:.1} ms",
+            self.sessions.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        ));
+    }
+
+    /// Judge one host, add the collector's meters, log and notify a status
+    /// change, and append its record. Returns the host's meters and whether
+    /// a record was stored.
+    fn judge_and_store(&mut self, key: (Uuid, Uuid), now: i64) -> Option<(HostMeters, bool)> {
+        let defs = self.host_defs(key.0, key.1);
+        let stale = Duration::from_secs(self.cfg.stale);
+        let dir = self.db.host_dir(key.0, key.1);
+        let h = self.hosts.get_mut(&key)?;
+        let (mut meters, base) = h.unpack();
+        let old = h.status;
+        if h.last_seen.elapsed() > stale {
+            h.status = Status::Stale;
+            meters.stamp(now);
+        } else {
+            meters.expire(now, self.cfg.meter_expiry);
+            let v = judge::judge(&meters, &defs, h.badness);
+            h.badness = v.badness;
+            h.status = v.status;
+            let problems = MeterValue::Array(Array::Str(v.problems));
+            set(&mut meters, "problems", problems, now);
+        }
+        let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
+        set(&mut meters, "status", status, now);
+        let badness = (h.badness * 1000.0).round() / 1000.0;
+        set(
+            &mut meters,
+            "badness",
+            MeterValue::Scalar(Scalar::Frac(badness)),
+            now,
+        );
+        let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
+        set(&mut meters, "link/ip", ip, now);
+        if let Some(link) = self.pinger.as_ref().and_then(|p| p.link(h.remote.ip())) {
+            let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
+            set(&mut meters, "link/rtt", round(link.rtt_ms), now);
+            set(&mut meters, "link/loss", round(link.loss_pct), now);
+        }
+        // The writer creates the host directory, which the host log below
+        // needs; it holds descriptors only for this append.
+        let mut writer = match HostWriter::resume(&dir, &h.writer, base) {
+            Ok(w) => w,
+            Err(e) => {
+                svc::log::err(&format!("host {}: {e}", key.1));
+                return Some((meters, false));
+            }
+        };
+        for r in &writer.repairs {
+            svc::log::warn(&format!(
+                "{}: cut torn tail ({} -> {} bytes)",
+                r.path.display(),
+                r.from,
+                r.to
+            ));
+        }
+        if old != h.status {
+            let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
+            svc::log::info(&format!("host {}: {msg}", key.1));
+            if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+                svc::log::warn(&e.to_string());
+            }
+            let hostname = match meters.get("hostname").and_then(|m| m.value.element(0)) {
+                Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            let problems: Vec<String> = match meters.get("problems").map(|m| &m.value) {
+                Some(MeterValue::Array(Array::Str(p))) => p.clone(),
+                _ => Vec::new(),
+            };
+            self.notifier
+                .change(key.0, key.1, &hostname, old, h.status, &problems, now);
+        }
+        // A cycle in the same second as the last one (the final cycle at
+        // shutdown) has nothing new to store.
+        let stored = if writer.last_time().is_some_and(|t| t >= now) {
+            false
+        } else {
+            match writer.append(now, &meters) {
+                Ok(_) => true,
+                Err(e) => {
+                    svc::log::err(&format!("host {}: {e}", key.1));
+                    false
+                }
+            }
+        };
+        h.writer = writer.park();
+        Some((meters, stored))
+    }
+
+    fn start_report(&self, tenant: Uuid) -> Option<(Uuid, report::TenantReport)> {
+        match report::TenantReport::start(&self.db.tenant_dir(tenant)) {
+            Ok(r) => Some((tenant, r)),
+            Err(e) => {
+                svc::log::warn(&e.to_string());
+                None
+            }
+        }
+    }
+
+    fn finish_report(&self, report: Option<(Uuid, report::TenantReport)>) {
+        if let Some((_, r)) = report {
+            if let Err(e) = r.finish() {
+                svc::log::warn(&e.to_string());
+            }
+        }
+    }
+
+    /// Delete hosts whose last record is older than `interval/purge`.
+    fn purge_silent(&self) {
+        if self.cfg.purge == 0 {
+            return;
+        }
+        let cutoff = unix_now() - self.cfg.purge as i64;
+        for t in self.tenants.keys() {
+            match self.db.purge_stale(*t, cutoff) {
+                Ok(hosts) => {
+                    for h in hosts {
+                        svc::log::info(&format!(
+                            "tenant {t}: purged host {h}, silent since before {}",
+                            crate::db::time::iso(cutoff)
+                        ));
+                    }
+                }
+                Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
+            }
+        }
+    }
+
+    /// Keep every tenant within its storage quota (oldest days first).
+    fn enforce_quotas(&self) {
+        for t in self.tenants.keys() {
+            match self.db.enforce_quota(*t) {
+                Ok(days) => {
+                    for d in days {
+                        svc::log::info(&format!("tenant {t}: over quota, deleted {}", d.stem()));
+                    }
+                }
+                Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
+            }
+        }
+    }
+}
+
+/// Give the pages freed by a write cycle back to the kernel: the cycle
+/// decodes every host in turn, and the heap it leaves behind is full of
+/// holes between the packed hosts that stay.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,171 @@
+//! `opticon-collector` as a daemon: its options, start-up (socket,
+//! receive buffer, raw ICMP sockets before dropping root), the main loop
+//! (receive queue, tenant refresh, aligned write cycles, SIGHUP reloads)
+//! and the final cycle at SIGTERM.
+
+use super::config::CollectorConfig;
+use super::state::Collector;
+use super::{ping, receive};
+use crate::db::meters::MeterDef;
+use crate::db::published::METRICS_FILE;
+use crate::svc::{self, daemon::DaemonError};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant, SystemTime};
+
+fn options(o: &mut getopts::Options) {
+    o.optopt(
+        "m",
+        "meter-config-path",
+        "meter definitions (default /etc/opticon/opticon-meter.conf)",
+        "FILE",
+    );
+    o.optflag(
+        "",
+        "metrics",
+        "print the running collector's metrics and exit",
+    );
+}
+
+/// Run `opticon-collector` with its arguments; returns the exit status.
+pub fn run(args: &[String]) -> i32 {
+    svc::daemon::main("opticon-collector", args, options, |m| {
+        if m.opt_present("metrics") {
+            return print_metrics(m);
+        }
+        serve(m).map(|()| 0)
+    })
+}
+
+/// `--metrics`: what the running collector last published.
+fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
+    let (cfg, _) = load(m)?;
+    let path = cfg.db.join(METRICS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        DaemonError::Other(format!(
+            "{}: {e} (is the collector running?)",
+            path.display()
+        ))
+    })?;
+    print!("{text}");
+    Ok(0)
+}
+
+fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), DaemonError> {
+    svc::daemon::daemon_config("opticon-collector", m, CollectorConfig::from_dict)
+}
+
+fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
+    svc::daemon::start_logging("opticon-collector", m)?;
+    let (cfg, defs) = load(m)?;
+    let sock = UdpSocket::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
+    let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
+    // Raw ICMP sockets need root: opened before privileges are dropped.
+    let ping_sockets = cfg.ping.then(ping::Sockets::open);
+    let pidfile = svc::daemon::become_service("opticon-collector", m)?;
+    svc::log::info(&format!(
+        "opticon-collector {} listening on {} (receive buffer {rcvbuf} bytes), database {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.listen,
+        cfg.db.display()
+    ));
+    let mut collector = Collector::new(cfg, defs);
+    collector.rcvbuf = rcvbuf;
+    let mut next_write = next_boundary(Duration::from_secs(collector.cfg.write_interval));
+    let mut next_refresh = Instant::now();
+    // After detaching: threads do not survive the fork.
+    let queue_size = collector.cfg.queue;
+    let mut queue = receive::start(sock, queue_size)
+        .map_err(|e| format!("cannot start the receive thread: {e}"))?;
+    collector.queue = Some(queue.stats());
+    let ping_every = Duration::from_secs(collector.cfg.ping_interval);
+    collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
+    while !svc::signals::terminating() {
+        if svc::signals::take_reload() {
+            match load(m) {
+                Ok((cfg, defs)) => {
+                    collector.reconfigure(cfg, defs);
+                    svc::log::info("configuration reloaded");
+                }
+                Err(e) => svc::log::err(&format!(
+                    "reload failed, keeping the running configuration: {e}"
+                )),
+            }
+        }
+        // Work through a burst before looking at the clocks again.
+        let mut handled = 0;
+        while handled < 1024 {
+            match queue.try_next() {
+                Some((d, from)) => collector.handle(&d, from),
+                None => break,
+            }
+            handled += 1;
+        }
+        if handled == 0 {
+            std::thread::sleep(receive::NAP);
+        }
+        let now = Instant::now();
+        if now >= next_refresh {
+            collector.refresh_tenants();
+            next_refresh = now + Duration::from_secs(collector.cfg.tenant_refresh);
+        }
+        if now >= next_write {
+            // Everything waiting, every few hosts: a cycle that creates
+            // files for new hosts must not leave the queue to fill.
+            collector.write_cycle_with(&mut |c| {
+                for _ in 0..queue_size {
+                    match queue.try_next() {
+                        Some((d, from)) => c.handle(&d, from),
+                        None => break,
+                    }
+                }
+            });
+            next_write += Duration::from_secs(collector.cfg.write_interval);
+        }
+    }
+    collector.write_cycle();
+    let (received, rejected) = collector.totals();
+    svc::log::info(&format!(
+        "opticon-collector exiting on signal: {received} received, {} accepted, rejected {rejected:?}",
+        collector.counters.accepted
+    ));
+    drop(pidfile);
+    Ok(())
+}
+
+/// The next instant aligned to a multiple of `every` in wall-clock time
+/// (records land on whole minutes with the default interval).
+fn next_boundary(every: Duration) -> Instant {
+    let secs = every.as_secs().max(1);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = Duration::from_nanos((now.as_nanos() % (u128::from(secs) * 1_000_000_000)) as u64);
+    Instant::now() + (every - into.min(every))
+}
+
+/// Ask for a large kernel receive buffer; returns the size granted.
+fn set_rcvbuf(sock: &UdpSocket, bytes: usize) -> usize {
+    use std::os::unix::io::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let want = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: setsockopt/getsockopt on a socket this function borrows.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&want as *const libc::c_int).cast(),
+            4,
+        );
+        let mut got: libc::c_int = 0;
+        let mut len: libc::socklen_t = 4;
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut got as *mut libc::c_int).cast(),
+            &mut len,
+        );
+        got.max(0) as usize
+    }
+}

@@ -1,0 +1,209 @@
+//! Hosts in memory: each host's live state kept packed between write
+//! cycles, created (and restored from its latest record) when first
+//! heard, its meter definitions, and forgetting hosts that went silent.
+
+use super::packed::Packed;
+use super::sessions::mtime;
+use super::state::Collector;
+use crate::conf::{self, Node};
+use crate::db::meters::{self, MeterDef, Origin};
+use crate::db::tenant::HOST_FILE;
+use crate::db::{host, ParkedWriter};
+use crate::model::binary::{apply_payload, decode_sample, put_varint, PayloadReader};
+use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
+use crate::svc;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
+
+/// Modification times of `tenant.conf` and `host.conf` that a host's
+/// definitions were built from.
+pub(super) type DefsStamp = (Option<SystemTime>, Option<SystemTime>);
+
+/// Payloads that arrived for a host since its last write cycle, kept as
+/// received (length-prefixed) until the cycle merges them; a host that
+/// sends more than this between cycles is busy: it stays decoded until
+/// the cycle and its payloads merge as they arrive.
+const PENDING_LIMIT: usize = 16 << 10;
+
+/// One host's live state.
+///
+/// Between write cycles a host costs its packed meters (changes against
+/// the last record, which the parked writer keeps encoded) plus the
+/// payloads received since: decoding happens once per host per cycle, in
+/// the cycle, not per datagram.
+pub(super) struct HostState {
+    pub(super) packed: Packed,
+    pub(super) pending: Vec<u8>,
+    /// A busy host's current meters (`packed` and `pending` are then
+    /// out of date).
+    pub(super) busy: Option<Box<HostMeters>>,
+    pub(super) badness: f64,
+    pub(super) status: Status,
+    pub(super) last_seen: Instant,
+    pub(super) remote: SocketAddr,
+    /// The host's writer between write cycles (no open descriptors).
+    pub(super) writer: ParkedWriter,
+    /// Definitions, with the tenant's and the host's file times they
+    /// were built from.
+    pub(super) defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
+}
+
+impl HostState {
+    /// The last stored record, which packed meters are a delta against.
+    pub(super) fn base(&self) -> Option<HostMeters> {
+        let encoded = self.writer.prev_encoded()?;
+        decode_sample(encoded).ok().map(|(_, m)| m)
+    }
+
+    /// The current meters: unpacked, with the pending payloads merged;
+    /// returns them with their base (the caller packs them again).
+    pub(super) fn unpack(&mut self) -> (HostMeters, Option<HostMeters>) {
+        let base = self.base();
+        if let Some(meters) = self.busy.take() {
+            return (*meters, base);
+        }
+        let mut meters = self.packed.unpack(base.as_ref()).unwrap_or_else(|e| {
+            svc::log::err(&format!("cannot unpack a host's meters: {e}"));
+            HostMeters::new()
+        });
+        let mut r = PayloadReader::bare(&self.pending);
+        while let Ok(n) = r.read_varint() {
+            match r.read_bytes(n as usize) {
+                // Validated on arrival.
+                Ok(payload) => drop(apply_payload(&mut meters, payload)),
+                Err(_) => break,
+            }
+        }
+        self.pending = Vec::new();
+        (meters, base)
+    }
+
+    /// Keep a payload (validated) for the next write cycle.
+    pub(super) fn queue_payload(&mut self, payload: &[u8]) {
+        if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
+            let (meters, _) = self.unpack();
+            self.busy = Some(Box::new(meters));
+        }
+        if let Some(meters) = &mut self.busy {
+            let _ = apply_payload(meters, payload);
+            return;
+        }
+        self.pending.reserve_exact(payload.len() + 3);
+        put_varint(&mut self.pending, payload.len() as u64);
+        self.pending.extend_from_slice(payload);
+    }
+}
+
+impl Collector {
+    /// Pack a host just judged; when its record was stored, the meters
+    /// are their own base.
+    pub(super) fn settle(&mut self, key: (Uuid, Uuid), meters: HostMeters, stored: bool) {
+        let Some(h) = self.hosts.get_mut(&key) else {
+            return;
+        };
+        h.packed = if stored {
+            Packed::pack(&meters, Some(&meters))
+        } else {
+            Packed::pack(&meters, h.base().as_ref())
+        };
+    }
+
+    /// Note that a host was heard from, creating its state (restored from
+    /// its latest stored record: meters, badness and status survive a
+    /// collector restart).
+    pub(super) fn touch(&mut self, key: (Uuid, Uuid), from: SocketAddr) {
+        let now = Instant::now();
+        if let Some(h) = self.hosts.get_mut(&key) {
+            h.last_seen = now;
+            h.remote = from;
+            return;
+        }
+        let (tenant, host) = key;
+        let dir = self.db.host_dir(tenant, host);
+        let mut state = HostState {
+            packed: Packed::pack(&HostMeters::new(), None),
+            pending: Vec::new(),
+            busy: None,
+            badness: 0.0,
+            status: Status::Unset,
+            last_seen: now,
+            remote: from,
+            writer: ParkedWriter::default(),
+            defs: None,
+        };
+        if let Ok(Some((_, mut meters))) = host::latest(&dir) {
+            if let Some(MeterValue::Scalar(Scalar::Frac(b))) =
+                meters.get("badness").map(|m| &m.value)
+            {
+                state.badness = *b;
+            }
+            if let Some(MeterValue::Scalar(Scalar::Str(s))) = meters.get("status").map(|m| &m.value)
+            {
+                state.status = Status::parse(s);
+            }
+            meters.stamp(unix_now());
+            state.packed = Packed::pack(&meters, None);
+        }
+        svc::log::info(&format!(
+            "host {host} of tenant {tenant} seen from {}",
+            from.ip()
+        ));
+        self.hosts.insert(key, state);
+    }
+
+    /// The definitions that apply to a host: the tenant's (shared, not
+    /// copied), or a copy overlaid with the host's `host.conf` when it has
+    /// one (rebuilt only when either file changes).
+    pub(super) fn host_defs(&mut self, tenant: Uuid, host: Uuid) -> Arc<Vec<MeterDef>> {
+        let (base, tenant_modified) = match self.tenants.get(&tenant) {
+            Some(t) => (Arc::clone(&t.defs), t.modified),
+            None => (Arc::new(self.global.clone()), None),
+        };
+        let path = self.db.host_dir(tenant, host).join(HOST_FILE);
+        let modified = mtime(&path);
+        let stamp = (tenant_modified, modified);
+        let Some(state) = self.hosts.get_mut(&(tenant, host)) else {
+            return base;
+        };
+        if let Some((m, defs)) = &state.defs {
+            if *m == stamp {
+                return Arc::clone(defs);
+            }
+        }
+        let defs = match modified.and_then(|_| conf::load_file(&path).ok()) {
+            Some(doc) => match doc.get("meter") {
+                Some(Node::Dict(md)) => {
+                    let mut own = base.as_ref().clone();
+                    let _ = meters::overlay(&mut own, md, Origin::Host);
+                    Arc::new(own)
+                }
+                _ => base,
+            },
+            None => base,
+        };
+        state.defs = Some((stamp, Arc::clone(&defs)));
+        defs
+    }
+
+    /// Drop hosts silent for `interval/forget` from memory, with their
+    /// sessions; their stored data stays until purged.
+    pub(super) fn forget_silent(&mut self) {
+        let limit = Duration::from_secs(self.cfg.forget);
+        let gone: Vec<(Uuid, Uuid)> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.last_seen.elapsed() > limit)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.hosts.remove(&key);
+            self.sessions.retain(|_, s| (s.tenant, s.host) != key);
+            svc::log::info(&format!(
+                "host {} silent for {} s: forgotten",
+                key.1, self.cfg.forget
+            ));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! What the collector publishes about itself each write cycle: its
+//! counters (`collector.metrics`, read by `/metrics` and `--metrics`) and
+//! its open sessions without keys (`collector.sessions`, for `/session`).
+
+use super::state::Collector;
+use super::{receive, report};
+use crate::conf::{Dict, Node};
+use crate::db::published::{METRICS_FILE, SESSIONS_FILE};
+use crate::model::{unix_now, Status};
+use crate::svc;
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl Collector {
+    /// The open sessions, without their keys, for the API's `/session`.
+    pub(super) fn publish_sessions(&self, now: i64) -> Result<(), crate::db::DbError> {
+        use std::fmt::Write;
+        let path = self.db.root().join(SESSIONS_FILE);
+        let mut out = crate::db::Replacement::create(&path)?;
+        out.write(b"{\"session\": [")?;
+        let mut line = String::new();
+        let mut first = true;
+        for (id, s) in &self.sessions {
+            let Some(h) = self.hosts.get(&(s.tenant, s.host)) else {
+                continue;
+            };
+            line.clear();
+            let seen = now - h.last_seen.elapsed().as_secs() as i64;
+            let _ = write!(
+                line,
+                "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": \"{}\", \"sessid\": \"{id:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
+                if first { "" } else { "," },
+                s.tenant,
+                s.host,
+                h.remote.ip(),
+                crate::db::time::iso(seen),
+                s.window.highest(),
+                h.remote
+            );
+            out.write(line.as_bytes())?;
+            first = false;
+        }
+        out.write(b"\n]}\n")?;
+        out.commit()
+    }
+
+    /// Datagrams received and rejected by reason, including those the
+    /// receive thread refused before queueing.
+    pub fn totals(&self) -> (u64, Vec<(&'static str, u64)>) {
+        let mut rejected = self.counters.rejected.clone();
+        let mut received = self.counters.received;
+        if let Some(q) = &self.queue {
+            for (reason, n) in receive::EARLY_REASONS.iter().zip(q.early.iter()) {
+                let n = n.load(std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    *rejected.entry(reason).or_default() += n;
+                    received += n;
+                }
+            }
+        }
+        let mut reasons: Vec<_> = rejected.into_iter().collect();
+        reasons.sort();
+        (received, reasons)
+    }
+
+    /// Write the collector's own metrics, for the API and for
+    /// `opticon-collector --metrics`.
+    pub(super) fn publish_metrics(&self, cycle: Duration, by_status: &HashMap<&str, i64>) {
+        let (received, reasons) = self.totals();
+        let mut m = Dict::new();
+        m.insert("time", Node::Int(unix_now()));
+        m.insert("received", Node::Int(received as i64));
+        m.insert("accepted", Node::Int(self.counters.accepted as i64));
+        let mut rejected = Dict::new();
+        for (reason, n) in reasons {
+            rejected.insert(reason, Node::Int(n as i64));
+        }
+        m.insert("rejected", Node::Dict(rejected));
+        m.insert("sessions", Node::Int(self.sessions.len() as i64));
+        let mut statuses = Dict::new();
+        for st in Status::ALL.map(Status::as_str) {
+            statuses.insert(st, Node::Int(by_status.get(st).copied().unwrap_or(0)));
+        }
+        m.insert("hosts", Node::Dict(statuses));
+        m.insert(
+            "write_cycle_ms",
+            Node::Frac((cycle.as_secs_f64() * 1e6).round() / 1e3),
+        );
+        m.insert("rcvbuf", Node::Int(self.rcvbuf as i64));
+        if let Some(q) = &self.queue {
+            use std::sync::atomic::Ordering;
+            m.insert(
+                "queue_depth",
+                Node::Int(q.depth.load(Ordering::Relaxed) as i64),
+            );
+            m.insert(
+                "queue_drops",
+                Node::Int(q.drops.load(Ordering::Relaxed) as i64),
+            );
+        }
+        if let Some(errors) = report::kernel_rcvbuf_errors() {
+            m.insert("kernel_rcvbuf_errors", Node::Int(errors as i64));
+        }
+        let path = self.db.root().join(METRICS_FILE);
+        if let Err(e) = crate::db::write_replace(&path, Node::Dict(m).to_json(true).as_bytes()) {
+            svc::log::warn(&e.to_string());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The collector's state: the tenants and sessions it knows, the hosts it
+//! hears from, and what arrived. Each concern's methods live in the file
+//! named after it ([`super::sessions`], [`super::hosts`],
+//! [`super::cycle`], [`super::metrics`]).
+
+use super::config::CollectorConfig;
+use super::hosts::HostState;
+use super::sessions::{Session, TenantInfo};
+use super::{notify, ping, receive};
+use crate::db::meters::MeterDef;
+use crate::db::Db;
+use crate::svc;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Counters of what arrived, by outcome.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams read from the socket.
+    pub received: u64,
+    /// Datagrams accepted.
+    pub accepted: u64,
+    /// Rejections by reason (the names of `Rejection::counter`).
+    pub rejected: HashMap<&'static str, u64>,
+}
+
+/// The collector's whole state.
+pub struct Collector {
+    pub(super) cfg: CollectorConfig,
+    pub(super) db: Db,
+    pub(super) global: Vec<MeterDef>,
+    pub(super) tenants: HashMap<Uuid, TenantInfo>,
+    pub(super) sessions: HashMap<u64, Session>,
+    pub(super) hosts: HashMap<(Uuid, Uuid), HostState>,
+    /// Sessions whose derived key is cached, oldest first.
+    pub(super) keyed: VecDeque<u64>,
+    /// What arrived so far.
+    pub counters: Counters,
+    pub(super) plain: Vec<u8>,
+    /// Granted kernel receive buffer, for the metrics.
+    pub rcvbuf: usize,
+    /// The receive queue's counters, when one runs.
+    pub queue: Option<receive::QueueStats>,
+    pub(super) last_quota: Instant,
+    pub(super) notifier: notify::Notifier,
+    /// The pinger, when enabled and a socket could be opened.
+    pub pinger: Option<ping::Pinger>,
+}
+
+impl Collector {
+    /// A collector over `cfg.db` with the global meter definitions
+    /// (defaults overlaid with `opticon-meter.conf`).
+    pub fn new(cfg: CollectorConfig, global: Vec<MeterDef>) -> Collector {
+        let db = Db::new(&cfg.db);
+        let notify_cfg = cfg.notify.clone();
+        let mut c = Collector {
+            cfg,
+            db,
+            global,
+            tenants: HashMap::new(),
+            sessions: HashMap::new(),
+            hosts: HashMap::new(),
+            keyed: VecDeque::new(),
+            counters: Counters::default(),
+            plain: Vec::with_capacity(65536),
+            rcvbuf: 0,
+            queue: None,
+            last_quota: Instant::now(),
+            notifier: notify::Notifier::new(notify_cfg),
+            pinger: None,
+        };
+        c.refresh_tenants();
+        c
+    }
+
+    /// Apply a reloaded configuration. The listening address and the
+    /// database path stay as they are until a restart (and say so).
+    pub fn reconfigure(&mut self, cfg: CollectorConfig, global: Vec<MeterDef>) {
+        if cfg.listen != self.cfg.listen
+            || cfg.db != self.cfg.db
+            || (cfg.ping, cfg.ping_interval) != (self.cfg.ping, self.cfg.ping_interval)
+        {
+            svc::log::warn(
+                "network/address, network/port, database/path and ping change only with a restart",
+            );
+        }
+        let (listen, db) = (self.cfg.listen, self.cfg.db.clone());
+        if cfg.notify != self.cfg.notify {
+            self.notifier = notify::Notifier::new(cfg.notify.clone());
+        }
+        self.cfg = CollectorConfig { listen, db, ..cfg };
+        self.global = global;
+        self.tenants.clear();
+        for h in self.hosts.values_mut() {
+            h.defs = None;
+        }
+        self.refresh_tenants();
+    }
+}
