@@ -1,361 +1,19 @@
-//! One host's samples: UTC day files of frames, one writer, any readers.
-//!
-//! A day file holds blocks of up to [`KEYFRAME_INTERVAL`] samples: a full
-//! frame (the binary sample codec) followed by delta frames. A sample is
-//! appended with a single `write(2)`, so a crash can only leave a torn
-//! last frame; [`HostWriter::open`] cuts it off. Readers never return a
-//! frame whose checksum fails, and skip deltas whose chain is broken.
+//! The one writer of a host: the block encoder, appends, syncs, parking
+//! between write cycles, the writer lock and repairing a torn tail.
 
-use super::delta;
-use super::format::{
-    self, check_header, put_frame, scan, tail_chain, Damage, Frame, Scan, FRAME_DELTA, FRAME_KEY,
-    HEADER_LEN, KIND_SAMPLES,
+use super::day::{corrupt, day_files, day_path, read_day, KEYFRAME_INTERVAL, LOCK_FILE};
+use crate::db::delta;
+use crate::db::format::{
+    self, check_header, put_frame, scan, Damage, FRAME_DELTA, FRAME_KEY, HEADER_LEN, KIND_SAMPLES,
 };
-use super::time::Date;
-use super::{io_at, DbError};
+use crate::db::time::Date;
+use crate::db::{io_at, DbError};
 use crate::model::binary::{decode_sample, encode_sample};
-use crate::model::{HostMeters, MeterValue};
+use crate::model::HostMeters;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-
-/// Most frames in a block: a full frame, then deltas. Bounds the work to
-/// rebuild any sample and the samples one damaged byte can cost.
-pub const KEYFRAME_INTERVAL: usize = 60;
-/// Extension of day files.
-pub const DAY_EXT: &str = "osd";
-/// Name of the writer lock file in a host directory.
-pub const LOCK_FILE: &str = ".lock";
-
-/// A day file of a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DayFile {
-    /// Its UTC date.
-    pub date: Date,
-    /// Its path.
-    pub path: PathBuf,
-}
-
-/// The path of a host's day file.
-pub fn day_path(dir: &Path, date: Date) -> PathBuf {
-    dir.join(format!("{}.{DAY_EXT}", date.stem()))
-}
-
-/// A host's day files, oldest first.
-pub fn day_files(dir: &Path) -> Result<Vec<DayFile>, DbError> {
-    let mut days = Vec::new();
-    for entry in io_at(dir, fs::read_dir(dir))? {
-        let entry = io_at(dir, entry)?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".osd")) else {
-            continue;
-        };
-        if let Some(date) = Date::from_stem(stem) {
-            days.push(DayFile {
-                date,
-                path: entry.path(),
-            });
-        }
-    }
-    days.sort_by_key(|d| d.date);
-    Ok(days)
-}
-
-/// One day file read into memory and scanned.
-pub struct Day {
-    /// Its path, for messages.
-    pub path: PathBuf,
-    /// The whole file.
-    pub buf: Vec<u8>,
-    /// Its frames and damage.
-    pub scan: Scan,
-}
-
-fn corrupt(path: &Path, what: impl std::fmt::Display) -> DbError {
-    DbError::Corrupt(path.to_path_buf(), what.to_string())
-}
-
-fn read_checked(path: &Path) -> Result<Vec<u8>, DbError> {
-    let buf = io_at(path, fs::read(path))?;
-    check_header(&buf, KIND_SAMPLES).map_err(|e| corrupt(path, e))?;
-    Ok(buf)
-}
-
-/// Read and scan a day file.
-pub fn read_day(path: &Path) -> Result<Day, DbError> {
-    let buf = read_checked(path)?;
-    let scan = scan(&buf);
-    Ok(Day {
-        path: path.to_path_buf(),
-        buf,
-        scan,
-    })
-}
-
-/// Rebuild samples frame by frame.
-struct Replayer {
-    state: Option<HostMeters>,
-}
-
-impl Replayer {
-    fn new() -> Replayer {
-        Replayer { state: None }
-    }
-
-    /// Feed the next frame; the sample it completes, if decodable.
-    fn feed(&mut self, buf: &[u8], f: &Frame) -> Option<&HostMeters> {
-        let body = &buf[f.body.0..f.body.1];
-        match f.kind {
-            FRAME_KEY => {
-                self.state = decode_sample(body).ok().map(|(_, mut m)| {
-                    m.stamp(f.time);
-                    m
-                })
-            }
-            _ if !f.follows => self.state = None,
-            _ => {
-                if let Some(state) = &mut self.state {
-                    if delta::apply(state, body, f.time).is_err() {
-                        self.state = None;
-                    }
-                }
-            }
-        }
-        self.state.as_ref()
-    }
-}
-
-impl Day {
-    /// Every decodable sample of the day in order; `visit` returns false to
-    /// stop early.
-    pub fn replay(&self, mut visit: impl FnMut(i64, &HostMeters) -> bool) {
-        let mut r = Replayer::new();
-        for f in &self.scan.frames {
-            if let Some(m) = r.feed(&self.buf, f) {
-                if !visit(f.time, m) {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The sample of frame `index`, rebuilt from its block's full frame.
-    pub fn sample(&self, index: usize) -> Option<(i64, HostMeters)> {
-        let frames = &self.scan.frames;
-        let target = frames.get(index)?;
-        let mut start = index;
-        while frames[start].kind != FRAME_KEY {
-            if !frames[start].follows || start == 0 {
-                return None;
-            }
-            start -= 1;
-        }
-        let mut r = Replayer::new();
-        for f in &frames[start..index] {
-            r.feed(&self.buf, f)?;
-        }
-        r.feed(&self.buf, target).map(|m| (target.time, m.clone()))
-    }
-
-    /// The newest decodable sample at or before `t`.
-    pub fn sample_at_or_before(&self, t: i64) -> Option<(i64, HostMeters)> {
-        let upto = self.scan.frames.partition_point(|f| f.time <= t);
-        (0..upto).rev().find_map(|i| self.sample(i))
-    }
-}
-
-/// The latest sample in one day file, walking back from its end; falls
-/// back to a full scan when the tail is damaged.
-fn latest_in(path: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
-    let buf = read_checked(path)?;
-    if let Some(chain) = tail_chain(&buf, KEYFRAME_INTERVAL) {
-        let mut r = Replayer::new();
-        let mut decoded = false;
-        for f in &chain {
-            decoded = r.feed(&buf, f).is_some();
-        }
-        if let (true, Some(state), Some(f)) = (decoded, r.state, chain.last()) {
-            return Ok(Some((f.time, state)));
-        }
-    }
-    let day = Day {
-        path: path.to_path_buf(),
-        scan: scan(&buf),
-        buf,
-    };
-    Ok((0..day.scan.frames.len()).rev().find_map(|i| day.sample(i)))
-}
-
-/// The host's latest sample: one read of its newest day file and at most
-/// one block decoded.
-pub fn latest(dir: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
-    for day in day_files(dir)?.iter().rev() {
-        if let Some(found) = latest_in(&day.path)? {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
-}
-
-/// The newest sample at or before `t`, looking back across day files (a
-/// day without data yields the previous day's last sample).
-pub fn at(dir: &Path, t: i64) -> Result<Option<(i64, HostMeters)>, DbError> {
-    let limit = Date::of(t);
-    for day in day_files(dir)?.iter().rev().filter(|d| d.date <= limit) {
-        if let Some(found) = read_day(&day.path)?.sample_at_or_before(t) {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
-}
-
-/// The numeric value of a meter: a scalar, or an array's first element.
-pub fn numeric(value: &MeterValue) -> Option<f64> {
-    value.element(0).and_then(|e| e.as_f64())
-}
-
-/// Every stored value of a numeric meter with `from <= time <= to`.
-pub fn series(dir: &Path, meter: &str, from: i64, to: i64) -> Result<Vec<(i64, f64)>, DbError> {
-    let mut out = Vec::new();
-    let (first, last) = (Date::of(from), Date::of(to));
-    for day in day_files(dir)?
-        .iter()
-        .filter(|d| d.date >= first && d.date <= last)
-    {
-        let day = read_day(&day.path)?;
-        day.replay(|t, m| {
-            if t > to {
-                return false;
-            }
-            if t >= from {
-                if let Some(v) = m.get(meter).and_then(|m| numeric(&m.value)) {
-                    out.push((t, v));
-                }
-            }
-            true
-        });
-    }
-    Ok(out)
-}
-
-/// One point of a downsampled series.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
-    /// Start of the bucket.
-    pub time: i64,
-    /// Mean of the samples in the bucket.
-    pub avg: f64,
-    /// Smallest sample.
-    pub min: f64,
-    /// Largest sample.
-    pub max: f64,
-    /// Number of samples.
-    pub count: usize,
-}
-
-/// Reduce a series over `[from, to]` to `points` equal buckets; empty
-/// buckets are left out.
-pub fn downsample(series: &[(i64, f64)], from: i64, to: i64, points: usize) -> Vec<Point> {
-    let points = points.max(1);
-    let span = (to - from).max(1) as f64;
-    let mut buckets: Vec<Option<Point>> = vec![None; points];
-    for &(t, v) in series {
-        let i = (((t - from) as f64 / span) * points as f64) as usize;
-        let i = i.min(points - 1);
-        let start = from + (span * i as f64 / points as f64) as i64;
-        let p = buckets[i].get_or_insert(Point {
-            time: start,
-            avg: 0.0,
-            min: v,
-            max: v,
-            count: 0,
-        });
-        p.avg += v;
-        p.min = p.min.min(v);
-        p.max = p.max.max(v);
-        p.count += 1;
-    }
-    buckets
-        .into_iter()
-        .flatten()
-        .map(|mut p| {
-            p.avg /= p.count as f64;
-            p
-        })
-        .collect()
-}
-
-/// Disk use and time range of a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
-    /// Bytes of every file in the host directory.
-    pub bytes: u64,
-    /// Time of the first stored sample.
-    pub first: Option<i64>,
-    /// Time of the last stored sample.
-    pub last: Option<i64>,
-}
-
-/// The first frame time of a day file, reading only its start.
-fn first_time(path: &Path) -> Result<Option<i64>, DbError> {
-    let mut f = io_at(path, File::open(path))?;
-    let mut head = vec![0u8; HEADER_LEN + 4096];
-    let mut n = 0;
-    while n < head.len() {
-        match io_at(path, f.read(&mut head[n..]))? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    head.truncate(n);
-    check_header(&head, KIND_SAMPLES).map_err(|e| corrupt(path, e))?;
-    match scan(&head).frames.first() {
-        Some(fr) => Ok(Some(fr.time)),
-        // A first frame larger than the probe: read the whole file.
-        None => Ok(read_day(path)?.scan.frames.first().map(|fr| fr.time)),
-    }
-}
-
-/// The last frame time of a day file, reading only its end.
-fn last_time(path: &Path) -> Result<Option<i64>, DbError> {
-    let mut f = io_at(path, File::open(path))?;
-    let len = io_at(path, f.metadata())?.len();
-    let probe = len.min(64 * 1024);
-    io_at(path, f.seek(SeekFrom::Start(len - probe)))?;
-    let mut tail = vec![0u8; probe as usize];
-    io_at(path, f.read_exact(&mut tail))?;
-    // The probe may start mid-frame; frame_before only needs the tail.
-    let offset = (len - probe) as usize;
-    let mut padded = vec![0u8; offset.min(HEADER_LEN)];
-    padded.extend_from_slice(&tail);
-    if let Some(fr) = format::frame_before(&padded, padded.len()) {
-        return Ok(Some(fr.time));
-    }
-    Ok(read_day(path)?.scan.frames.last().map(|fr| fr.time))
-}
-
-/// Bytes used and the first and last sample times of a host.
-pub fn usage(dir: &Path) -> Result<Usage, DbError> {
-    let days = day_files(dir)?;
-    let mut u = Usage {
-        bytes: super::dir_bytes(dir)?,
-        ..Usage::default()
-    };
-    for d in &days {
-        if let Some(t) = first_time(&d.path)? {
-            u.first = Some(t);
-            break;
-        }
-    }
-    for d in days.iter().rev() {
-        if let Some(t) = last_time(&d.path)? {
-            u.last = Some(t);
-            break;
-        }
-    }
-    Ok(u)
-}
 
 /// What [`HostWriter::open`] repaired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -479,7 +137,7 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
             .write(true)
             .open(&path),
     )?;
-    super::adopt_owner(&path);
+    super::super::adopt_owner(&path);
     for attempt in 0..20 {
         // SAFETY: flock on a descriptor this function owns.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -530,7 +188,7 @@ impl HostWriter {
     pub fn open(dir: &Path) -> Result<HostWriter, DbError> {
         if !dir.exists() {
             io_at(dir, fs::create_dir_all(dir))?;
-            super::adopt_owner(dir);
+            super::super::adopt_owner(dir);
         }
         let lock = lock(dir)?;
         let mut w = HostWriter {
@@ -584,7 +242,7 @@ impl HostWriter {
                 let header = format::header(KIND_SAMPLES, date.start());
                 io_at(&tmp, fs::write(&tmp, header))?;
                 io_at(&path, fs::rename(&tmp, &path))?;
-                super::adopt_owner(&path);
+                super::super::adopt_owner(&path);
             }
             let mut f = io_at(
                 &path,
@@ -600,7 +258,7 @@ impl HostWriter {
                     &path,
                     f.write_all(&format::header(KIND_SAMPLES, date.start())),
                 )?;
-                super::adopt_owner(&path);
+                super::super::adopt_owner(&path);
                 len = HEADER_LEN as u64;
             }
             // Blocks never span files: a new day starts with a full frame.

@@ -1,0 +1,247 @@
+//! What every command works with: the API endpoint, the token (logging
+//! in once when needed), the tenant, `--json`, and small readers of the
+//! API's answers.
+
+use super::client::Endpoint;
+use super::config::load_config;
+use super::error::{usage, CommandError};
+use super::token::{is_tty, prompt, read_cache, write_cache};
+use crate::conf::{self, Dict, Node};
+use getopts::Matches;
+use std::io::Write;
+
+/// The client's state for one run: endpoint, credentials and output mode.
+pub struct Cli {
+    pub(super) api: Endpoint,
+    pub(super) token: Option<String>,
+    pub(super) tenant: Option<String>,
+    pub(super) json: bool,
+    /// Whether the token came from the cache (and may be replaced).
+    pub(super) cached: bool,
+}
+
+impl Cli {
+    pub(super) fn new(m: &Matches) -> Result<Cli, CommandError> {
+        let cfg = load_config(m)?;
+        let url = m
+            .opt_str("api-url")
+            .or_else(|| {
+                cfg.path("endpoints/opticon")
+                    .and_then(Node::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "http://127.0.0.1:8888".into());
+        let api = Endpoint::parse(&url)?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut cached = false;
+        let token = m
+            .opt_str("opticon-token")
+            .or_else(|| env("OPTICON_TOKEN"))
+            .or_else(|| {
+                cfg.path("defaults/admin_token")
+                    .and_then(Node::as_str)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                let t = read_cache(&url);
+                cached = t.is_some();
+                t
+            });
+        let tenant = m
+            .opt_str("tenant")
+            .or_else(|| env("OPTICON_TENANT"))
+            .or_else(|| {
+                cfg.path("defaults/tenant")
+                    .and_then(Node::as_str)
+                    .map(str::to_string)
+            });
+        Ok(Cli {
+            api,
+            token,
+            tenant,
+            json: m.opt_present("json"),
+            cached,
+        })
+    }
+
+    fn login(&mut self, m: &Matches) -> Result<(), CommandError> {
+        if !is_tty() && m.opt_str("password").is_none() {
+            return Err(CommandError::Api(401, String::new()));
+        }
+        let user = match m.opt_str("username") {
+            Some(u) => u,
+            None => prompt("Username", false)?,
+        };
+        let password = match m.opt_str("password") {
+            Some(p) => p,
+            None => prompt("Password", true)?,
+        };
+        let mut body = Dict::new();
+        body.insert("username", Node::Str(user));
+        body.insert("password", Node::Str(password));
+        let (status, text) = self.api.request(
+            "POST",
+            "/login",
+            &[],
+            Some(&Node::Dict(body).to_json(false)),
+        )?;
+        if status != 200 {
+            return Err(CommandError::Other(format!("login failed ({status})")));
+        }
+        let token = parse(&text)?
+            .path("token")
+            .and_then(Node::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| CommandError::Other("login: no token in the answer".into()))?;
+        write_cache(&self.api.url, &token);
+        self.token = Some(token);
+        self.cached = true;
+        Ok(())
+    }
+
+    /// Call the API; logs in (once) when there is no token or the cached
+    /// one expired.
+    pub(super) fn call(
+        &mut self,
+        m: &Matches,
+        method: &str,
+        path: &str,
+        body: Option<Node>,
+    ) -> Result<Node, CommandError> {
+        if self.token.is_none() {
+            self.login(m)?;
+        }
+        let body = body.map(|b| b.to_json(false));
+        for attempt in 0..2 {
+            let token = self.token.clone().unwrap_or_default();
+            let (status, text) = self.api.request(
+                method,
+                path,
+                &[("X-Opticon-Token", token.as_str())],
+                body.as_deref(),
+            )?;
+            if status == 401 && attempt == 0 && (self.cached || self.token.is_none()) {
+                self.login(m)?;
+                continue;
+            }
+            if status >= 400 {
+                let msg = parse(&text)
+                    .ok()
+                    .and_then(|d| d.path("error").and_then(Node::as_str).map(str::to_string))
+                    .unwrap_or_else(|| text.trim().to_string());
+                return Err(CommandError::Api(status, msg));
+            }
+            return parse(&text);
+        }
+        Err(CommandError::Api(401, String::new()))
+    }
+
+    pub(super) fn tenant(&self) -> Result<String, CommandError> {
+        let t = self
+            .tenant
+            .clone()
+            .ok_or_else(|| usage("--tenant is required (or OPTICON_TENANT, or defaults/tenant)"))?;
+        uuid::Uuid::parse_str(&t).map_err(|_| usage(format!("tenant {t:?} is not a UUID")))?;
+        Ok(t)
+    }
+
+    /// A host by UUID, or by hostname through the tenant overview.
+    pub(super) fn host(&mut self, m: &Matches, t: &str) -> Result<String, CommandError> {
+        let h = m
+            .opt_str("host")
+            .ok_or_else(|| usage("--host is required"))?;
+        if uuid::Uuid::parse_str(&h).is_ok() {
+            return Ok(h);
+        }
+        let overview = self.call(m, "GET", &format!("/{t}/host/overview"), None)?;
+        let matches: Vec<String> = match overview.path("overview") {
+            Some(Node::Dict(d)) => d
+                .iter()
+                .filter(|(_, e)| {
+                    e.as_dict()
+                        .and_then(|e| e.get("hostname"))
+                        .and_then(Node::as_str)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&h))
+                })
+                .map(|(id, _)| id.to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        match matches.len() {
+            1 => Ok(matches[0].clone()),
+            0 => Err(CommandError::Other(format!(
+                "no host called {h:?} in tenant {t}"
+            ))),
+            n => Err(CommandError::Other(format!(
+                "{n} hosts are called {h:?}: use the UUID"
+            ))),
+        }
+    }
+
+    /// Print a JSON document as the API sent it.
+    pub(super) fn print(&self, node: &Node) {
+        println!("{}", node.to_json(true));
+    }
+
+    /// `/{T}` or, with `--host`, `/{T}/host/{H}`.
+    pub(super) fn watcher_base(&mut self, m: &Matches, t: &str) -> Result<String, CommandError> {
+        Ok(match m.opt_str("host") {
+            Some(_) => format!("/{t}/host/{}", self.host(m, t)?),
+            None => format!("/{t}"),
+        })
+    }
+
+    /// Print what `render` makes once, or every 15 seconds with `--watch`.
+    pub(super) fn repeat(
+        &mut self,
+        m: &Matches,
+        mut render: impl FnMut(&mut Cli) -> Result<String, CommandError>,
+    ) -> Result<(), CommandError> {
+        loop {
+            let text = render(self)?;
+            if m.opt_present("watch") {
+                print!("\x1b[H\x1b[2J");
+            }
+            print!("{text}");
+            let _ = std::io::stdout().flush();
+            if !m.opt_present("watch") {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_secs(15));
+        }
+    }
+}
+
+/// The API's answer as a document.
+pub(super) fn parse(text: &str) -> Result<Node, CommandError> {
+    conf::parse(text)
+        .map(Node::Dict)
+        .map_err(|e| CommandError::Other(format!("the API's answer is not JSON: {e}")))
+}
+
+/// `{key: value}`.
+pub(super) fn wrap(key: &str, value: Node) -> Node {
+    crate::db::views::wrap(key, value)
+}
+
+/// The array under `key`.
+pub(super) fn items<'a>(doc: &'a Node, key: &str) -> &'a [Node] {
+    match doc.path(key) {
+        Some(Node::Array(a)) => a,
+        _ => &[],
+    }
+}
+
+/// The entries of the object under `key`, keys as given.
+pub(super) fn entries(doc: &Node, key: &str) -> Vec<(String, Node)> {
+    match doc.as_dict().and_then(|d| d.get(key)) {
+        Some(Node::Dict(d)) => d.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value of option `--name`, which this command requires.
+pub(super) fn need(m: &Matches, name: &str) -> Result<String, CommandError> {
+    m.opt_str(name)
+        .ok_or_else(|| usage(format!("--{name} is required")))
+}

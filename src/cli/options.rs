@@ -1,0 +1,83 @@
+//! Every option of `opticon`, defined once: `--help` prints them, and
+//! each command reads the ones it needs.
+
+use crate::svc;
+use getopts::Options;
+
+/// The client's options.
+pub fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt(
+        "c",
+        "config-file",
+        "config file (default /etc/opticon/opticon-cli.conf)",
+        "FILE",
+    );
+    o.optopt(
+        "A",
+        "api-url",
+        "API URL (default http://127.0.0.1:8888)",
+        "URL",
+    );
+    o.optopt(
+        "O",
+        "opticon-token",
+        "token (default: OPTICON_TOKEN, the config, the cache)",
+        "TOKEN",
+    );
+    o.optopt(
+        "t",
+        "tenant",
+        "tenant UUID (default: OPTICON_TENANT, the config)",
+        "UUID",
+    );
+    o.optopt("H", "host", "host UUID or hostname", "HOST");
+    o.optopt("k", "key", "tenant key, base64", "KEY");
+    o.optopt("n", "name", "tenant name", "NAME");
+    o.optopt("l", "username", "user name", "USER");
+    o.optopt(
+        "p",
+        "password",
+        "password (prompted for when absent)",
+        "PASSWORD",
+    );
+    o.optopt("m", "meter", "meter name", "METER");
+    o.optopt(
+        "Y",
+        "type",
+        "meter type: integer, frac, string, table",
+        "TYPE",
+    );
+    o.optopt("D", "description", "meter description", "TEXT");
+    o.optopt("U", "unit", "meter unit", "UNIT");
+    o.optopt(
+        "L",
+        "level",
+        "watcher level: warning, alert (default), critical",
+        "LEVEL",
+    );
+    o.optopt(
+        "M",
+        "match",
+        "watcher comparison: gt (default), lt, eq, count",
+        "CMP",
+    );
+    o.optopt("V", "value", "watcher value", "VALUE");
+    o.optopt("W", "weight", "watcher weight (default 1.0)", "WEIGHT");
+    o.optopt(
+        "T",
+        "time",
+        "host-show: the record at this time (see opticon-db(8))",
+        "SPEC",
+    );
+    o.optflag("j", "json", "print the API's JSON");
+    o.optflag("g", "graphs", "host-show: graphs of the last 12 hours");
+    o.optflag(
+        "w",
+        "watch",
+        "host-show, host-overview: refresh every 15 seconds",
+    );
+    o.optflag("a", "admin", "user-create: an administrator");
+    svc::cli::standard(&mut o);
+    o
+}

@@ -1,0 +1,57 @@
+//! Every option of `opticon-db`, defined once.
+
+use getopts::Options;
+
+/// The tool's options.
+pub fn options() -> Options {
+    let mut o = Options::new();
+    o.optopt(
+        "p",
+        "path",
+        "database root (default /var/opticon/db)",
+        "DIR",
+    );
+    o.optopt("t", "tenant", "tenant UUID", "UUID");
+    o.optopt("H", "host", "host UUID, or hostname", "HOST");
+    o.optopt("n", "name", "tenant name", "NAME");
+    o.optopt("k", "key", "tenant key, base64 of 32 bytes", "BASE64");
+    o.optopt("m", "meter", "meter name", "METER");
+    o.optopt(
+        "Y",
+        "type",
+        "meter type: integer, frac, string, table",
+        "TYPE",
+    );
+    o.optopt("D", "description", "meter description", "TEXT");
+    o.optopt("U", "unit", "meter unit", "UNIT");
+    o.optopt(
+        "L",
+        "level",
+        "watcher level: warning, alert, critical",
+        "LEVEL",
+    );
+    o.optopt("M", "match", "watcher comparison: lt, gt, eq, count", "CMP");
+    o.optopt("V", "value", "watcher value", "VALUE");
+    o.optopt("W", "weight", "watcher weight (default 1.0)", "WEIGHT");
+    o.optopt("T", "time", "time spec (default now)", "SPEC");
+    o.optopt("", "from", "series start (default -1d)", "SPEC");
+    o.optopt("", "to", "series end (default now)", "SPEC");
+    o.optopt("", "points", "downsample a series to N points", "N");
+    o.optopt("", "older-than", "purge day files older than AGE", "AGE");
+    o.optopt("", "stale", "purge hosts silent for longer than AGE", "AGE");
+    o.optopt(
+        "",
+        "sync-every",
+        "host-import: fsync after N samples (default 1000)",
+        "N",
+    );
+    o.optflag(
+        "",
+        "progress",
+        "host-import: print each durable sample time",
+    );
+    o.optflag("", "repair", "fsck: repair what it finds");
+    o.optflag("j", "json", "print JSON");
+    crate::svc::cli::standard(&mut o);
+    o
+}
