@@ -336,13 +336,33 @@ pub struct Cidr {
     bits: u8,
 }
 
+/// Text that is not an address or a network, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// The address part does not parse.
+    Address(String),
+    /// The prefix length is not a number up to the address's width.
+    Prefix(String),
+}
+
+impl std::fmt::Display for CidrError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CidrError::Address(s) => write!(f, "{s:?} is not an address or network"),
+            CidrError::Prefix(s) => write!(f, "{s:?}: bad prefix length"),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 impl std::str::FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Cidr, String> {
+    type Err = CidrError;
+    fn from_str(s: &str) -> Result<Cidr, CidrError> {
         let (addr, bits) = s.split_once('/').unwrap_or((s, ""));
         let net: IpAddr = addr
             .parse()
-            .map_err(|_| format!("{s:?} is not an address or network"))?;
+            .map_err(|_| CidrError::Address(s.to_string()))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let bits = if bits.is_empty() {
             max
@@ -350,7 +370,7 @@ impl std::str::FromStr for Cidr {
             bits.parse::<u8>()
                 .ok()
                 .filter(|b| *b <= max)
-                .ok_or_else(|| format!("{s:?}: bad prefix length"))?
+                .ok_or_else(|| CidrError::Prefix(s.to_string()))?
         };
         Ok(Cidr { net, bits })
     }

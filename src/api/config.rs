@@ -1,6 +1,6 @@
 //! `opticon-api.conf`: every setting the API reads, with its default.
 
-use super::auth::Cidr;
+use super::auth::{Cidr, CidrError};
 use super::server;
 use crate::conf::{self, Dict, Node, ValueError};
 use std::net::SocketAddr;
@@ -29,7 +29,10 @@ pub struct ApiConfig {
 
 /// A list of networks at `key` (one string is a list of one).
 fn networks(doc: &Dict, key: &str, default: &[&str]) -> Result<Vec<Cidr>, ValueError> {
-    let parse = |s: &str| s.parse().map_err(|e: String| ValueError::new(key, e));
+    let parse = |s: &str| {
+        s.parse()
+            .map_err(|e: CidrError| ValueError::new(key, e.to_string()))
+    };
     match doc.path(key) {
         None => default.iter().map(|s| parse(s)).collect(),
         Some(Node::Array(items)) => items

@@ -47,7 +47,7 @@ pub fn bar(pct: f64, cells: usize) -> String {
     format!("[{}{}]", "#".repeat(filled), "-".repeat(cells - filled))
 }
 
-/// The `host-overview` table: NAME, [IP], STATUS, LOAD, [DISK I/O], NET
+/// The `host-overview` table: NAME, \[IP\], STATUS, LOAD, \[DISK I/O\], NET
 /// I/O, CPU with a bar; IP above 120 columns, disk i/o above 100.
 pub fn overview(doc: &Node, cols: usize) -> String {
     let mut rows: Vec<(String, &Node)> = match doc.path("overview") {
