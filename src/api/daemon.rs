@@ -12,12 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 fn options(o: &mut getopts::Options) {
-    o.optopt(
-        "m",
-        "meter-config-path",
-        "meter definitions (default /etc/opticon/opticon-meter.conf)",
-        "FILE",
-    );
+    svc::daemon::meter_config_option(o);
 }
 
 fn load(m: &getopts::Matches) -> Result<(ApiConfig, Vec<MeterDef>), DaemonError> {

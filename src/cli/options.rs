@@ -41,29 +41,7 @@ pub fn options() -> Options {
         "password (prompted for when absent)",
         "PASSWORD",
     );
-    o.optopt("m", "meter", "meter name", "METER");
-    o.optopt(
-        "Y",
-        "type",
-        "meter type: integer, frac, string, table",
-        "TYPE",
-    );
-    o.optopt("D", "description", "meter description", "TEXT");
-    o.optopt("U", "unit", "meter unit", "UNIT");
-    o.optopt(
-        "L",
-        "level",
-        "watcher level: warning, alert (default), critical",
-        "LEVEL",
-    );
-    o.optopt(
-        "M",
-        "match",
-        "watcher comparison: gt (default), lt, eq, count",
-        "CMP",
-    );
-    o.optopt("V", "value", "watcher value", "VALUE");
-    o.optopt("W", "weight", "watcher weight (default 1.0)", "WEIGHT");
+    svc::cli::definition_options(&mut o);
     o.optopt(
         "T",
         "time",

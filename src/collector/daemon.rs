@@ -13,12 +13,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime};
 
 fn options(o: &mut getopts::Options) {
-    o.optopt(
-        "m",
-        "meter-config-path",
-        "meter definitions (default /etc/opticon/opticon-meter.conf)",
-        "FILE",
-    );
+    svc::daemon::meter_config_option(o);
     o.optflag(
         "",
         "metrics",

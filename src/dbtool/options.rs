@@ -15,24 +15,7 @@ pub fn options() -> Options {
     o.optopt("H", "host", "host UUID, or hostname", "HOST");
     o.optopt("n", "name", "tenant name", "NAME");
     o.optopt("k", "key", "tenant key, base64 of 32 bytes", "BASE64");
-    o.optopt("m", "meter", "meter name", "METER");
-    o.optopt(
-        "Y",
-        "type",
-        "meter type: integer, frac, string, table",
-        "TYPE",
-    );
-    o.optopt("D", "description", "meter description", "TEXT");
-    o.optopt("U", "unit", "meter unit", "UNIT");
-    o.optopt(
-        "L",
-        "level",
-        "watcher level: warning, alert, critical",
-        "LEVEL",
-    );
-    o.optopt("M", "match", "watcher comparison: lt, gt, eq, count", "CMP");
-    o.optopt("V", "value", "watcher value", "VALUE");
-    o.optopt("W", "weight", "watcher weight (default 1.0)", "WEIGHT");
+    crate::svc::cli::definition_options(&mut o);
     o.optopt("T", "time", "time spec (default now)", "SPEC");
     o.optopt("", "from", "series start (default -1d)", "SPEC");
     o.optopt("", "to", "series end (default now)", "SPEC");

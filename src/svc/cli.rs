@@ -55,3 +55,31 @@ pub fn no_arguments(program: &str, m: &Matches) -> Result<(), i32> {
         None => Ok(()),
     }
 }
+
+/// The options that define meters and watchers, shared by `opticon` and
+/// `opticon-db` (both send or store the same definitions).
+pub fn definition_options(o: &mut Options) {
+    o.optopt("m", "meter", "meter name", "METER");
+    o.optopt(
+        "Y",
+        "type",
+        "meter type: integer, frac, string, table",
+        "TYPE",
+    );
+    o.optopt("D", "description", "meter description", "TEXT");
+    o.optopt("U", "unit", "meter unit", "UNIT");
+    o.optopt(
+        "L",
+        "level",
+        "watcher level: warning, alert (default), critical",
+        "LEVEL",
+    );
+    o.optopt(
+        "M",
+        "match",
+        "watcher comparison: gt (default), lt, eq, count",
+        "CMP",
+    );
+    o.optopt("V", "value", "watcher value", "VALUE");
+    o.optopt("W", "weight", "watcher weight (default 1.0)", "WEIGHT");
+}

@@ -103,6 +103,17 @@ fn daemon_options(opts: &mut Options, program: &str) {
     );
 }
 
+/// `-m`: the global meter definitions, for the daemons that judge or
+/// serve meters (read by [`daemon_config`]).
+pub fn meter_config_option(o: &mut Options) {
+    o.optopt(
+        "m",
+        "meter-config-path",
+        "meter definitions (default /etc/opticon/opticon-meter.conf)",
+        "FILE",
+    );
+}
+
 /// Run a daemon: its options (the common ones, then `extra`, then
 /// `-h`/`-v`), no free arguments, then `body`; an error from `body` is
 /// printed as `program: message`, logged, and exits 1.
