@@ -43,12 +43,23 @@ const PROCS: [&str; 16] = [
 const USERS: [&str; 5] = ["root", "www-data", "postgres", "app", "opticon"];
 
 /// One host's agent, producing a sample a minute with values that move
-/// the way real ones do: counters climb, rates wander, the process table
-/// reorders, static facts stay.
+/// the way real ones do: counters climb, gauges and rates wander, the
+/// process table reorders and churns, disks fill slowly, a meter now and
+/// then appears or vanishes (a mount, a probe that times out), static
+/// facts stay. Everything follows from the seed, so runs repeat.
 pub struct FakeHost {
     rng: Rng,
+    seed: u64,
     minute: i64,
     top: Vec<(i64, usize, usize)>,
+    /// Counters that only grow (CPU jiffies per core, bytes per NIC).
+    counters: [i64; 12],
+    /// Slowly drifting gauges: free memory, disk use per filesystem.
+    free_kb: i64,
+    pused: [f64; 5],
+    /// Minutes left of the optional meters' current state.
+    optional_for: i64,
+    optional_on: bool,
 }
 
 impl FakeHost {
@@ -58,10 +69,21 @@ impl FakeHost {
         let top = (0..10)
             .map(|i| (1000 + rng.below(30000) as i64, i, rng.below(5) as usize))
             .collect();
+        let mut counters = [0i64; 12];
+        for c in &mut counters {
+            *c = rng.below(1 << 40) as i64;
+        }
+        let pused = [41.5, 12.25, 97.0, 55.5, 3.75].map(|p| p + rng.frac(2.0));
         FakeHost {
+            free_kb: 8_000_000 + rng.below(1_000_000) as i64,
+            optional_for: 1 + rng.below(120) as i64,
+            optional_on: rng.below(2) == 0,
             rng,
+            seed,
             minute: 0,
             top,
+            counters,
+            pused,
         }
     }
 
@@ -79,7 +101,8 @@ impl FakeHost {
         let s = |x: &str| MeterValue::Scalar(Scalar::Str(x.into()));
         let i = |x: i64| MeterValue::Scalar(Scalar::Int(x));
         let f = |x: f64| MeterValue::Scalar(Scalar::Frac(x));
-        set("hostname", s("web-01.example.net"));
+        let seed = self.seed;
+        set("hostname", s(&format!("web-{seed:05}.example.net")));
         set("os/kernel", s("Linux"));
         set(
             "os/version",
@@ -104,7 +127,9 @@ impl FakeHost {
         set("io/rdops", i(r.below(500) as i64));
         set("io/wrops", i(r.below(900) as i64));
         set("mem/total", i(16_316_412));
-        set("mem/free", i(8_000_000 + r.below(100_000) as i64));
+        self.free_kb =
+            (self.free_kb + r.below(200_001) as i64 - 100_000).clamp(500_000, 16_000_000);
+        set("mem/free", i(self.free_kb));
         set("mem/swap", i(2_097_148));
         set("net/in_kbs", i(r.below(5000) as i64));
         set("net/out_kbs", i(r.below(9000) as i64));
@@ -115,9 +140,14 @@ impl FakeHost {
         set("proc/stuck", i(0));
         set("link/rtt", f(r.frac(2.0)));
         set("link/loss", f(0.0));
-        for k in 0..10 {
-            set(&format!("cpu/c{k}"), i(3_000_000 + k));
+        for (k, c) in self.counters.iter_mut().enumerate() {
+            *c += 1 + r.below(6000) as i64;
+            if k < 10 {
+                set(&format!("cpu/c{k}"), i(*c));
+            }
         }
+        set("net/in_bytes", i(self.counters[10]));
+        set("net/out_bytes", i(self.counters[11]));
         let strs =
             |v: &[&str]| MeterValue::Array(Array::Str(v.iter().map(|x| x.to_string()).collect()));
         set(
@@ -139,17 +169,37 @@ impl FakeHost {
                 209_715_200,
             ])),
         );
-        let drift = (self.minute / 30) as f64 * 0.01;
+        // Disks fill slowly (a few change each minute) and are now and
+        // then cleaned up.
+        for p in &mut self.pused {
+            if r.below(4) == 0 {
+                *p = (*p + r.frac(0.05)).min(99.99);
+            }
+            if r.below(2000) == 0 {
+                *p = (*p * 0.5).max(1.0);
+            }
+        }
         set(
             "df/pused",
-            MeterValue::Array(Array::Frac(vec![
-                41.5 + drift,
-                12.25,
-                97.0,
-                55.5 + drift,
-                3.75,
-            ])),
+            MeterValue::Array(Array::Frac(
+                self.pused
+                    .iter()
+                    .map(|p| (p * 100.0).round() / 100.0)
+                    .collect(),
+            )),
         );
+        // Meters that come and go: a probe that sometimes reports and
+        // sometimes times out.
+        self.optional_for -= 1;
+        if self.optional_for <= 0 {
+            self.optional_on = !self.optional_on;
+            self.optional_for = 1 + r.below(120) as i64;
+        }
+        if self.optional_on {
+            set("mysql/queries", i(self.counters[0] / 7));
+            set("mysql/threads", i(1 + r.below(40) as i64));
+            set("raid/state", s("clean"));
+        }
         // The process table: two neighbours swap places, and now and then
         // a process is replaced.
         let a = r.below(9) as usize;

@@ -1,10 +1,13 @@
 //! `opticon-loadgen`: simulate a fleet of agents against a collector on
 //! this machine, for load tests and benchmarks.
 //!
-//! Each simulated host has its own session and a realistic sample (from
-//! [`crate::fleet`]) split into datagrams as an agent would; it opens its
-//! session with an auth datagram, rotates its key every `--rotate`
-//! samples, and seals every datagram afresh. The run is bounded by
+//! Each simulated host has its own session and sends a fresh sample each
+//! round (from [`crate::fleet`]: counters grow, gauges drift, the process
+//! table churns, meters come and go, as a real agent's do), split into
+//! datagrams as an agent would; it opens its session with an auth
+//! datagram, rotates its key every `--rotate` samples, and seals every
+//! datagram afresh. `--constant` resends each host's first sample instead
+//! (the collector then stores empty deltas: an optimistic load). The run is bounded by
 //! `--duration` and `--count`, paced to `--rate` datagrams per second, and
 //! only ever sent to a loopback address.
 //!
@@ -26,6 +29,7 @@ use uuid::Uuid;
 struct SimHost {
     id: Uuid,
     session: SenderSession,
+    fake: FakeHost,
     payloads: Vec<Vec<u8>>,
     samples: u64,
 }
@@ -56,6 +60,11 @@ fn options() -> getopts::Options {
         "hostile",
         "also send hostile datagrams at this rate",
         "N",
+    );
+    o.optflag(
+        "",
+        "constant",
+        "resend each host's first sample (no changes between samples)",
     );
     o.optopt(
         "",
@@ -144,6 +153,7 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
         fleet.push(SimHost {
             id: Uuid::from_u64_pair(0x0b71_c0de_0000_0000 | i, i),
             session,
+            fake,
             payloads,
             samples: 0,
         });
@@ -161,6 +171,7 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
             }))
         })
         .transpose()?;
+    let constant = m.opt_present("constant");
     let (mut sent, mut auths, mut samples, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::with_capacity(max_datagram);
     let mut send = |d: &[u8], sent: &mut u64| {
@@ -185,6 +196,11 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
                 send(&d, &mut sent);
                 auths += 1;
             }
+            if !constant && h.samples > 0 {
+                let now = crate::model::unix_now();
+                h.payloads = split_sample(now, &h.fake.sample(now), max_datagram)
+                    .map_err(|e| e.to_string())?;
+            }
             for p in &h.payloads {
                 h.session.seal_meter_into(p, &mut buf);
                 send(&buf, &mut sent);
@@ -201,9 +217,10 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
     }
     let secs = start.elapsed().as_secs_f64();
     let mut report = format!(
-        "sent {sent} datagrams ({auths} auth, {} meter) for {hosts} hosts, {samples} samples, in {secs:.2} s: {:.0}/s; {errors} send errors",
+        "sent {sent} datagrams ({auths} auth, {} meter) for {hosts} hosts, {samples} samples, in {secs:.2} s: {:.0}/s; {errors} send errors; {} samples",
         sent - auths,
-        sent as f64 / secs
+        sent as f64 / secs,
+        if constant { "constant" } else { "changing" }
     );
     if let Some(thread) = hostile {
         let counts = thread.join().map_err(|_| "the hostile sender failed")?;

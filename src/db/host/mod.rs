@@ -7,12 +7,14 @@
 //! frame whose checksum fails, and skip deltas whose chain is broken.
 //!
 //! [`day`] reads day files, [`query`] answers questions over them and
-//! [`writer`] appends to them.
+//! [`writer`] appends to them, through [`storage`].
 
 pub mod day;
 pub mod query;
+pub mod storage;
 pub mod writer;
 
 pub use day::*;
 pub use query::*;
+pub use storage::{Disk, Storage};
 pub use writer::*;

@@ -11,9 +11,11 @@ use crate::db::{io_at, DbError};
 use crate::model::binary::{decode_sample, encode_sample};
 use crate::model::HostMeters;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::storage::{Disk, Storage};
 
 /// What [`HostWriter::open`] repaired.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,13 @@ pub fn encode_day(date: Date, samples: &[(i64, HostMeters)]) -> Vec<u8> {
 pub struct HostWriter {
     dir: PathBuf,
     _lock: File,
+    storage: Arc<dyn Storage>,
+    /// Directories whose new entries (this host's directory, a new day
+    /// file) the next [`HostWriter::sync`] makes durable.
+    unsynced_dirs: Vec<PathBuf>,
+    /// Day files left for a newer one since the last sync: their last
+    /// appends are made durable by the next sync too.
+    unsynced_files: Vec<(PathBuf, File)>,
     /// The open day file and its length.
     day: Option<(Date, File, u64)>,
     encoder: BlockEncoder,
@@ -157,7 +166,7 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
 
 /// Cut a day file back to its last valid frame if its tail is torn; a
 /// file too short for its header is reset to an empty day.
-fn repair_tail(path: &Path) -> Result<Option<Repair>, DbError> {
+fn repair_tail(storage: &dyn Storage, path: &Path) -> Result<Option<Repair>, DbError> {
     let buf = io_at(path, fs::read(path))?;
     let len = buf.len() as u64;
     let keep = if buf.len() < HEADER_LEN {
@@ -173,8 +182,8 @@ fn repair_tail(path: &Path) -> Result<Option<Repair>, DbError> {
         return Ok(None);
     }
     let f = io_at(path, OpenOptions::new().write(true).open(path))?;
-    io_at(path, f.set_len(keep))?;
-    io_at(path, f.sync_all())?;
+    io_at(path, storage.truncate(&f, path, keep))?;
+    io_at(path, storage.sync_file(&f, path))?;
     Ok(Some(Repair {
         path: path.to_path_buf(),
         from: len,
@@ -186,14 +195,34 @@ impl HostWriter {
     /// Take the host's writer lock (creating its directory), cut any torn
     /// tail left by a crash, and pick up where the last writer stopped.
     pub fn open(dir: &Path) -> Result<HostWriter, DbError> {
+        HostWriter::open_with(dir, Arc::new(Disk))
+    }
+
+    /// [`HostWriter::open`] with every file operation going to `storage`
+    /// (a test's recording storage; [`Disk`] otherwise).
+    pub fn open_with(dir: &Path, storage: Arc<dyn Storage>) -> Result<HostWriter, DbError> {
+        let mut unsynced_dirs = Vec::new();
         if !dir.exists() {
-            io_at(dir, fs::create_dir_all(dir))?;
+            // Every directory created, and the one holding the first of
+            // them, gets a new entry to make durable.
+            let mut missing = dir;
+            while let Some(parent) = missing.parent() {
+                unsynced_dirs.push(parent.to_path_buf());
+                if parent.exists() {
+                    break;
+                }
+                missing = parent;
+            }
+            io_at(dir, storage.create_dir(dir))?;
             super::super::adopt_owner(dir);
         }
         let lock = lock(dir)?;
         let mut w = HostWriter {
             dir: dir.to_path_buf(),
             _lock: lock,
+            storage,
+            unsynced_dirs,
+            unsynced_files: Vec::new(),
             day: None,
             encoder: BlockEncoder::default(),
             last_time: None,
@@ -201,7 +230,7 @@ impl HostWriter {
             repairs: Vec::new(),
         };
         if let Some(newest) = day_files(dir)?.pop() {
-            if let Some(r) = repair_tail(&newest.path)? {
+            if let Some(r) = repair_tail(w.storage.as_ref(), &newest.path)? {
                 w.repairs.push(r);
             }
             let day = read_day(&newest.path)?;
@@ -236,13 +265,13 @@ impl HostWriter {
         if self.day.as_ref().map(|(d, _, _)| *d) != Some(date) {
             let path = day_path(&self.dir, date);
             if !path.exists() {
-                // Readers never see a day file without its header: it is
-                // written beside and renamed into place.
-                let tmp = self.dir.join(format!(".{}.tmp", date.stem()));
+                // Readers never see a day file without its header.
                 let header = format::header(KIND_SAMPLES, date.start());
-                io_at(&tmp, fs::write(&tmp, header))?;
-                io_at(&path, fs::rename(&tmp, &path))?;
+                io_at(&path, self.storage.create_file(&path, &header))?;
                 super::super::adopt_owner(&path);
+                if !self.unsynced_dirs.contains(&self.dir) {
+                    self.unsynced_dirs.push(self.dir.clone());
+                }
             }
             let mut f = io_at(
                 &path,
@@ -254,16 +283,16 @@ impl HostWriter {
             )?;
             let mut len = io_at(&path, f.metadata())?.len();
             if len == 0 {
-                io_at(
-                    &path,
-                    f.write_all(&format::header(KIND_SAMPLES, date.start())),
-                )?;
+                let header = format::header(KIND_SAMPLES, date.start());
+                io_at(&path, self.storage.append(&mut f, &path, 0, &header))?;
                 super::super::adopt_owner(&path);
                 len = HEADER_LEN as u64;
             }
             // Blocks never span files: a new day starts with a full frame.
             self.encoder.reset();
-            self.day = Some((date, f, len));
+            if let Some((old, file, _)) = self.day.replace((date, f, len)) {
+                self.unsynced_files.push((day_path(&self.dir, old), file));
+            }
         }
         match &mut self.day {
             Some((_, f, _)) => Ok(f),
@@ -289,9 +318,11 @@ impl HostWriter {
         frame.clear();
         self.encoder.frame(time, meters, &mut frame);
         let path = day_path(&self.dir, date);
+        let storage = Arc::clone(&self.storage);
+        let offset = self.day.as_ref().map_or(0, |(_, _, len)| *len);
         let written = self
             .day_file(date)
-            .and_then(|f| io_at(&path, f.write_all(&frame)));
+            .and_then(|f| io_at(&path, storage.append(f, &path, offset, &frame)));
         let n = frame.len();
         self.frame = frame;
         written?;
@@ -360,6 +391,9 @@ impl HostWriter {
         Ok(HostWriter {
             dir: dir.to_path_buf(),
             _lock: lock,
+            storage: Arc::new(Disk),
+            unsynced_dirs: Vec::new(),
+            unsynced_files: Vec::new(),
             day: Some((mark.date, file, mark.len)),
             encoder: BlockEncoder {
                 prev: Some(prev),
@@ -372,11 +406,20 @@ impl HostWriter {
         })
     }
 
-    /// Make every appended sample durable (fdatasync of the open day file).
+    /// Make every appended sample durable: fdatasync of the open day
+    /// file, then fsync of the directories that got new entries since the
+    /// last sync (a new day file, a new host directory), without which a
+    /// crash could lose a synced file whole.
     pub fn sync(&mut self) -> Result<(), DbError> {
+        while let Some((path, f)) = self.unsynced_files.pop() {
+            io_at(&path, self.storage.sync_file(&f, &path))?;
+        }
         if let Some((date, f, _)) = &self.day {
             let path = day_path(&self.dir, *date);
-            io_at(&path, f.sync_data())?;
+            io_at(&path, self.storage.sync_file(f, &path))?;
+        }
+        while let Some(dir) = self.unsynced_dirs.pop() {
+            io_at(&dir, self.storage.sync_dir(&dir))?;
         }
         Ok(())
     }
