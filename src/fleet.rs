@@ -49,9 +49,10 @@ const USERS: [&str; 5] = ["root", "www-data", "postgres", "app", "opticon"];
 /// facts stay. Everything follows from the seed, so runs repeat.
 pub struct FakeHost {
     rng: Rng,
-    seed: u64,
     minute: i64,
     top: Vec<(i64, usize, usize)>,
+    /// The name it reports (`web-NNNNN.example.net` from the seed).
+    pub hostname: String,
     /// Counters that only grow (CPU jiffies per core, bytes per NIC).
     counters: [i64; 12],
     /// Slowly drifting gauges: free memory, disk use per filesystem.
@@ -79,7 +80,7 @@ impl FakeHost {
             optional_for: 1 + rng.below(120) as i64,
             optional_on: rng.below(2) == 0,
             rng,
-            seed,
+            hostname: format!("web-{seed:05}.example.net"),
             minute: 0,
             top,
             counters,
@@ -101,8 +102,7 @@ impl FakeHost {
         let s = |x: &str| MeterValue::Scalar(Scalar::Str(x.into()));
         let i = |x: i64| MeterValue::Scalar(Scalar::Int(x));
         let f = |x: f64| MeterValue::Scalar(Scalar::Frac(x));
-        let seed = self.seed;
-        set("hostname", s(&format!("web-{seed:05}.example.net")));
+        set("hostname", s(&self.hostname));
         set("os/kernel", s("Linux"));
         set(
             "os/version",

@@ -61,6 +61,12 @@ fn options() -> getopts::Options {
         "also send hostile datagrams at this rate",
         "N",
     );
+    o.optopt(
+        "",
+        "hostname",
+        "every simulated host reports NAME (default web-NNNNN.example.net)",
+        "NAME",
+    );
     o.optflag(
         "",
         "constant",
@@ -147,6 +153,9 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
     let mut fleet = Vec::with_capacity(hosts as usize);
     for i in 0..hosts {
         let mut fake = FakeHost::new(i + 1);
+        if let Some(name) = m.opt_str("hostname") {
+            fake.hostname = name;
+        }
         let payloads =
             split_sample(now, &fake.sample(now), max_datagram).map_err(|e| e.to_string())?;
         let session = SenderSession::new().map_err(|e| e.to_string())?;

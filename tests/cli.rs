@@ -204,7 +204,16 @@ fn every_subcommand_against_a_real_api() {
         .lines()
         .any(|l| l.starts_with("host")));
     ok(&s, &["watcher-delete", "--meter", "pcpu", "--host", HOST]);
+    let out = ok(&s, &["watcher-list", "--host", HOST]);
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("host") && l.contains("pcpu")),
+        "{out}"
+    );
     ok(&s, &["watcher-delete", "--meter", "pcpu"]);
+    assert!(!ok(&s, &["watcher-list"])
+        .lines()
+        .any(|l| l.starts_with("tenant") && l.contains("pcpu")));
 
     let out = ok(&s, &["host-list"]);
     assert!(out.starts_with("UUID") && out.contains(HOST), "{out}");
@@ -242,11 +251,13 @@ fn every_subcommand_against_a_real_api() {
             "200",
             "--duration",
             "2",
+            "--hostname",
+            "web-01.example.net",
         ])
         .output()
         .unwrap();
     assert!(load.status.success());
-    assert!(wait_for(Duration::from_secs(10), || ok(
+    assert!(wait_for(Duration::from_secs(60), || ok(
         &s,
         &["host-overview"]
     )
@@ -258,6 +269,55 @@ fn every_subcommand_against_a_real_api() {
     );
     let out = ok(&s, &["session-list"]);
     assert!(out.starts_with("ID") && out.lines().count() >= 4, "{out}");
+    // The summary counts the hosts the collector judged.
+    let summary = ok(&s, &["tenant-get-summary"]);
+    let counted: i64 = ["ok", "warning", "alert", "critical", "stale"]
+        .iter()
+        .filter_map(|k| {
+            opticon::conf::parse(&summary)
+                .ok()?
+                .get(k)
+                .and_then(opticon::conf::Node::as_int)
+        })
+        .sum();
+    assert!(counted >= 3, "{summary}");
+    // --watch redraws (every --interval seconds) until stopped.
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_opticon"))
+        .env("HOME", s.dir.path("home"))
+        .env("OPTICON_TOKEN", ADMIN)
+        .env("OPTICON_TENANT", A)
+        .args(["-c", &s.dir.s("none.conf"), "-A", &s.url])
+        .args(["host-overview", "--watch", "--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut screen = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        let mut seen = Vec::new();
+        while let Ok(n) = std::io::Read::read(&mut screen, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let _ = tx.send(
+                String::from_utf8_lossy(&seen)
+                    .matches("\x1b[H\x1b[2J")
+                    .count(),
+            );
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut screens = 0;
+    while screens < 3 && started.elapsed() < Duration::from_secs(60) {
+        if let Ok(n) = rx.recv_timeout(Duration::from_secs(1)) {
+            screens = n;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(screens >= 3, "--watch drew {screens} screens");
     // Three hosts share a hostname: the UUID is needed.
     let out = opticon(
         &s,
@@ -328,6 +388,38 @@ fn every_subcommand_against_a_real_api() {
         String::from_utf8_lossy(&out.stderr)
     );
     ok(&s, &["user-delete", "--username", "bob"]);
+    std::fs::remove_file(&cache).unwrap();
+    let out = opticon(
+        &s,
+        &[("OPTICON_TENANT", A)],
+        &["--username", "bob", "--password", "pw2", "host-list"],
+    );
+    assert_eq!(out.status.code(), Some(1), "a deleted user logged in");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login failed (401)"));
+    // An administrator (no tenant) sees every tenant.
+    ok(
+        &s,
+        &[
+            "user-create",
+            "--username",
+            "root2",
+            "--password",
+            "pw3",
+            "--admin",
+        ],
+    );
+    let out = opticon(
+        &s,
+        &[],
+        &["--username", "root2", "--password", "pw3", "tenant-list"],
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains(A) && listed.contains(B),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&cache).unwrap();
 
     // Errors: unreachable API, unknown command, missing tenant.
     let mut c = Command::new(env!("CARGO_BIN_EXE_opticon"));
@@ -358,6 +450,10 @@ fn every_subcommand_against_a_real_api() {
     let out = opticon(&s, &[("OPTICON_TOKEN", ADMIN)], &["host-list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant is required"));
+    ok(&s, &["meter-delete", "--meter", "extra/thing"]);
+    assert!(!ok(&s, &["meter-list"])
+        .lines()
+        .any(|l| l.starts_with("tenant") && l.contains("extra/thing")));
     ok(&s, &["host-delete", "--host", HOST]);
     assert!(!ok(&s, &["host-list"]).contains(HOST));
     assert!(ok(&s, &["dancing-bears"]).contains("(oo)"));

@@ -142,7 +142,7 @@ fn agent_to_collector_to_database() {
             record(&dir, host).unwrap().to_json(false)
         );
     } else {
-        eprintln!("no ICMP socket here: ping not tested ({log})");
+        common::unavailable(&format!("ping (no ICMP socket: {log})"));
     }
 
     // Garbage and forged datagrams are counted, never stored.

@@ -60,6 +60,20 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
     let mut legit = vec![agent
         .auth_datagram(&tenant_key, tenant, host_id, now())
         .unwrap()];
+    // The oldest serial, held back until the window has moved past it:
+    // then it is too old (not a replay, it was never seen).
+    let mut tiny = HostMeters::new();
+    tiny.set(
+        MeterName::new("burn").unwrap(),
+        MeterValue::Scalar(Scalar::Int(1)),
+        now(),
+    )
+    .unwrap();
+    let tiny = split_sample(now(), &tiny, 512).unwrap().remove(0);
+    let held_back = agent.meter_datagram(&tiny);
+    for _ in 0..opticon::wire::REPLAY_WINDOW + 2 {
+        legit.push(agent.meter_datagram(&tiny));
+    }
     let mut last = HostMeters::new();
     for i in 0..30 {
         let mut sample = common::representative_host();
@@ -112,6 +126,14 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
         .unwrap();
     hostile.push(stale_auth);
     expected.push(("clock_skew", 1));
+    // A well-formed header of the wrong length.
+    let mut short_auth = SenderSession::new()
+        .unwrap()
+        .auth_datagram(&tenant_key, tenant, host_id, now())
+        .unwrap();
+    short_auth.pop();
+    hostile.push(short_auth);
+    expected.push(("malformed", 1));
 
     // Interleave: each legitimate datagram preceded by a tampered copy of
     // itself (bad MAC) every third time, and followed by a replay every
@@ -140,8 +162,32 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
     for h in hostile_iter {
         c.handle(&h, from);
     }
+    c.handle(&held_back, from);
+    expected.push(("too_old", 1));
+    // Sealed by the real session, but not a payload the model accepts.
+    c.handle(&agent.meter_datagram(&[0xff; 24]), from);
+    expected.push(("bad_payload", 1));
     expected.push(("bad_mac", tampered + 1));
     expected.push(("replay", replayed));
+    // Every reason a datagram can be refused for is exercised, but
+    // `oversize` (nothing produces it yet; see the collector's limits).
+    let mut reasons: Vec<&str> = expected.iter().map(|(r, _)| *r).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            "bad_mac",
+            "bad_magic",
+            "bad_payload",
+            "bad_version",
+            "clock_skew",
+            "malformed",
+            "replay",
+            "too_old",
+            "unknown_session",
+            "unknown_tenant"
+        ]
+    );
 
     assert_eq!(
         c.counters.accepted,

@@ -580,16 +580,51 @@ fn bad_input_gets_one_clear_line() {
     let bad = r.write("bad.jsonl", "{\"time\": 1, \"meters\": {\"a b\": 1}}\n");
     let err = r.fails(&["-t", TENANT, "-H", HOST, "host-import", &bad], 1);
     assert!(err.contains("not allowed in a meter name"), "{err}");
-    // Permission denied, reported with the path (skipped as root, who may
-    // write anywhere).
-    if unsafe { libc::geteuid() } != 0 {
-        let locked = r.db().join(TENANT);
-        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o500))
-            .unwrap();
-        let err = r.fails(&["-t", TENANT, "-H", HOST, "host-import", &bad], 1);
-        assert!(err.contains("permission denied"), "{err}");
-        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+    // Permission denied, reported with the path. Root may write anywhere,
+    // so as root (CI) the command runs as nobody through setpriv(1).
+    // A valid record of a day no file exists for yet: storing it needs a
+    // new day file in the locked directory.
+    let good = r.write(
+        "good.jsonl",
+        "{\"time\": 1728000000, \"meters\": {\"pcpu\": 1.5}}\n",
+    );
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        common::chown_tree(&r.db(), 65534, 65534);
+    }
+    let locked: Vec<PathBuf> = [r.db().join(TENANT), r.db().join(TENANT).join(HOST)]
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    for d in &locked {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    }
+    let err = if root {
+        let db = r.db();
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_opticon-db"))
+            .args([
+                "-p",
+                db.to_str().unwrap(),
+                "-t",
+                TENANT,
+                "-H",
+                HOST,
+                "host-import",
+                &good,
+            ])
+            .output()
+            .expect("setpriv (util-linux) runs the check as nobody");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    } else {
+        r.fails(&["-t", TENANT, "-H", HOST, "host-import", &good], 1)
+    };
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(err.contains(TENANT), "the path is named: {err}");
+    for d in &locked {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
 }
 

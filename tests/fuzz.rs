@@ -262,6 +262,7 @@ fn day_file_reader_survives_damage() {
     use opticon::db::host::Day;
     let mut rng = Rng::new(seed() ^ 4);
     let seeds = vec![day_file(5), day_file(70)];
+    let mut chains = 0;
     for _ in 0..rounds() / 3 {
         let data = input(&mut rng, &seeds);
         if check_header(&data, KIND_SAMPLES).is_err() {
@@ -284,8 +285,20 @@ fn day_file_reader_survives_damage() {
                 assert_within_limits(&m);
             }
         }
-        let _ = opticon::db::format::tail_chain(&day.buf, 60);
+        // The tail chain, when there is one, is a run of valid frames
+        // ending the file's valid part and starting with a full frame.
+        if let Some(chain) = opticon::db::format::tail_chain(&day.buf, 60) {
+            chains += 1;
+            let first = chain.first().expect("a chain has frames");
+            assert_eq!(first.kind, opticon::db::format::FRAME_KEY);
+            assert!(chain.len() <= 61);
+            for f in &chain {
+                assert!(f.body.0 <= f.body.1 && f.body.1 <= day.buf.len());
+            }
+            assert!(chain.windows(2).all(|w| w[0].offset < w[1].offset));
+        }
     }
+    assert!(chains > 0, "no damaged file kept a tail chain");
 }
 
 #[test]
@@ -307,14 +320,31 @@ fn delta_decoder_survives_hostile_bodies() {
     .unwrap();
     let mut body = Vec::new();
     assert!(opticon::db::delta::encode(&a, &b, &mut body));
+    // The unmutated body rebuilds the target exactly.
+    let mut state = a.clone();
+    opticon::db::delta::apply(&mut state, &body, NOW).unwrap();
+    assert_eq!(
+        encode_host(&state, false),
+        encode_host(&b, false),
+        "the delta does not rebuild its target"
+    );
     let seeds = vec![body];
+    let (mut accepted, mut refused) = (0, 0);
     for _ in 0..rounds() / 3 {
         let data = input(&mut rng, &seeds);
         let mut state = a.clone();
         if opticon::db::delta::apply(&mut state, &data, NOW).is_ok() {
             assert_within_limits(&state);
+            accepted += 1;
+        } else {
+            refused += 1;
         }
     }
+    // Both paths were taken: mutations that still decode, and refusals.
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
 }
 
 #[test]

@@ -191,12 +191,21 @@ impl Cli {
         })
     }
 
-    /// Print what `render` makes once, or every 15 seconds with `--watch`.
+    /// Print what `render` makes once, or with `--watch` again every
+    /// `--interval` seconds (default 15).
     pub(super) fn repeat(
         &mut self,
         m: &Matches,
         mut render: impl FnMut(&mut Cli) -> Result<String, CommandError>,
     ) -> Result<(), CommandError> {
+        let every = match m.opt_str("interval") {
+            None => 15,
+            Some(s) => s.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                usage(format!(
+                    "--interval {s:?} is not a positive number of seconds"
+                ))
+            })?,
+        };
         loop {
             let text = render(self)?;
             if m.opt_present("watch") {
@@ -207,7 +216,7 @@ impl Cli {
             if !m.opt_present("watch") {
                 return Ok(());
             }
-            std::thread::sleep(std::time::Duration::from_secs(15));
+            std::thread::sleep(std::time::Duration::from_secs(every));
         }
     }
 }

@@ -55,6 +55,12 @@ pub fn options() -> Options {
         "watch",
         "host-show, host-overview: refresh every 15 seconds",
     );
+    o.optopt(
+        "i",
+        "interval",
+        "with --watch: seconds between refreshes (default 15)",
+        "SECONDS",
+    );
     o.optflag("a", "admin", "user-create: an administrator");
     svc::cli::standard(&mut o);
     o

@@ -513,11 +513,17 @@ pub fn delete_watcher(doc: &mut Dict, id: &str, level: Option<Level>) -> bool {
             Some(l) => vec![l],
             None => vec![Level::Warning, Level::Alert, Level::Critical],
         };
-        levels
+        let removed = levels
             .iter()
             .filter(|l| e.remove(l.as_str()).is_some())
             .count()
-            > 0
+            > 0;
+        // An entry left empty would still claim the meter for this
+        // document (its watchers would show as this origin's).
+        if e.is_empty() {
+            m.remove(id);
+        }
+        removed
     })
 }
 

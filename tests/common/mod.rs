@@ -131,9 +131,22 @@ pub fn chown_tree(path: &std::path::Path, uid: u32, gid: u32) {
     }
 }
 
+/// A check this machine cannot run: a note on a developer's machine, a
+/// failure in CI (`CI=true`), so that CI cannot drift into skipping it.
+pub fn unavailable(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI must run this check: {what}");
+    }
+    eprintln!("not checked here: {what}");
+}
+
+/// Hand a test tree to the user a daemon started as root drops to; as
+/// root, that user must exist (the daemons would refuse to start).
 pub fn give_to_service_user(path: &std::path::Path) {
-    if let Ok(Some((uid, gid))) = opticon::svc::process::service_user() {
-        chown_tree(path, uid, gid);
+    match opticon::svc::process::service_user() {
+        Ok(Some((uid, gid))) => chown_tree(path, uid, gid),
+        Ok(None) => {}
+        Err(e) => panic!("running as root without a service user: {e}"),
     }
 }
 
