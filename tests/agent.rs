@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Dir;
+use common::{Dir, PATIENCE};
 use opticon::crypto::SealKey;
 use opticon::model::binary::apply_payload;
 use opticon::model::{HostMeters, MeterValue};
@@ -112,6 +112,25 @@ impl Receiver {
         }
     }
 
+    /// Receive until `done` holds (checked after every datagram and
+    /// every read timeout), failing after [`PATIENCE`] with `what`.
+    fn pump_until(&mut self, what: &str, mut done: impl FnMut(&Receiver) -> bool) {
+        let end = Instant::now() + PATIENCE;
+        let mut buf = [0u8; 65536];
+        while !done(self) {
+            assert!(
+                Instant::now() < end,
+                "{what}: not within {PATIENCE:?}; {} samples, rejected {:?}",
+                self.meters_ok,
+                self.rejected
+            );
+            if let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+                let data = buf[..n].to_vec();
+                self.handle(&data);
+            }
+        }
+    }
+
     fn merged(&self) -> HostMeters {
         let mut all = HostMeters::new();
         for h in self.hosts.values() {
@@ -208,7 +227,25 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
         &config(rx.port(), probes),
         &["-f", "-D", dump.to_str().unwrap()],
     );
-    rx.pump(Duration::from_millis(6500));
+    let wanted = [
+        "hello",
+        "hostname",
+        "os/kernel",
+        "mem/total",
+        "loadavg",
+        "df/mount",
+        "uptime",
+        "agent/v",
+        "pcpu",
+        "net/in_kbs",
+    ];
+    rx.pump_until("4 samples, 2 session keys, a resend, every meter", |rx| {
+        let all = rx.merged();
+        rx.meters_ok >= 4
+            && rx.session_keys.len() >= 2
+            && rx.resends >= 1
+            && wanted.iter().all(|m| all.get(m).is_some())
+    });
 
     assert!(
         !rx.sessions.is_empty(),
@@ -232,18 +269,7 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
     assert_eq!(rx.rejected.len(), replays, "{:?}", rx.rejected);
     assert!(rx.largest <= 1400, "datagram of {} bytes", rx.largest);
     let all = rx.merged();
-    for meter in [
-        "hello",
-        "hostname",
-        "os/kernel",
-        "mem/total",
-        "loadavg",
-        "df/mount",
-        "uptime",
-        "agent/v",
-        "pcpu",
-        "net/in_kbs",
-    ] {
+    for meter in wanted {
         assert!(
             all.get(meter).is_some(),
             "{meter} missing from {:?}",
@@ -258,6 +284,11 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
         rx.session_keys.len() >= 2,
         "the session key was never rotated"
     );
+    // Both lanes were dumped (the slow lane every 2 s).
+    rx.pump_until("both lanes in the dump", |_| {
+        std::fs::read_to_string(&dump)
+            .is_ok_and(|d| d.contains("--- Fast ---") && d.contains("--- Slow ---"))
+    });
     let dumped = std::fs::read_to_string(&dump).unwrap();
     assert!(
         dumped.contains("--- Fast ---") && dumped.contains("--- Slow ---"),
@@ -272,18 +303,18 @@ fn agent_pushes_sealed_samples_and_recovers_from_a_collector_restart() {
     rx.sessions.clear();
     rx.rejected.clear();
     let before = rx.meters_ok;
-    rx.pump(Duration::from_millis(2500));
-    assert!(
-        rx.meters_ok > before,
-        "samples did not resume after the restart"
-    );
+    rx.pump_until("samples resuming after the restart", |rx| {
+        rx.meters_ok > before
+    });
 
     // SIGHUP reloads; SIGTERM exits cleanly and removes the pid file.
     signal(&child, libc::SIGHUP);
-    rx.pump(Duration::from_millis(600));
+    let log_path = dir.path("agent.log");
+    rx.pump_until("the reload logged", |_| {
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("configuration reloaded"))
+    });
     signal(&child, libc::SIGTERM);
-    let status =
-        wait_exit(&mut child, Duration::from_secs(3)).expect("agent did not exit on SIGTERM");
+    let status = wait_exit(&mut child, PATIENCE).expect("agent did not exit on SIGTERM");
     assert!(status.success(), "{status:?}");
     let log = std::fs::read_to_string(dir.path("agent.log")).unwrap();
     assert!(
@@ -307,7 +338,7 @@ fn bad_configs_and_a_live_pidfile_are_refused() {
     ];
     for (conf, needle) in cases {
         let mut child = agent(&dir, conf, &["-f"]);
-        let status = wait_exit(&mut child, Duration::from_secs(5)).expect("agent did not exit");
+        let status = wait_exit(&mut child, PATIENCE).expect("agent did not exit");
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert_eq!(status.code(), Some(1), "{conf}: {err}");
@@ -320,7 +351,7 @@ fn bad_configs_and_a_live_pidfile_are_refused() {
     std::fs::write(dir.path("agent.pid"), format!("{}\n", std::process::id())).unwrap();
     let rx = Receiver::new();
     let mut child = agent(&dir, &config(rx.port(), ""), &["-f"]);
-    let status = wait_exit(&mut child, Duration::from_secs(5)).expect("agent did not exit");
+    let status = wait_exit(&mut child, PATIENCE).expect("agent did not exit");
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1));
@@ -344,12 +375,14 @@ fn cloud_init_reads_the_collector_from_the_metadata_service() {
          \"opticon_host_id\": \"11111111-2222-3333-4444-555555555555\"}}}}",
         rx.port()
     );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
     let server = std::thread::spawn(move || {
-        // Serve the metadata document to every request for a while.
+        // Serve the metadata document to every request until the test
+        // has what it needs.
         http.set_nonblocking(true).unwrap();
-        let end = Instant::now() + Duration::from_secs(5);
         let mut served = Vec::new();
-        while Instant::now() < end {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok((mut s, _)) = http.accept() {
                 s.set_nonblocking(false).unwrap();
                 // Read the request up to its blank line, whatever the
@@ -379,9 +412,12 @@ fn cloud_init_reads_the_collector_from_the_metadata_service() {
     });
     let conf = format!("config cloud-init\nmetadata {{ url \"http://127.0.0.1:{http_port}/openstack/latest/meta_data.json\" }}\ninterval {{ fast 1 slow 2 }}\n");
     let mut child = agent(&dir, &conf, &["-f"]);
-    rx.pump(Duration::from_millis(3000));
+    rx.pump_until("a sample sent where the metadata said", |rx| {
+        rx.meters_ok >= 1
+    });
     signal(&child, libc::SIGTERM);
-    wait_exit(&mut child, Duration::from_secs(3)).expect("agent did not exit");
+    wait_exit(&mut child, PATIENCE).expect("agent did not exit");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let served = server.join().unwrap();
     assert_eq!(
         served.first().map(String::as_str),
@@ -458,7 +494,7 @@ fn several_collectors_ipv4_and_ipv6_each_get_their_own_session() {
         v6.pump(Duration::from_millis(100));
     }
     signal(&child, libc::SIGTERM);
-    wait_exit(&mut child, Duration::from_secs(3)).expect("agent did not exit");
+    wait_exit(&mut child, PATIENCE).expect("agent did not exit");
     for (name, rx) in [("IPv4", &v4), ("IPv6", &v6)] {
         assert!(rx.meters_ok >= 1, "{name}: no samples; {:?}", rx.rejected);
         assert!(rx.merged().get("hostname").is_some(), "{name}: no hostname");
@@ -473,11 +509,9 @@ fn detaches_into_the_background_with_a_pid_file() {
     let dir = Dir::new("agent-detach");
     let mut rx = Receiver::new();
     let mut parent = agent(&dir, &config(rx.port(), ""), &[]);
-    let status = wait_exit(&mut parent, Duration::from_secs(5))
-        .expect("the starting process did not return");
+    let status = wait_exit(&mut parent, PATIENCE).expect("the starting process did not return");
     assert!(status.success(), "{status:?}");
-    rx.pump(Duration::from_millis(1500));
-    assert!(rx.meters_ok >= 1, "the detached agent sent nothing");
+    rx.pump_until("a sample from the detached agent", |rx| rx.meters_ok >= 1);
     let pid: i32 = std::fs::read_to_string(dir.path("agent.pid"))
         .unwrap()
         .trim()

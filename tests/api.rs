@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
-    ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, TENANT as A,
+    ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, PATIENCE, TENANT as A,
 };
 use opticon::conf::{self, Node};
 use std::io::{Read, Write};
@@ -47,11 +47,7 @@ fn json(body: &str) -> Node {
 /// Start the API; `auth` goes into its auth section, `more` into its
 /// network section.
 fn start_with(dir: &Dir, auth: &str, more: &str) -> Api {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     std::fs::write(
         dir.path("api.conf"),
         format!(
@@ -62,11 +58,7 @@ fn start_with(dir: &Dir, auth: &str, more: &str) -> Api {
     .unwrap();
     let daemon = start_daemon(dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
     assert!(
-        wait_for(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            port
-        ))
-        .is_ok()),
+        wait_for(PATIENCE, || TcpStream::connect(("127.0.0.1", port)).is_ok()),
         "the API never listened"
     );
     Api {
@@ -330,14 +322,8 @@ fn the_admin_token_only_counts_from_admin_hosts() {
         .unwrap()
         .success());
     assert!(
-        wait_for(Duration::from_secs(10), || call(
-            api.port,
-            "GET",
-            "/",
-            Some(ADMIN),
-            ""
-        )
-        .0 == 200),
+        wait_for(PATIENCE, || call(api.port, "GET", "/", Some(ADMIN), "").0
+            == 200),
         "SIGHUP did not reload"
     );
     drop(api);

@@ -6,7 +6,7 @@ mod common;
 
 use common::{
     free_port, give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
-    ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, TENANT as A,
+    ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, PATIENCE, TENANT as A,
 };
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
@@ -45,11 +45,7 @@ fn setup(tag: &str) -> Setup {
         &["-t", A, "-H", HOST, "host-import", &dir.s("one.json")],
     );
     give_to_service_user(&dir.path("db"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     std::fs::write(
         dir.path("api.conf"),
         format!(
@@ -69,7 +65,7 @@ fn setup(tag: &str) -> Setup {
     .unwrap();
     let api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
     let collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
-    assert!(wait_for(Duration::from_secs(10), || TcpStream::connect((
+    assert!(wait_for(PATIENCE, || TcpStream::connect((
         "127.0.0.1",
         port
     ))

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir, TENANT};
+use common::{
+    free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir, PATIENCE, TENANT,
+};
 use opticon::conf::{self, Node};
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -110,7 +112,7 @@ fn agent_to_collector_to_database() {
         })
     };
     assert!(
-        wait_for(Duration::from_secs(10), complete),
+        wait_for(PATIENCE, complete),
         "no complete OK record; log:\n{}",
         std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default()
     );
@@ -137,7 +139,7 @@ fn agent_to_collector_to_database() {
             })
         };
         assert!(
-            wait_for(Duration::from_secs(10), pinged),
+            wait_for(PATIENCE, pinged),
             "no link/rtt and link/loss: {}",
             record(&dir, host).unwrap().to_json(false)
         );
@@ -186,8 +188,17 @@ fn agent_to_collector_to_database() {
         .unwrap_or_default();
     assert!(problems.contains("\"mem/total\""), "{problems}");
     // WARN lasts past the notification debounce (1 s here) before the
-    // watcher goes.
-    std::thread::sleep(Duration::from_millis(2500));
+    // watcher goes: until its notification was sent.
+    let notified = |new: &str| {
+        wait_for(PATIENCE, || {
+            std::fs::read_to_string(dir.path("notified")).is_ok_and(|t| {
+                t.lines().any(|l| {
+                    conf::parse(l).is_ok_and(|d| d.get("new").and_then(Node::as_str) == Some(new))
+                })
+            })
+        })
+    };
+    assert!(notified("WARN"), "no notification of WARN");
     let (ok, _, err) = db(
         &dir,
         &[
@@ -210,11 +221,10 @@ fn agent_to_collector_to_database() {
     // The agent stops: the host goes STALE.
     drop(agent);
     assert!(
-        wait_for(Duration::from_secs(10), || status(&dir, host).as_deref()
-            == Some("STALE")),
+        wait_for(PATIENCE, || status(&dir, host).as_deref() == Some("STALE")),
         "never STALE"
     );
-    std::thread::sleep(Duration::from_millis(2500));
+    assert!(notified("STALE"), "no notification of STALE");
 
     // SIGHUP reloads both files.
     // SAFETY: signals the collector this test started.
@@ -396,19 +406,18 @@ fn a_killed_collector_restarts_and_data_flow_resumes() {
     let collector = start_collector(&dir);
     let _agent = start_agent(&dir);
     assert!(
-        wait_for(Duration::from_secs(10), || last_record(&dir).is_some()),
+        wait_for(PATIENCE, || last_record(&dir).is_some()),
         "no record before the kill"
     );
-    // SIGKILL: no shutdown work at all, sessions lost.
+    // SIGKILL: no shutdown work at all, sessions lost (dropping the
+    // daemon waits for it, so its socket is closed).
     drop(collector);
-    std::thread::sleep(Duration::from_millis(1500));
     let before = last_record(&dir).unwrap();
     let _collector = start_collector(&dir);
     // The agent opens its session again with its next send: records
     // continue, from the same host, and the store stays clean.
     assert!(
-        wait_for(Duration::from_secs(10), || last_record(&dir)
-            .is_some_and(|t| t > before)),
+        wait_for(PATIENCE, || last_record(&dir).is_some_and(|t| t > before)),
         "no record after the restart (last {before}); log:\n{}",
         std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default()
     );
@@ -427,7 +436,6 @@ fn the_load_generator_feeds_a_real_collector() {
     let dir = Dir::new("e2e-load");
     let (key, port) = tenant_and_collector(&dir, "interval { write 1 }");
     let collector = start_collector(&dir);
-    std::thread::sleep(Duration::from_millis(300));
     let refused = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
         .args(["--tenant", TENANT, "--key", &key, "--address", "192.0.2.1"])
         .output()
@@ -468,7 +476,7 @@ fn the_load_generator_feeds_a_real_collector() {
             .map(Node::Dict)
     };
     assert!(
-        wait_for(Duration::from_secs(5), || metrics()
+        wait_for(PATIENCE, || metrics()
             .and_then(|m| m.path("accepted").and_then(Node::as_int))
             == Some(sent as i64)),
         "sent {sent}, metrics {:?}",
@@ -482,8 +490,7 @@ fn the_load_generator_feeds_a_real_collector() {
             .filter_map(|s| m.path(&format!("hosts/{s}"))?.as_int())
             .sum::<i64>()
     };
-    assert!(wait_for(Duration::from_secs(5), || metrics()
-        .is_some_and(|m| judged(&m) == 50)));
+    assert!(wait_for(PATIENCE, || metrics().is_some_and(|m| judged(&m) == 50)));
     let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
     assert_eq!(hosts.lines().count(), 51, "{hosts}");
     drop(collector);

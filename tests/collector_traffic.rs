@@ -289,30 +289,46 @@ fn silent_hosts_are_forgotten_then_purged() {
     }
     c.write_cycle();
     assert!(db.hosts(tenant).unwrap().contains(&host_id), "host stored");
-    // Silent past `forget`: dropped from memory, no more records, its
-    // session gone too.
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    c.write_cycle();
-    let last = host::usage(&db.host_dir(tenant, host_id))
-        .unwrap()
-        .last
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    c.write_cycle();
-    assert_eq!(
-        host::usage(&db.host_dir(tenant, host_id)).unwrap().last,
-        Some(last),
-        "no records once forgotten"
+    // Silent past `forget` (1 s): dropped from memory, no more records.
+    // Cycles run until one stores nothing; each cycle falls in a later
+    // second than the one before, or it would store nothing anyway.
+    let last_record = || host::usage(&db.host_dir(tenant, host_id)).unwrap().last;
+    let cycle_in_next_second = |c: &mut opticon::collector::Collector| {
+        let second = now();
+        while now() == second {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        c.write_cycle();
+    };
+    let began = std::time::Instant::now();
+    let mut last = last_record();
+    loop {
+        cycle_in_next_second(&mut c);
+        let now_last = last_record();
+        if now_last == last {
+            break;
+        }
+        last = now_last;
+        assert!(began.elapsed() < common::PATIENCE, "never forgotten");
+    }
+    assert!(
+        began.elapsed() >= std::time::Duration::from_secs(1),
+        "forgotten before interval/forget"
     );
+    cycle_in_next_second(&mut c);
+    assert_eq!(last_record(), last, "no records once forgotten");
     assert!(
         db.hosts(tenant).unwrap().contains(&host_id),
         "kept on disk until the purge age"
     );
-    // Past `purge` since its last record (whole seconds, so with margin):
-    // deleted from the database.
-    std::thread::sleep(std::time::Duration::from_millis(3000));
-    c.write_cycle();
-    assert!(!db.hosts(tenant).unwrap().contains(&host_id), "purged");
+    // Past `purge` (4 s) since its last record: deleted from the
+    // database, and not before.
+    let last_time = last.unwrap();
+    while db.hosts(tenant).unwrap().contains(&host_id) {
+        assert!(began.elapsed() < common::PATIENCE, "never purged");
+        cycle_in_next_second(&mut c);
+    }
+    assert!(now() - last_time >= 4, "purged before interval/purge");
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -377,7 +393,10 @@ fn packed_hosts_with_queued_payloads_store_exactly_what_they_sent() {
             }
         }
         // The next cycle must fall in a later second.
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let second = now();
+        while now() == second {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     assert_eq!(c.counters.rejected.values().sum::<u64>(), 0);
     let _ = std::fs::remove_dir_all(&root);

@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{give_to_service_user, opticon_db, wait_for, Dir, TENANT};
+use common::{give_to_service_user, opticon_db, wait_for, Dir, PATIENCE, TENANT};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_opticon-db"))
@@ -22,7 +21,18 @@ fn init(script: &Path, dest: &Path, etc: &Path, run: &Path, action: &str, ssd: b
         .arg(action)
         .env("OPTICON_SBIN", dest.join("usr/local/sbin"))
         .env("OPTICON_ETC", etc)
-        .env("OPTICON_RUN", run);
+        .env("OPTICON_RUN", run)
+        .env(
+            "OPTICON_ARGS",
+            format!(
+                "-l {}",
+                run.join(format!(
+                    "{}.log",
+                    script.file_name().unwrap().to_string_lossy()
+                ))
+                .display()
+            ),
+        );
     if !ssd {
         c.env("OPTICON_NO_SSD", "1");
     }
@@ -112,11 +122,7 @@ fn install_then_run_every_init_script() {
     std::fs::create_dir_all(&run).unwrap();
     give_to_service_user(&run);
     let udp = common::free_port();
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let tcp = common::free_port();
     let db = dir.s("db");
     for (name, text) in [
         ("opticon-collector.conf", format!("network {{ address 127.0.0.1 port {udp} }}\ndatabase {{ path {db} }}\nping {{ enabled false }}\n")),
@@ -139,8 +145,7 @@ fn install_then_run_every_init_script() {
             String::from_utf8_lossy(&started.stderr)
         );
         assert!(
-            wait_for(Duration::from_secs(10), || run_it("status").status.code()
-                == Some(0)),
+            wait_for(PATIENCE, || run_it("status").status.code() == Some(0)),
             "{daemon} never reported running"
         );
         let pid: i32 = std::fs::read_to_string(run.join(format!("{daemon}.pid")))
@@ -149,7 +154,7 @@ fn install_then_run_every_init_script() {
             .parse()
             .unwrap();
         assert!(run_it("reload").status.success(), "{daemon} reload");
-        std::thread::sleep(Duration::from_millis(300));
+        common::wait_for_log(&run.join(format!("{daemon}.log")), "reloaded");
         // SAFETY: kill with signal 0 only checks the process exists.
         assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "{daemon} died on reload");
         assert!(run_it("stop").status.success(), "{daemon} stop");

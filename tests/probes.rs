@@ -550,15 +550,36 @@ fn shipped_probe_scripts_print_usable_json() {
             .code
             != 0
     );
-    // Whatever this machine has, the other two print valid meters.
+    // Docker, whether this machine has it or not: a stand-in client with
+    // two containers, then no client at all.
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/docker");
     let mut docker = Vec::new();
-    exec::run_exec(&format!("{dir}/docker.probe"), &[], t, &mut docker).unwrap();
-    assert!(
-        docker
-            .iter()
-            .any(|(n, _)| n == "cntr" || n.starts_with("cntr/")),
-        "{docker:?}"
+    exec::run_exec(
+        &format!("PATH={fake}:$PATH {dir}/docker.probe"),
+        &[],
+        t,
+        &mut docker,
+    )
+    .unwrap();
+    assert_eq!(get(&docker, "cntr/name"), &strs(&["web", "db"]), "{docker:?}");
+    assert_eq!(get(&docker, "cntr/image"), &strs(&["nginx:1.25", "postgres:16"]));
+    assert_eq!(
+        get(&docker, "cntr/size"),
+        &MeterValue::Array(Array::Int(vec![12, 1500]))
     );
+    let mut without = Vec::new();
+    exec::run_exec(
+        &format!("PATH=/nonexistent {dir}/docker.probe"),
+        &[],
+        t,
+        &mut without,
+    )
+    .unwrap();
+    assert_eq!(
+        without,
+        vec![("cntr".to_string(), MeterValue::Array(Array::Int(vec![])))]
+    );
+    // Whatever this machine's package manager says, valid meters.
     let mut updates = Vec::new();
     exec::run_exec(&format!("{dir}/updates.probe"), &[], t, &mut updates).unwrap();
     assert!(updates.iter().any(|(n, _)| n == "pkgm/inq"), "{updates:?}");

@@ -15,6 +15,11 @@ pub const HOST: &str = "11111111-2222-3333-4444-555555555555";
 /// The admin token the API tests configure.
 pub const ADMIN_TOKEN: &str = "a9f3c2d1-0000-4000-8000-0123456789ab";
 
+/// How long a test waits for an event (a socket bound, a record written,
+/// a counter reached) before it fails: generous, since a loaded CI
+/// machine is slow, and free, since waits end as soon as the event comes.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 /// A small deterministic PRNG (xorshift64*) so fuzz and load tests are
 /// repeatable from their seed.
 pub struct Rng(u64);
@@ -150,12 +155,43 @@ pub fn give_to_service_user(path: &std::path::Path) {
     }
 }
 
+/// A port free for both TCP and UDP on 127.0.0.1, for a daemon to bind.
+///
+/// Taken below the kernel's ephemeral range (32768 and up), where no
+/// socket bound to port 0 (a load generator's, a client's) can take it
+/// between this check and the daemon's bind, and from a starting point
+/// that differs per process and per call, so that two test runs at once
+/// do not pick the same ports.
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = (std::process::id() as u64) << 20 ^ nanos ^ NEXT.fetch_add(7919, Ordering::Relaxed);
+    loop {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Wait until the daemon writing `log` says `needle` (a daemon logs
+/// "listening on" once its socket is bound).
+pub fn wait_for_log(log: &std::path::Path, needle: &str) {
+    assert!(
+        wait_for(PATIENCE, || std::fs::read_to_string(log)
+            .is_ok_and(|t| t.contains(needle))),
+        "{} never said {needle:?}: {}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
 }
 
 /// Start `bin` (an Opticon daemon) in the foreground with `<name>.conf`,
@@ -166,13 +202,18 @@ pub fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
         dir.s(&format!("{name}.log")),
         dir.s(&format!("{name}.pid")),
     );
-    Daemon(
+    let daemon = Daemon(
         Command::new(bin)
             .args(["-f", "-c", &conf, "-l", &log, "-p", &pid])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
-    )
+    );
+    // The collector and the API are ready once their socket is bound.
+    if bin.ends_with("opticon-collector") || bin.ends_with("opticon-api") {
+        wait_for_log(std::path::Path::new(&log), "listening on");
+    }
+    daemon
 }
 
 /// Run opticon-db on the test's database; panics on failure, returns
