@@ -2,7 +2,7 @@
 //! routes and their JSON shapes, logins, tenant isolation on every
 //! tenant route, the admin token only from admin hosts, and hostile HTTP.
 
-mod common;
+use crate::common;
 
 use common::{
     give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
@@ -10,7 +10,7 @@ use common::{
 };
 use opticon::conf::{self, Node};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! End to end with real processes: opticon-db creates a tenant, a
 //! collector and an agent run on loopback, opticon-db reads the result.
 
-mod common;
+use crate::common;
 
 use common::{
     free_port, give_to_service_user, start_daemon, wait_for, Daemon, Dir, PATIENCE, TENANT,

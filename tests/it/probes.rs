@@ -561,8 +561,15 @@ fn shipped_probe_scripts_print_usable_json() {
         &mut docker,
     )
     .unwrap();
-    assert_eq!(get(&docker, "cntr/name"), &strs(&["web", "db"]), "{docker:?}");
-    assert_eq!(get(&docker, "cntr/image"), &strs(&["nginx:1.25", "postgres:16"]));
+    assert_eq!(
+        get(&docker, "cntr/name"),
+        &strs(&["web", "db"]),
+        "{docker:?}"
+    );
+    assert_eq!(
+        get(&docker, "cntr/image"),
+        &strs(&["nginx:1.25", "postgres:16"])
+    );
     assert_eq!(
         get(&docker, "cntr/size"),
         &MeterValue::Array(Array::Int(vec![12, 1500]))

@@ -4,7 +4,7 @@
 //! OPTICON_FUZZ_SEED to reproduce or vary a run, OPTICON_FUZZ_ROUNDS to
 //! scale it.
 
-mod common;
+use crate::common;
 
 use common::Rng;
 use opticon::conf::{self, Node};

@@ -2,7 +2,7 @@
 //! clean directory (built in a target directory of their own, so this
 //! test does not wait on the build that runs it).
 
-mod common;
+use crate::common;
 
 use common::Dir;
 use std::process::Command;

@@ -2,13 +2,13 @@
 //! on loopback: each subcommand's output, logins and the token cache,
 //! and its errors.
 
-mod common;
+use crate::common;
 
 use common::{
     free_port, give_to_service_user, opticon_db as db, start_daemon, wait_for, Daemon, Dir,
     ADMIN_TOKEN as ADMIN, HOST, OTHER_TENANT as B, PATIENCE, TENANT as A,
 };
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Round trips through the binary and JSON codecs, and the golden host JSON.
 
-mod common;
+use crate::common;
 
 use opticon::model::binary::{self, apply_payload, decode_sample, encode_sample, CodecErrorKind};
 use opticon::model::json::{encode_host, meters_from_json, JsonError};

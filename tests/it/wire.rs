@@ -1,6 +1,6 @@
 //! The sealed wire format: tampering, wrong keys, replays, splitting.
 
-mod common;
+use crate::common;
 
 use opticon::crypto::{random_key, random_uuid, SealKey};
 use opticon::model::binary::{apply_payload, encode_sample};

@@ -1,6 +1,6 @@
 //! `opticon-db` end to end: the real binary on temporary database roots.
 
-mod common;
+use crate::common;
 
 use opticon::conf::{self, Node};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! `opticon-agent` as a process against a real UDP socket on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use common::{Dir, PATIENCE};
 use opticon::crypto::SealKey;

@@ -1,7 +1,7 @@
 //! The collector's receive path in-process: legitimate traffic mixed with
 //! forged, tampered, replayed, wrong-tenant and random datagrams.
 
-mod common;
+use crate::common;
 
 use common::Rng;
 use opticon::collector::{Collector, CollectorConfig};

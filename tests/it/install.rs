@@ -2,7 +2,7 @@
 //! run through start, status, reload and stop, and every program's
 //! options documented in its man page.
 
-mod common;
+use crate::common;
 
 use common::{give_to_service_user, opticon_db, wait_for, Dir, PATIENCE, TENANT};
 use std::collections::BTreeSet;

@@ -12,7 +12,7 @@
 //! tail (a disk that wrote part of it): only those rounds may need a torn
 //! tail cut. A writer whose sync does nothing fails this test.
 
-mod common;
+use crate::common;
 
 use common::Rng;
 use opticon::db::host::{self, HostWriter, Storage};

@@ -2,7 +2,7 @@
 //! loopback as the README's first command shows it, with this build's
 //! binaries, stopped after a moment.
 
-mod common;
+use crate::common;
 
 use common::{free_port, Dir};
 use std::path::Path;

@@ -1,0 +1,22 @@
+//! The integration tests, one module per concern, in one binary: built
+//! and linked once, and run in parallel across concerns. Each module
+//! drives real processes of our binaries over real sockets and files.
+
+mod common;
+
+mod agent;
+mod api;
+mod cli;
+mod codec;
+mod collector;
+mod collector_traffic;
+mod conf;
+mod crash;
+mod dbtool;
+mod demo;
+mod fuzz;
+mod install;
+mod probes;
+mod static_build;
+mod vectors;
+mod wire;
