@@ -3,12 +3,11 @@
 //! SIGHUP.
 
 use super::config::ApiConfig;
-use super::http::Request;
-use super::routes::Api;
+use super::routes::{Api, Shared};
 use super::server;
 use crate::db::meters::MeterDef;
 use crate::svc::{self, daemon::DaemonError};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
 
 fn options(o: &mut getopts::Options) {
@@ -26,50 +25,62 @@ pub fn run(args: &[String]) -> i32 {
 
 fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     svc::daemon::start_logging("opticon-api", m)?;
-    let (cfg, defs) = load(m)?;
+    let (mut cfg, mut defs) = load(m)?;
     let listener = TcpListener::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
+    // Every connection is a descriptor; the daemon's own files need a few.
+    let wanted = cfg.limits.connections as u64 + 64;
+    let descriptors = svc::process::raise_nofile(wanted);
     let pidfile = svc::daemon::become_service("opticon-api", m)?;
     svc::log::info(&format!(
-        "opticon-api {} listening on {}, database {}",
+        "opticon-api {} listening on {}, database {}, {} connections at most, descriptor limit {descriptors}{}",
         env!("CARGO_PKG_VERSION"),
         cfg.listen,
-        cfg.db.display()
+        cfg.db.display(),
+        cfg.limits.connections,
+        if descriptors < wanted {
+            format!(" (below the {wanted} wanted: raise the hard limit)")
+        } else {
+            String::new()
+        }
     ));
-    let limits = cfg.limits.clone();
+    let shared = Arc::new(Shared::default());
     loop {
-        let api = Arc::new(Api::new(cfg_reload(m, &cfg), defs.clone()).map_err(|e| e.to_string())?);
-        let handler: Arc<server::Handler> = {
-            let api = Arc::clone(&api);
-            Arc::new(move |req: &Request, peer: SocketAddr| api.handle(req, peer))
-        };
-        let listener = listener.try_clone().map_err(|e| e.to_string())?;
-        server::serve(listener, limits.clone(), handler, || {
-            svc::signals::terminating() || svc::signals::take_reload()
-        })
-        .map_err(|e| format!("server: {e}"))?;
+        let api = Api::new(cfg.clone(), defs.clone(), Arc::clone(&shared))
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
+        let listener = listener
+            .try_clone()
+            .map_err(|e| DaemonError::Other(format!("listener: {e}")))?;
+        server::serve(
+            listener,
+            cfg.limits.clone(),
+            Arc::new(api),
+            Arc::clone(&shared.stats),
+            || svc::signals::terminating() || svc::signals::take_reload(),
+        )
+        .map_err(|e| DaemonError::Other(format!("server: {e}")))?;
         if svc::signals::terminating() {
             break;
         }
-        svc::log::info("configuration reloaded");
+        // SIGHUP: the configuration and the meter definitions anew, or
+        // the last good ones when the files are broken.
+        match load(m) {
+            Ok((fresh, fresh_defs)) => {
+                if fresh.listen != cfg.listen {
+                    svc::log::warn("network/address and network/port change only with a restart");
+                }
+                cfg = ApiConfig {
+                    listen: cfg.listen,
+                    ..fresh
+                };
+                defs = fresh_defs;
+                svc::log::info("configuration reloaded");
+            }
+            Err(e) => svc::log::err(&format!(
+                "reload failed, keeping the running configuration: {e}"
+            )),
+        }
     }
     svc::log::info("opticon-api exiting on signal");
     drop(pidfile);
     Ok(())
-}
-
-/// The configuration to serve with: reloaded from the file after a
-/// SIGHUP, the running one when the file is broken.
-fn cfg_reload(m: &getopts::Matches, running: &ApiConfig) -> ApiConfig {
-    match load(m) {
-        Ok((cfg, _)) => ApiConfig {
-            listen: running.listen,
-            ..cfg
-        },
-        Err(e) => {
-            svc::log::err(&format!(
-                "reload failed, keeping the running configuration: {e}"
-            ));
-            running.clone()
-        }
-    }
 }

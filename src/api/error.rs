@@ -21,6 +21,11 @@ pub enum ApiError {
     Method,
     /// 409, with what conflicts.
     Conflict(String),
+    /// 403 `Login failed`, as the original answers a wrong password (its
+    /// GUI tells a failed login by this status).
+    LoginFailed,
+    /// 429: too many failed logins; retry after this many seconds.
+    TooManyLogins(u64),
     /// 500, logged.
     Internal(String),
 }
@@ -54,6 +59,12 @@ impl ApiError {
             ApiError::NotFound(m) => Response::error(404, m),
             ApiError::Method => Response::error(405, "Method not allowed"),
             ApiError::Conflict(m) => Response::error(409, m),
+            ApiError::LoginFailed => Response::error(403, "Login failed"),
+            ApiError::TooManyLogins(after) => {
+                let mut r = Response::error(429, "Too many failed logins; try again later");
+                r.headers.push(("Retry-After", after.to_string()));
+                r
+            }
             ApiError::Internal(m) => {
                 svc::log::err(m);
                 Response::error(500, "Internal server error")

@@ -1,6 +1,7 @@
-//! HTTP/1.1 requests and responses, as much as the API needs: a request
-//! line, headers and a `Content-Length` body, each bounded; anything else
-//! is refused with the status that says why.
+//! HTTP/1.1 requests and responses, as much as the API needs (RFC 9112):
+//! a request line, headers, and a body delimited by `Content-Length` or
+//! chunked, each bounded; ambiguous framing and anything else is refused
+//! with the status that says why.
 
 use std::fmt::Write as _;
 
@@ -81,9 +82,40 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parse one request from the start of `buf`; returns it and the bytes it
-/// took.
-pub fn parse(buf: &[u8]) -> Result<(Request, usize), Parse> {
+/// How a request's body is delimited (RFC 9112 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    None,
+    /// `Content-Length` bytes.
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A request line and its headers, before the body is read.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The request as far as the head tells it (an empty body).
+    pub request: Request,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The client sent `Expect: 100-continue` and waits before the body.
+    pub expect_continue: bool,
+    /// Bytes of the head, the blank line included.
+    pub len: usize,
+}
+
+/// Longest chunk-size line (with its extensions).
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Parse the head of the request at the start of `buf`.
+///
+/// Ambiguous framing, which a proxy in front could read differently from
+/// us (request smuggling), is refused: `Content-Length` together with
+/// `Transfer-Encoding`, several lengths, a length that is not plain
+/// digits, a transfer coding other than `chunked` (501).
+pub fn parse_head(buf: &[u8]) -> Result<Head, Parse> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         return Err(if buf.len() > MAX_HEAD {
             Parse::Bad(431, "Request header fields too large")
@@ -119,36 +151,78 @@ pub fn parse(buf: &[u8]) -> Result<(Request, usize), Parse> {
         let Some((name, value)) = l.split_once(':') else {
             return Err(Parse::Bad(400, "Bad request"));
         };
-        if name.is_empty() || name.bytes().any(|c| c <= b' ' || c == b':') {
+        // No whitespace in a name or before the colon (RFC 9112 5.1),
+        // and no obsolete line folding.
+        if name.is_empty() || name.bytes().any(|c| c <= b' ' || c == b':' || c == 0x7f) {
             return Err(Parse::Bad(400, "Bad request"));
         }
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        if value.bytes().any(|c| c == 0 || c == b'\r' || c == b'\n') {
+            return Err(Parse::Bad(400, "Bad request"));
+        }
+        headers.push((
+            name.to_ascii_lowercase(),
+            value.trim_matches([' ', '\t']).to_string(),
+        ));
         if headers.len() > MAX_HEADERS {
             return Err(Parse::Bad(431, "Request header fields too large"));
         }
     }
-    let get = |n: &str| {
+    let all = |n: &str| -> Vec<&str> {
         headers
             .iter()
-            .find(|(k, _)| k == n)
+            .filter(|(k, _)| k == n)
             .map(|(_, v)| v.as_str())
+            .collect()
     };
-    if get("transfer-encoding").is_some() {
-        return Err(Parse::Bad(411, "Length required"));
-    }
-    let length = match get("content-length") {
-        None => 0,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| Parse::Bad(400, "Bad request"))?,
+    let lengths = all("content-length");
+    let codings = all("transfer-encoding");
+    let framing = match (lengths.as_slice(), codings.is_empty()) {
+        ([], true) => Framing::None,
+        ([_, ..], false) => {
+            return Err(Parse::Bad(
+                400,
+                "Content-Length and Transfer-Encoding together",
+            ))
+        }
+        ([one], true) => {
+            if one.is_empty() || !one.bytes().all(|c| c.is_ascii_digit()) || one.len() > 18 {
+                return Err(Parse::Bad(400, "Content-Length is not a number"));
+            }
+            let n: usize = one
+                .parse()
+                .map_err(|_| Parse::Bad(400, "Content-Length is not a number"))?;
+            if n > MAX_BODY {
+                return Err(Parse::Bad(413, "Payload too large"));
+            }
+            if n == 0 {
+                Framing::None
+            } else {
+                Framing::Length(n)
+            }
+        }
+        (_, true) => return Err(Parse::Bad(400, "several Content-Length headers")),
+        ([], false) => {
+            let joined = codings.join(",");
+            let list: Vec<&str> = joined
+                .split(',')
+                .map(|c| c.trim_matches([' ', '\t']))
+                .filter(|c| !c.is_empty())
+                .collect();
+            if !list.iter().all(|c| c.eq_ignore_ascii_case("chunked")) || list.is_empty() {
+                return Err(Parse::Bad(501, "Transfer-Encoding not implemented"));
+            }
+            if list.len() > 1 || !http11 {
+                return Err(Parse::Bad(400, "Bad Transfer-Encoding"));
+            }
+            Framing::Chunked
+        }
     };
-    if length > MAX_BODY {
-        return Err(Parse::Bad(413, "Payload too large"));
-    }
-    let body_start = head_end + 4;
-    if buf.len() < body_start + length {
-        return Err(Parse::Incomplete);
-    }
+    let get = |n: &str| all(n).first().copied();
+    let expect_continue = match get("expect") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("100-continue") => http11,
+        Some(_) => return Err(Parse::Bad(417, "Expectation failed")),
+    };
     let connection = get("connection").map(str::to_ascii_lowercase);
     let keep_alive = match connection.as_deref() {
         Some("close") => false,
@@ -156,17 +230,98 @@ pub fn parse(buf: &[u8]) -> Result<(Request, usize), Parse> {
         _ => http11,
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    Ok((
-        Request {
+    Ok(Head {
+        request: Request {
             method: method.to_string(),
             path: percent_decode(path),
             query: query.to_string(),
             headers,
-            body: buf[body_start..body_start + length].to_vec(),
+            body: Vec::new(),
             keep_alive,
         },
-        body_start + length,
-    ))
+        framing,
+        expect_continue,
+        len: head_end + 4,
+    })
+}
+
+/// Decode a chunked body starting at `buf[0]`: the body and the bytes it
+/// took (trailers included), once complete. The body limit is checked
+/// against each chunk's announced size, before its bytes arrive.
+pub fn decode_chunked(buf: &[u8]) -> Result<(Vec<u8>, usize), Parse> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(eol) = find(&buf[at..buf.len().min(at + MAX_CHUNK_LINE + 2)], b"\r\n") else {
+            return Err(if buf.len() - at > MAX_CHUNK_LINE {
+                Parse::Bad(400, "Bad chunk size")
+            } else {
+                Parse::Incomplete
+            });
+        };
+        let line = &buf[at..at + eol];
+        // Extensions (after ';') are ignored.
+        let size_text = line.split(|&c| c == b';').next().unwrap_or(&[]);
+        let size_text = std::str::from_utf8(size_text)
+            .map_err(|_| Parse::Bad(400, "Bad chunk size"))?
+            .trim_end_matches([' ', '\t']);
+        if size_text.is_empty()
+            || size_text.len() > 8
+            || !size_text.bytes().all(|c| c.is_ascii_hexdigit())
+        {
+            return Err(Parse::Bad(400, "Bad chunk size"));
+        }
+        let size =
+            usize::from_str_radix(size_text, 16).map_err(|_| Parse::Bad(400, "Bad chunk size"))?;
+        if body.len() + size > MAX_BODY {
+            return Err(Parse::Bad(413, "Payload too large"));
+        }
+        at += eol + 2;
+        if size == 0 {
+            // Trailer fields, read and discarded, up to the blank line.
+            let rest = &buf[at..];
+            if rest.starts_with(b"\r\n") {
+                return Ok((body, at + 2));
+            }
+            return match find(rest, b"\r\n\r\n") {
+                Some(end) if end <= MAX_HEAD => Ok((body, at + end + 4)),
+                Some(_) => Err(Parse::Bad(431, "Request header fields too large")),
+                None if rest.len() > MAX_HEAD => {
+                    Err(Parse::Bad(431, "Request header fields too large"))
+                }
+                None => Err(Parse::Incomplete),
+            };
+        }
+        if buf.len() < at + size + 2 {
+            return Err(Parse::Incomplete);
+        }
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err(Parse::Bad(400, "Bad chunk"));
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+    }
+}
+
+/// The body of a request whose head is `head`, from `buf` (the bytes
+/// after the head): the body and the bytes it took, once complete.
+pub fn parse_body(head: &Head, buf: &[u8]) -> Result<(Vec<u8>, usize), Parse> {
+    match head.framing {
+        Framing::None => Ok((Vec::new(), 0)),
+        Framing::Length(n) if buf.len() >= n => Ok((buf[..n].to_vec(), n)),
+        Framing::Length(_) => Err(Parse::Incomplete),
+        Framing::Chunked => decode_chunked(buf),
+    }
+}
+
+/// Parse one whole request from the start of `buf`; returns it and the
+/// bytes it took.
+pub fn parse(buf: &[u8]) -> Result<(Request, usize), Parse> {
+    let head = parse_head(buf)?;
+    let (body, used) = parse_body(&head, &buf[head.len..])?;
+    let mut request = head.request;
+    request.body = body;
+    Ok((request, head.len + used))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -201,10 +356,12 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
+        501 => "Not Implemented",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
     }
@@ -273,9 +430,21 @@ mod tests {
             (b"get / HTTP/1.1\r\n\r\n", 400),
             (b"GET x HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                411,
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                400,
+            ),
+            (b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", 400),
+            (b"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\n", 400),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                400,
             ),
             (b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
             (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
@@ -285,6 +454,15 @@ mod tests {
                 "{bad:?}"
             );
         }
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n2\r\nef\r\n0\r\nX-Trailer: 1\r\n\r\nGET";
+        let (r, n) = parse(chunked).unwrap();
+        assert_eq!((r.body.as_slice(), n), (&b"abcdef"[..], chunked.len() - 3));
+        assert_eq!(
+            parse(&chunked[..chunked.len() - 10]).unwrap_err(),
+            Parse::Incomplete
+        );
+        let over = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n100001\r\n";
+        assert!(matches!(parse(over), Err(Parse::Bad(413, _))));
         let huge = vec![b'a'; MAX_HEAD + 10];
         assert!(matches!(parse(&huge), Err(Parse::Bad(431, _))));
         assert_eq!(percent_decode("%zz%41+"), "%zzA ");

@@ -74,6 +74,52 @@ impl Api {
         if let Some(ms) = metrics.path("write_cycle_ms").and_then(Node::as_f64) {
             let _ = write!(out, "# HELP opticon_collector_write_cycle_seconds Duration of the last write cycle.\n# TYPE opticon_collector_write_cycle_seconds gauge\nopticon_collector_write_cycle_seconds {}\n", ms / 1e3);
         }
+        // The API's own counters.
+        let st = &self.shared.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        for (name, kind, help, v) in [
+            (
+                "opticon_api_requests_total",
+                "counter",
+                "Requests answered.",
+                load(&st.requests),
+            ),
+            (
+                "opticon_api_connections",
+                "gauge",
+                "Open connections.",
+                load(&st.open),
+            ),
+            (
+                "opticon_api_refused_connections_total",
+                "counter",
+                "Connections refused over the connection limits.",
+                load(&st.refused),
+            ),
+            (
+                "opticon_api_timeouts_total",
+                "counter",
+                "Requests or responses that missed their deadline.",
+                load(&st.timeouts),
+            ),
+            (
+                "opticon_api_accept_failures_total",
+                "counter",
+                "Failed accepts (most often: no descriptor left).",
+                load(&st.accept_failures),
+            ),
+            (
+                "opticon_api_login_refused_total",
+                "counter",
+                "Logins refused by the failed-login limit.",
+                load(&self.shared.logins.refused),
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            );
+        }
         out.push_str(
             "# HELP opticon_hosts Hosts by tenant and status.\n# TYPE opticon_hosts gauge\n",
         );

@@ -86,6 +86,12 @@ impl Api {
                     views::wrap("deleted", Node::Str(h.to_string())),
                 ))
             }
+            // The original's external data (its querytool plugin), which
+            // its GUI asks for on every host view: none here.
+            ("GET", ["externaldata"]) => {
+                self.db.require_host(t, h)?;
+                Ok(Node::Dict(Dict::new()))
+            }
             ("GET", ["log"]) => {
                 let dir = self.db.require_host(t, h)?;
                 Ok(views::host_log(&hostlog::read(&dir.join(HOST_LOG))?))

@@ -8,6 +8,8 @@ use super::error::{ApiError, Reply};
 use super::http::{Request, Response};
 use super::input::{read_json, uuid};
 use super::records::LatestCache;
+use super::server;
+use super::users::LoginLimiter;
 use crate::conf::{Dict, Node};
 use crate::db::meters::MeterDef;
 use crate::db::published::SESSIONS_FILE;
@@ -17,7 +19,7 @@ use crate::model::unix_now;
 use crate::svc;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// The API over one database.
@@ -28,6 +30,27 @@ pub struct Api {
     pub(super) global: Vec<MeterDef>,
     /// Latest records as JSON text, valid while the stamp holds.
     pub(super) latest: Mutex<LatestCache>,
+    /// What outlives a reload: counters and login limits.
+    pub(super) shared: Arc<Shared>,
+}
+
+/// What the daemon keeps across reloads of the configuration.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The HTTP server's counters.
+    pub stats: Arc<server::Stats>,
+    /// Failed logins, per source address and per user name.
+    pub logins: LoginLimiter,
+}
+
+impl server::Service for Api {
+    fn handle(&self, req: &Request, peer: SocketAddr) -> Response {
+        Api::handle(self, req, peer)
+    }
+
+    fn precheck(&self, req: &Request, peer: SocketAddr) -> Option<Response> {
+        Api::precheck(self, req, peer)
+    }
 }
 
 /// What a route answers.
@@ -40,7 +63,11 @@ pub(super) enum Routed {
 
 impl Api {
     /// The API over `cfg.db`, with the global meter definitions.
-    pub fn new(cfg: ApiConfig, global: Vec<MeterDef>) -> Result<Api, auth::AuthError> {
+    pub fn new(
+        cfg: ApiConfig,
+        global: Vec<MeterDef>,
+        shared: Arc<Shared>,
+    ) -> Result<Api, auth::AuthError> {
         let store = Store::open(&cfg.db)?;
         Ok(Api {
             db: Db::new(&cfg.db),
@@ -48,6 +75,7 @@ impl Api {
             store,
             global,
             latest: Mutex::new(HashMap::new()),
+            shared,
         })
     }
 
@@ -84,18 +112,39 @@ impl Api {
         Access::Guest
     }
 
+    /// Before the body of an `Expect: 100-continue` request: the refusal
+    /// its route would give whatever the body says (401 without valid
+    /// credentials, 403 for a tenant or admin route the caller may not
+    /// use, 404 for a path that names no tenant), else `None`.
+    pub fn precheck(&self, req: &Request, peer: SocketAddr) -> Option<Response> {
+        let client = self.client(req, peer);
+        let access = self.access(req, client);
+        let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        let refusal = match (req.method.as_str(), segs.as_slice()) {
+            ("POST", ["login"]) | ("OPTIONS", _) => None,
+            _ if access == Access::Guest => Some(ApiError::Unauthenticated),
+            (_, ["user", _]) | (_, ["any", ..]) => self.admin(&access).err(),
+            (m, [t, rest @ ..]) => match uuid(t, "tenant") {
+                Err(e) => Some(e),
+                Ok(_) if (m == "POST" || m == "DELETE") && rest.is_empty() => {
+                    self.admin(&access).err()
+                }
+                Ok(t) if !access.may(t) => Some(ApiError::Forbidden),
+                Ok(_) => None,
+            },
+            _ => None,
+        };
+        refusal.map(|e| e.response())
+    }
+
     /// Answer one request from `peer`.
     pub fn handle(&self, req: &Request, peer: SocketAddr) -> Response {
         let started = Instant::now();
         let client = self.client(req, peer);
         let access = self.access(req, client);
         let mut response = if req.method == "OPTIONS" {
-            Response {
-                status: 204,
-                content_type: "application/json",
-                headers: Vec::new(),
-                body: Vec::new(),
-            }
+            // As the original: 200 and an empty object.
+            Response::json(200, "{}\n".into())
         } else {
             match self.route(req, &access, client) {
                 Ok(Routed::Json(node)) => Response::json(200, node.to_json(true) + "\n"),
@@ -149,7 +198,7 @@ impl Api {
                 "bear",
                 Node::Str("\\(^(oo)^)/ \\(^(oo)^)/ \\(^(oo)^)/".into()),
             ))),
-            ("POST", ["login"]) => json(self.login(req)),
+            ("POST", ["login"]) => json(self.login(req, client)),
             ("GET", ["metrics"]) => {
                 let allowed = *access == Access::Admin
                     || self.cfg.admin_hosts.iter().any(|n| n.contains(client));

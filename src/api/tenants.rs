@@ -48,26 +48,34 @@ impl Api {
             ("PUT", []) => {
                 self.db.tenant(t)?;
                 let spec = section(req, "tenant")?;
-                if let Some(k) = text_field(&spec, "key") {
-                    let key = TenantKey::from_base64(&k)
-                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                    self.db
-                        .set_tenant_field(t, "key", Node::Str(key.to_base64()))?;
-                }
+                // Every right and every value is checked before anything
+                // is written: a refused request changes nothing.
                 if spec.get("name").is_some() || spec.get("quota").is_some() {
                     self.admin(access)?;
+                }
+                let key = match text_field(&spec, "key") {
+                    Some(k) => Some(
+                        TenantKey::from_base64(&k)
+                            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                let quota = match spec.get("quota") {
+                    None => None,
+                    Some(Node::Int(q)) if *q >= 0 => Some(*q),
+                    Some(_) => {
+                        return Err(ApiError::BadRequest("quota must be a number of MB".into()))
+                    }
+                };
+                if let Some(key) = key {
+                    self.db
+                        .set_tenant_field(t, "key", Node::Str(key.to_base64()))?;
                 }
                 if let Some(n) = text_field(&spec, "name") {
                     self.db.set_tenant_field(t, "name", Node::Str(n))?;
                 }
-                match spec.get("quota") {
-                    None => {}
-                    Some(Node::Int(q)) if *q >= 0 => {
-                        self.db.set_tenant_field(t, "quota", Node::Int(*q))?
-                    }
-                    Some(_) => {
-                        return Err(ApiError::BadRequest("quota must be a number of MB".into()))
-                    }
+                if let Some(q) = quota {
+                    self.db.set_tenant_field(t, "quota", Node::Int(q))?;
                 }
                 let mut doc = self.db.tenant_doc(t)?;
                 doc.remove("meter");
@@ -134,7 +142,7 @@ impl Api {
                     )));
                 }
                 self.db.save_tenant_doc(t, &doc)?;
-                Ok(views::wrap("deleted", Node::Str(id)))
+                Ok(views::wrap("meter", views::wrap("deleted", Node::Str(id))))
             }
             ("GET", ["watcher"]) => Ok(views::watcher_list(&self.definitions(t, None)?)),
             ("POST" | "PUT", ["watcher", id @ ..]) if !id.is_empty() => {

@@ -7,10 +7,17 @@ use super::input::{body, text_field};
 use super::routes::Api;
 use crate::conf::{Dict, Node};
 use crate::db::views;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use uuid::Uuid;
 
 impl Api {
-    pub(super) fn login(&self, req: &Request) -> Reply {
+    /// `POST /login`: a session token, or 403 as the original. Failed
+    /// attempts are limited per source address and per user name; a
+    /// refused attempt costs no password hashing.
+    pub(super) fn login(&self, req: &Request, client: IpAddr) -> Reply {
         let b = body(req)?;
         let (Some(user), Some(password)) = (text_field(&b, "username"), text_field(&b, "password"))
         else {
@@ -18,9 +25,17 @@ impl Api {
                 "username and password are required".into(),
             ));
         };
+        let keys = [format!("addr {client}"), format!("user {user}")];
+        let limits = &self.shared.logins;
+        if let Err(after) = limits.check(&keys) {
+            return Err(ApiError::TooManyLogins(after));
+        }
         match self.store.login(&user, &password)? {
             Some(token) => Ok(views::wrap("token", Node::Str(token))),
-            None => Err(ApiError::Unauthenticated),
+            None => {
+                limits.failed(&keys);
+                Err(ApiError::LoginFailed)
+            }
         }
     }
 
@@ -74,6 +89,12 @@ impl Api {
                         admin,
                     },
                 )?;
+                if method == "PUT" {
+                    // As the original answers a created or replaced user.
+                    let mut ok = Dict::new();
+                    ok.insert("result", Node::Str("ok".into()));
+                    return Ok(Node::Dict(ok));
+                }
                 let mut d = Dict::new();
                 d.insert("name", Node::Str(name.into()));
                 if let Some(t) = tenant {
@@ -92,6 +113,77 @@ impl Api {
                 Ok(views::wrap("status", Node::Str("deleted".into())))
             }
             _ => Err(ApiError::Method),
+        }
+    }
+}
+
+/// Failed logins allowed in a burst, per source address and per name.
+pub const LOGIN_BURST: f64 = 10.0;
+/// Seconds for one more failed login to be allowed after the burst.
+pub const LOGIN_REFILL_SECS: f64 = 15.0;
+/// Addresses and names tracked at most (the fullest buckets go first).
+const LOGIN_KEYS: usize = 8192;
+
+/// Token buckets of failed logins: a burst of [`LOGIN_BURST`], then one
+/// every [`LOGIN_REFILL_SECS`] (four a minute). Bounded in entries.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    buckets: std::sync::Mutex<HashMap<String, (f64, Instant)>>,
+    /// Attempts refused with 429.
+    pub refused: AtomicU64,
+}
+
+impl LoginLimiter {
+    fn level(tokens: f64, at: Instant, now: Instant) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() / LOGIN_REFILL_SECS).min(LOGIN_BURST)
+    }
+
+    /// May an attempt for `keys` go ahead? `Err(seconds)` to wait.
+    pub fn check(&self, keys: &[String]) -> Result<(), u64> {
+        let now = Instant::now();
+        let Ok(buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let mut wait = 0.0f64;
+        for k in keys {
+            if let Some((tokens, at)) = buckets.get(k) {
+                let level = Self::level(*tokens, *at, now);
+                if level < 1.0 {
+                    wait = wait.max((1.0 - level) * LOGIN_REFILL_SECS);
+                }
+            }
+        }
+        if wait > 0.0 {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(wait.ceil() as u64);
+        }
+        Ok(())
+    }
+
+    /// Count a failed attempt against each of `keys`.
+    pub fn failed(&self, keys: &[String]) {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return;
+        };
+        if buckets.len() + keys.len() > LOGIN_KEYS {
+            buckets.retain(|_, (t, at)| Self::level(*t, *at, now) < LOGIN_BURST);
+            while buckets.len() + keys.len() > LOGIN_KEYS {
+                let Some(oldest) = buckets
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                buckets.remove(&oldest);
+            }
+        }
+        for k in keys {
+            let level = buckets
+                .get(k)
+                .map_or(LOGIN_BURST, |(t, at)| Self::level(*t, *at, now));
+            buckets.insert(k.clone(), ((level - 1.0).max(0.0), now));
         }
     }
 }

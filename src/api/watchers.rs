@@ -88,6 +88,9 @@ impl Api {
             return Err(ApiError::NotFound(format!("watcher on {id} not found")));
         }
         self.db.save_meter_doc(t, h, &doc)?;
-        Ok(views::wrap("deleted", Node::Str(id.into())))
+        Ok(views::wrap(
+            "watcher",
+            views::wrap("deleted", Node::Str(id.into())),
+        ))
     }
 }

@@ -80,7 +80,28 @@ impl FromStr for Level {
 enum Target {
     Stderr,
     Syslog,
-    File(std::path::PathBuf),
+    /// The path and the file open on it: a line is written through the
+    /// open descriptor (a daemon out of descriptors can still log), and
+    /// the file is opened again when the path names another file (after
+    /// logrotate moved it).
+    File(std::path::PathBuf, Option<(std::fs::File, u64)>),
+}
+
+/// The inode a path names now.
+fn inode(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
+fn open_log(path: &std::path::Path) -> Option<(std::fs::File, u64)> {
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()?;
+    let ino = std::os::unix::fs::MetadataExt::ino(&f.metadata().ok()?);
+    Some((f, ino))
 }
 
 struct Logger {
@@ -103,8 +124,9 @@ pub fn init(program: &'static str, target: &str, level: Level) -> std::io::Resul
         }
         "-" => Target::Stderr,
         path => {
-            OpenOptions::new().create(true).append(true).open(path)?;
-            Target::File(path.into())
+            let f = OpenOptions::new().create(true).append(true).open(path)?;
+            let ino = std::os::unix::fs::MetadataExt::ino(&f.metadata()?);
+            Target::File(path.into(), Some((f, ino)))
         }
     };
     if let Ok(mut g) = LOGGER.lock() {
@@ -127,18 +149,27 @@ pub fn active() -> bool {
 
 /// Log one message.
 pub fn log(level: Level, msg: &str) {
-    let Ok(guard) = LOGGER.lock() else { return };
-    let Some(logger) = guard.as_ref() else {
+    let Ok(mut guard) = LOGGER.lock() else { return };
+    let Some(logger) = guard.as_mut() else {
         eprintln!("[{}] {msg}", level.name());
         return;
     };
     if level > logger.level {
         return;
     }
-    match &logger.target {
+    match &mut logger.target {
         Target::Stderr => eprintln!("{} [{}] {msg}", stamp(), level.name()),
-        Target::File(path) => {
-            if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        Target::File(path, open) => {
+            let moved = match (&*open, inode(path)) {
+                (Some((_, held)), Some(now)) => *held != now,
+                (Some(_), None) | (None, _) => true,
+            };
+            if moved {
+                if let Some(fresh) = open_log(path) {
+                    *open = Some(fresh);
+                }
+            }
+            if let Some((f, _)) = open.as_mut() {
                 let _ = writeln!(f, "{} [{}] {msg}", stamp(), level.name());
             }
         }
@@ -176,7 +207,7 @@ pub fn debug(msg: &str) {
 pub fn chown(uid: u32, gid: u32) {
     if let Ok(g) = LOGGER.lock() {
         if let Some(Logger {
-            target: Target::File(path),
+            target: Target::File(path, _),
             ..
         }) = g.as_ref()
         {

@@ -391,7 +391,7 @@ fn every_subcommand_against_a_real_api() {
         &["--username", "bob", "--password", "pw2", "host-list"],
     );
     assert_eq!(out.status.code(), Some(1), "a deleted user logged in");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("login failed (401)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login failed (403)"));
     // An administrator (no tenant) sees every tenant.
     ok(
         &s,

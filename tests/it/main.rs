@@ -15,6 +15,7 @@ mod crash;
 mod dbtool;
 mod demo;
 mod fuzz;
+mod http;
 mod install;
 mod probes;
 mod static_build;
