@@ -106,18 +106,25 @@ struct Conn {
     continued: bool,
 }
 
-/// A request for a worker.
+/// A request for a worker, with a descriptor of its (non-blocking)
+/// socket: the worker writes what the socket takes at once, so that most
+/// responses go out from the workers in parallel, and hands the rest to
+/// the poll loop.
 struct Job {
     id: u64,
     req: Request,
     peer: SocketAddr,
+    stream: Option<TcpStream>,
 }
 
-/// A worker's answer.
+/// A worker's answer: the response and how much of it is written.
 struct Done {
     id: u64,
     bytes: Vec<u8>,
+    sent: usize,
     keep_alive: bool,
+    /// Writing failed: the connection is gone.
+    broken: bool,
 }
 
 /// How often a rest of the listener (no descriptor) is logged.
@@ -251,16 +258,23 @@ impl Server {
         let Some(c) = self.conns.get_mut(&done.id) else {
             return;
         };
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if done.broken {
+            c.state = State::Reading;
+            if let Some(c) = self.conns.remove(&done.id) {
+                self.close(c);
+            }
+            return;
+        }
         self.pending_output += done.bytes.len();
         c.deadline = Instant::now() + self.limits.write_timeout;
         c.state = State::Writing {
             out: done.bytes,
-            sent: 0,
+            sent: done.sent,
             close: !done.keep_alive,
             interim: false,
         };
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        // Try at once: most responses fit the socket buffer.
+        // Finish it now when the worker wrote it all, else as it drains.
         self.turn(done.id, libc::POLLOUT);
     }
 
@@ -350,6 +364,7 @@ impl Server {
                     id,
                     req,
                     peer: c.peer,
+                    stream: c.stream.try_clone().ok(),
                 };
                 if self.work_tx.send(job).is_err() {
                     return false;
@@ -556,10 +571,29 @@ fn work(
             return;
         };
         let response = service.handle(&job.req, job.peer);
+        let bytes = response.to_bytes(job.req.keep_alive);
+        // What the socket takes now; never waits (it is non-blocking).
+        let (mut sent, mut broken) = (0, false);
+        if let Some(mut stream) = job.stream {
+            while sent < bytes.len() {
+                match stream.write(&bytes[sent..]) {
+                    Ok(0) => break,
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
+        }
         let done = Done {
             id: job.id,
-            bytes: response.to_bytes(job.req.keep_alive),
+            bytes,
+            sent,
             keep_alive: job.req.keep_alive,
+            broken,
         };
         if back.send(done).is_err() {
             return;

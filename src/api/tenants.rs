@@ -27,7 +27,7 @@ impl Api {
             ("GET", []) => {
                 let mut doc = self.db.tenant_doc(t)?;
                 doc.remove("meter");
-                Ok(views::wrap("tenant", Node::Dict(doc)))
+                Ok(views::wrap("tenant", Node::Dict(flat_metadata(doc))))
             }
             ("POST", []) => {
                 let spec = section(req, "tenant")?;
@@ -218,4 +218,16 @@ impl Api {
             Err(e) => Err(ApiError::Internal(format!("{}: {e}", path.display()))),
         }
     }
+}
+
+/// A tenant document as the original answered it: the metadata keys also
+/// flat beside `name`, `key` and `quota` (which no metadata key shadows).
+fn flat_metadata(mut doc: Dict) -> Dict {
+    let meta = doc.get("metadata").and_then(Node::as_dict).cloned();
+    for (k, v) in meta.iter().flat_map(|m| m.iter()) {
+        if doc.get(k).is_none() {
+            doc.insert(k.to_string(), v.clone());
+        }
+    }
+    doc
 }

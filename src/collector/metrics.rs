@@ -26,13 +26,21 @@ impl Collector {
             };
             line.clear();
             let seen = now - h.last_seen.elapsed().as_secs() as i64;
+            // The original's client reads sessid and addr as integers (its
+            // ID column is both in hex): the session id's low 32 bits and
+            // the IPv4 address (0 for IPv6); `session` and `remote` carry
+            // them whole.
+            let addr = match h.remote.ip() {
+                std::net::IpAddr::V4(v4) => u32::from(v4),
+                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(0, u32::from),
+            };
             let _ = write!(
                 line,
-                "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": \"{}\", \"sessid\": \"{id:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
+                "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": {addr}, \"sessid\": {}, \"session\": \"{id:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
                 if first { "" } else { "," },
                 s.tenant,
                 s.host,
-                h.remote.ip(),
+                id & 0xffff_ffff,
                 crate::db::time::iso(seen),
                 s.window.highest(),
                 h.remote

@@ -140,8 +140,14 @@ pub fn host_list(items: &[(Uuid, host::Usage)]) -> Node {
             let mut d = Dict::new();
             d.insert("id", Node::Str(h.to_string()));
             d.insert("usage", Node::Int(u.bytes as i64));
-            d.insert("start", u.first.map_or(Node::Null, |x| Node::Str(iso(x))));
-            d.insert("end", u.last.map_or(Node::Null, |x| Node::Str(iso(x))));
+            // The original's form: minute-aligned UTC, without a zone.
+            let minute = |t: i64| {
+                let mut text = iso(t - t.rem_euclid(60));
+                text.pop();
+                Node::Str(text)
+            };
+            d.insert("start", u.first.map_or(Node::Null, minute));
+            d.insert("end", u.last.map_or(Node::Null, minute));
             Node::Dict(d)
         })
         .collect();
