@@ -87,7 +87,15 @@ fn describe(g: &GraphDef) -> Dict {
     d.insert("title", Node::Str(title.into()));
     d.insert("unit", Node::Str(unit.into()));
     d.insert("color", Node::Str(color.into()));
-    d.insert("max", Node::Frac(max));
+    // As the original sends it: its defaults are whole numbers.
+    d.insert(
+        "max",
+        if max.fract() == 0.0 && max.abs() < 1e15 {
+            Node::Int(max as i64)
+        } else {
+            Node::Frac(max)
+        },
+    );
     d.insert("meter", Node::Str(meter.into()));
     d
 }

@@ -53,8 +53,24 @@ pub struct MeterDef {
     pub description: String,
     /// Alert conditions, at most one per level.
     pub watchers: Vec<Watcher>,
-    /// Where it was defined (the last layer that touched it).
+    /// Where it was defined: the last layer that set its type, unit or
+    /// description, or that added it.
     pub origin: Origin,
+    /// Where each watcher level was last set, when not by the defaults
+    /// (an `alert` set by the tenant is the tenant's; the other levels
+    /// stay the defaults').
+    pub watcher_origins: Vec<(Level, Origin)>,
+}
+
+impl MeterDef {
+    /// Where the watcher of `level` was last set.
+    pub fn watcher_origin(&self, level: Level) -> Origin {
+        self.watcher_origins
+            .iter()
+            .rev()
+            .find(|(l, _)| *l == level)
+            .map_or(Origin::Default, |(_, o)| *o)
+    }
 }
 
 /// A default watcher: comparison, value, weight.
@@ -308,6 +324,7 @@ pub fn defaults() -> Vec<MeterDef> {
                 description: description.to_string(),
                 watchers,
                 origin: Origin::Default,
+                watcher_origins: Vec::new(),
             }
         })
         .collect()
@@ -387,12 +404,18 @@ pub fn overlay(defs: &mut Vec<MeterDef>, meter: &Dict, origin: Origin) -> Result
                     description: String::new(),
                     watchers: Vec::new(),
                     origin,
+                    watcher_origins: Vec::new(),
                 });
                 defs.len() - 1
             }
         };
         let def = &mut defs[at];
-        def.origin = origin;
+        if ["type", "unit", "description"]
+            .iter()
+            .any(|f| spec.get(f).is_some())
+        {
+            def.origin = origin;
+        }
         for (field, target) in [
             ("type", &mut def.kind),
             ("unit", &mut def.unit),
@@ -441,6 +464,10 @@ pub fn overlay(defs: &mut Vec<MeterDef>, meter: &Dict, origin: Origin) -> Result
                 weight,
             });
             def.watchers.sort_by_key(|x| x.level);
+            def.watcher_origins.retain(|(l, _)| *l != level);
+            if origin != Origin::Default {
+                def.watcher_origins.push((level, origin));
+            }
         }
     }
     Ok(())

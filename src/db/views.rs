@@ -113,8 +113,9 @@ pub fn watcher_list(defs: &[MeterDef]) -> Node {
             x.insert("cmp", Node::Str(w.cmp.as_str().into()));
             x.insert("val", value_node(&MeterValue::Scalar(w.value.clone())));
             x.insert("weight", Node::Frac(w.weight));
-            if d.origin != Origin::Default {
-                x.insert("origin", Node::Str(d.origin.as_str().into()));
+            let origin = d.watcher_origin(w.level);
+            if origin != Origin::Default {
+                x.insert("origin", Node::Str(origin.as_str().into()));
             }
             e.insert(w.level.as_str(), Node::Dict(x));
         }

@@ -100,7 +100,7 @@ impl Tool {
             for d in defs.iter().filter(|d| !d.watchers.is_empty()) {
                 for w in &d.watchers {
                     rows.push(vec![
-                        d.origin.as_str().into(),
+                        d.watcher_origin(w.level).as_str().into(),
                         d.id.clone(),
                         w.level.as_str().into(),
                         w.cmp.as_str().into(),

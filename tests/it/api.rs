@@ -465,3 +465,76 @@ fn hostile_http_gets_4xx_and_never_a_stuck_server() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
 }
+
+/// As the original: `origin` marks each watcher level that was set, and
+/// a level goes back to the defaults (no mark) when deleted.
+#[test]
+fn watcher_origins_are_per_level() {
+    let dir = setup("api-origins");
+    let api = start(&dir, "");
+    let p = api.port;
+    let level_origin = |path: &str, level: &str| {
+        let (_, body) = call(p, "GET", path, Some(ADMIN), "");
+        json(&body)
+            .path(&format!("watcher/pcpu/{level}/origin"))
+            .and_then(Node::as_str)
+            .map(String::from)
+    };
+    let watchers = format!("/{A}/watcher");
+    assert_eq!(level_origin(&watchers, "alert"), None);
+    let (s, body) = call(
+        p,
+        "POST",
+        &format!("/{A}/watcher/pcpu"),
+        Some(ADMIN),
+        r#"{"watcher": {"alert": {"cmp": "gt", "val": 97}}}"#,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(level_origin(&watchers, "alert").as_deref(), Some("tenant"));
+    assert_eq!(
+        level_origin(&watchers, "warning"),
+        None,
+        "only alert was set"
+    );
+    // A host's own level over the tenant's.
+    let host_watchers = format!("/{A}/host/{HOST}/watcher");
+    call(
+        p,
+        "POST",
+        &format!("/{A}/host/{HOST}/watcher/pcpu"),
+        Some(ADMIN),
+        r#"{"watcher": {"critical": {"val": 99}}}"#,
+    );
+    assert_eq!(
+        level_origin(&host_watchers, "critical").as_deref(),
+        Some("host")
+    );
+    assert_eq!(
+        level_origin(&host_watchers, "alert").as_deref(),
+        Some("tenant")
+    );
+    // Deleted: back to the defaults, and the meter is not the tenant's.
+    let (s, body) = call(p, "DELETE", &format!("/{A}/watcher/pcpu"), Some(ADMIN), "");
+    assert_eq!(
+        (s, body.contains("\"deleted\": \"pcpu\"")),
+        (200, true),
+        "{body}"
+    );
+    assert!(body.contains("\"watcher\""), "{body}");
+    assert_eq!(level_origin(&watchers, "alert"), None);
+    let (_, meters) = call(p, "GET", &format!("/{A}/meter"), Some(ADMIN), "");
+    assert_eq!(json(&meters).path("meter/pcpu/origin"), None, "{meters}");
+    // Graph definitions carry max as the original does (a whole number).
+    let (_, graphs) = call(
+        p,
+        "GET",
+        &format!("/{A}/host/{HOST}/graph"),
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(
+        json(&graphs).path("graph/cpu/usage/max"),
+        Some(&Node::Int(10)),
+        "{graphs}"
+    );
+}
