@@ -35,10 +35,22 @@ impl Api {
                 "Datagrams dropped at the full receive queue.",
             ),
             (
-                "kernel_rcvbuf_errors",
+                "machine_udp_rcvbuf_errors",
                 "opticon_kernel_udp_rcvbuf_errors_total",
                 "counter",
-                "UDP receive-buffer overflows counted by the kernel.",
+                "UDP receive-buffer overflows on the whole machine (every socket), counted by the kernel.",
+            ),
+            (
+                "auth_repeats",
+                "opticon_collector_auth_repeats_total",
+                "counter",
+                "Auth datagrams agents sent again for a live session (not rejections).",
+            ),
+            (
+                "queue_bytes",
+                "opticon_collector_queue_bytes",
+                "gauge",
+                "Bytes waiting in the receive queue.",
             ),
             (
                 "queue_depth",

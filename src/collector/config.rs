@@ -32,6 +32,12 @@ pub struct CollectorConfig {
     pub notify: notify::NotifyConfig,
     /// Datagrams the receive queue holds before it drops.
     pub queue: usize,
+    /// Bytes the receive queue holds before it drops (whatever the
+    /// datagrams' count).
+    pub queue_bytes: usize,
+    /// Largest datagram accepted; larger ones are refused unread
+    /// (`oversize`), before any key or MAC work.
+    pub max_datagram: usize,
     /// Seconds of silence after which a host is dropped from memory (and
     /// gets no more STALE records).
     pub forget: u64,
@@ -66,6 +72,20 @@ impl CollectorConfig {
             quota_interval: conf::positive(doc, "interval/quota", 300)?,
             notify: notify::NotifyConfig::from_dict(doc)?,
             queue: conf::positive(doc, "network/queue", 65536)? as usize,
+            queue_bytes: conf::positive(doc, "network/queue_bytes", 32 << 20)? as usize,
+            max_datagram: match conf::positive(doc, "network/max_datagram", 16384)? as usize {
+                n if (crate::wire::MIN_DATAGRAM..=crate::wire::MAX_DATAGRAM).contains(&n) => n,
+                n => {
+                    return Err(ValueError::new(
+                        "network/max_datagram",
+                        format!(
+                            "{n} is outside {}..={}",
+                            crate::wire::MIN_DATAGRAM,
+                            crate::wire::MAX_DATAGRAM
+                        ),
+                    ))
+                }
+            },
             forget: conf::positive(doc, "interval/forget", 3600)?,
             purge: match doc.path("interval/purge") {
                 Some(Node::Int(0)) => 0,

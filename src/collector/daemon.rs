@@ -69,7 +69,12 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     let mut next_refresh = Instant::now();
     // After detaching: threads do not survive the fork.
     let queue_size = collector.cfg.queue;
-    let mut queue = receive::start(sock, queue_size)
+    let bounds = receive::Bounds {
+        datagrams: queue_size,
+        bytes: collector.cfg.queue_bytes,
+        max_datagram: collector.cfg.max_datagram,
+    };
+    let mut queue = receive::start(sock, bounds)
         .map_err(|e| format!("cannot start the receive thread: {e}"))?;
     collector.queue = Some(queue.stats());
     let ping_every = Duration::from_secs(collector.cfg.ping_interval);

@@ -106,8 +106,16 @@ impl Collector {
                 Node::Int(q.drops.load(Ordering::Relaxed) as i64),
             );
         }
+        m.insert("auth_repeats", Node::Int(self.counters.auth_repeats as i64));
+        if let Some(q) = &self.queue {
+            m.insert(
+                "queue_bytes",
+                Node::Int(q.bytes.load(std::sync::atomic::Ordering::Relaxed) as i64),
+            );
+        }
+        // The whole machine's counter, not this socket's.
         if let Some(errors) = report::kernel_rcvbuf_errors() {
-            m.insert("kernel_rcvbuf_errors", Node::Int(errors as i64));
+            m.insert("machine_udp_rcvbuf_errors", Node::Int(errors as i64));
         }
         let path = self.db.root().join(METRICS_FILE);
         if let Err(e) = crate::db::write_replace(&path, Node::Dict(m).to_json(true).as_bytes()) {

@@ -5,8 +5,11 @@
 //!
 //! It reads up to [`BATCH`] datagrams per system call (`recvmmsg`), and
 //! refuses what needs no key to refuse (no magic, another version, a
-//! length no datagram has) before it is queued, counting each under its
-//! reason: a flood of garbage costs the decoding thread nothing.
+//! length no datagram has, more bytes than `network/max_datagram`) before
+//! it is queued, counting each under its reason: a flood of garbage costs
+//! the decoding thread nothing. The queue is bounded in datagrams and in
+//! bytes: a sender of large datagrams cannot grow the collector's memory
+//! past `network/queue_bytes`.
 //!
 //! Neither side blocks per datagram: the thread reads until the socket is
 //! empty and then naps for [`NAP`], and the consumer takes the whole queue
@@ -33,7 +36,10 @@ pub const BATCH: usize = 32;
 /// Largest datagram read (the largest UDP payload).
 const MAX_DATAGRAM: usize = 65536;
 /// Reasons the receive thread refuses datagrams itself.
-pub const EARLY_REASONS: [&str; 3] = ["bad_magic", "bad_version", "malformed"];
+pub const EARLY_REASONS: [&str; 4] = ["bad_magic", "bad_version", "malformed", "oversize"];
+/// Bytes a queued datagram costs beyond its own (the vector and the
+/// address), counted against the byte bound.
+const ENTRY_OVERHEAD: usize = 64;
 
 /// A received datagram and its sender.
 pub type Received = (Vec<u8>, SocketAddr);
@@ -46,7 +52,20 @@ pub struct QueueStats {
     /// Datagrams dropped because the queue was full.
     pub drops: Arc<AtomicU64>,
     /// Datagrams refused before queueing, per [`EARLY_REASONS`].
-    pub early: Arc<[AtomicU64; 3]>,
+    pub early: Arc<[AtomicU64; 4]>,
+    /// Bytes queued (the consumer's part included).
+    pub bytes: Arc<AtomicUsize>,
+}
+
+/// The bounds of the receive queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Datagrams at most.
+    pub datagrams: usize,
+    /// Bytes at most.
+    pub bytes: usize,
+    /// Largest datagram accepted.
+    pub max_datagram: usize,
 }
 
 /// The consuming end of the receive queue; stops the thread when dropped.
@@ -57,16 +76,18 @@ pub struct Queue {
     stop: Arc<AtomicBool>,
 }
 
-/// Start reading `sock` (made non-blocking here) into a queue of
-/// `capacity` datagrams.
-pub fn start(sock: UdpSocket, capacity: usize) -> io::Result<Queue> {
+/// Start reading `sock` (made non-blocking here) into a queue within
+/// `bounds`.
+pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
     sock.set_nonblocking(true)?;
     let shared = Arc::new(Mutex::new(VecDeque::new()));
     let stats = QueueStats::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (queue, thread_stats, thread_stop) =
         (Arc::clone(&shared), stats.clone(), Arc::clone(&stop));
-    let capacity = capacity.max(1);
+    let capacity = bounds.datagrams.max(1);
+    let byte_bound = bounds.bytes.max(MAX_DATAGRAM + ENTRY_OVERHEAD);
+    let max_datagram = bounds.max_datagram;
     std::thread::Builder::new()
         .name("receive".into())
         .spawn(move || {
@@ -78,6 +99,10 @@ pub fn start(sock: UdpSocket, capacity: usize) -> io::Result<Queue> {
                     Ok(0) => {}
                     Ok(_) => {
                         batch.retain(|(d, _)| match peek(d) {
+                            Ok(_) if d.len() > max_datagram => {
+                                thread_stats.early[3].fetch_add(1, Ordering::Relaxed);
+                                false
+                            }
                             Ok(_) => true,
                             Err(r) => {
                                 if let Some(i) =
@@ -92,7 +117,10 @@ pub fn start(sock: UdpSocket, capacity: usize) -> io::Result<Queue> {
                             return;
                         };
                         for d in batch.drain(..) {
-                            if q.len() < capacity {
+                            let cost = d.0.len() + ENTRY_OVERHEAD;
+                            let queued = thread_stats.bytes.load(Ordering::Relaxed);
+                            if q.len() < capacity && queued + cost <= byte_bound {
+                                thread_stats.bytes.fetch_add(cost, Ordering::Relaxed);
                                 q.push_back(d);
                             } else {
                                 thread_stats.drops.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +151,11 @@ impl Queue {
             std::mem::swap(&mut *q, &mut self.local);
             self.stats.depth.store(0, Ordering::Relaxed);
         }
-        self.local.pop_front()
+        let next = self.local.pop_front()?;
+        self.stats
+            .bytes
+            .fetch_sub(next.0.len() + ENTRY_OVERHEAD, Ordering::Relaxed);
+        Some(next)
     }
 
     /// Shared counters for the metrics.

@@ -18,6 +18,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use uuid::Uuid;
 
+/// How often a refusal from one address for one tenant is logged.
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// Address and tenant pairs remembered for that, at most.
+const REFUSAL_LOG_KEYS: usize = 4096;
+
 /// What the collector knows of one tenant, kept in memory.
 pub(super) struct TenantInfo {
     pub(super) key: SealKey,
@@ -98,11 +103,67 @@ impl Collector {
         self.counters.received += 1;
         match self.open(d, from) {
             Ok(()) => self.counters.accepted += 1,
-            Err(r) => self.reject(&r),
+            // An agent resends its auth datagram on purpose (UDP may lose
+            // it): a repeat of a live session's is no attack.
+            Err(Rejection::Replay) if self.is_auth_of_live_session(d) => {
+                self.counters.auth_repeats += 1;
+            }
+            Err(r) => {
+                self.note_refusal(d, from, &r);
+                self.reject(&r);
+            }
         }
     }
 
+    fn is_auth_of_live_session(&self, d: &[u8]) -> bool {
+        matches!(peek(d), Ok(Datagram::Auth(a))
+            if self.sessions.get(&a.session).is_some_and(|s| s.tenant == a.tenant))
+    }
+
+    /// Log a refusal that means a misconfigured agent (a wrong tenant key,
+    /// an unknown tenant), once per source address and tenant per
+    /// [`REFUSAL_LOG_EVERY`]; every refusal is counted regardless.
+    fn note_refusal(&mut self, d: &[u8], from: SocketAddr, r: &Rejection) {
+        let (tenant, what) = match (peek(d), r) {
+            (Ok(Datagram::Auth(a)), Rejection::BadMac) => (a.tenant, "bad MAC"),
+            (Ok(Datagram::Auth(a)), Rejection::UnknownTenant) => (a.tenant, "auth datagram"),
+            (Ok(Datagram::Meter(m)), Rejection::BadMac) => match self.sessions.get(&m.session) {
+                Some(s) => (s.tenant, "bad MAC"),
+                None => return,
+            },
+            _ => return,
+        };
+        let key = (from.ip(), tenant);
+        let now = std::time::Instant::now();
+        if self
+            .refusal_logged
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < REFUSAL_LOG_EVERY)
+        {
+            return;
+        }
+        if self.refusal_logged.len() >= REFUSAL_LOG_KEYS {
+            self.refusal_logged
+                .retain(|_, t| now.duration_since(*t) < REFUSAL_LOG_EVERY);
+            if self.refusal_logged.len() >= REFUSAL_LOG_KEYS {
+                return;
+            }
+        }
+        self.refusal_logged.insert(key, now);
+        let why = match r {
+            Rejection::UnknownTenant => "unknown tenant",
+            _ => "wrong key?",
+        };
+        svc::log::warn(&format!(
+            "{what} from {} for tenant {tenant} ({why})",
+            from.ip()
+        ));
+    }
+
     fn open(&mut self, d: &[u8], from: SocketAddr) -> Result<(), Rejection> {
+        if d.len() > self.cfg.max_datagram {
+            return Err(Rejection::Oversize(d.len()));
+        }
         match peek(d)? {
             Datagram::Auth(a) => self.open_auth(&a, from),
             Datagram::Meter(m) => self.open_meter(&m, from),

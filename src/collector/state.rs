@@ -23,6 +23,9 @@ pub struct Counters {
     pub accepted: u64,
     /// Rejections by reason (the names of `Rejection::counter`).
     pub rejected: HashMap<&'static str, u64>,
+    /// Auth datagrams an agent sent again for its live session (on
+    /// purpose: not counted as rejections).
+    pub auth_repeats: u64,
 }
 
 /// The collector's whole state.
@@ -46,6 +49,8 @@ pub struct Collector {
     pub(super) notifier: notify::Notifier,
     /// The pinger, when enabled and a socket could be opened.
     pub pinger: Option<ping::Pinger>,
+    /// When a refusal was last logged, per source address and tenant.
+    pub(super) refusal_logged: HashMap<(std::net::IpAddr, Uuid), Instant>,
 }
 
 impl Collector {
@@ -69,6 +74,7 @@ impl Collector {
             last_quota: Instant::now(),
             notifier: notify::Notifier::new(notify_cfg),
             pinger: None,
+            refusal_logged: HashMap::new(),
         };
         c.refresh_tenants();
         c

@@ -165,11 +165,14 @@ fn be_u64(b: &[u8]) -> u64 {
 /// Parse the cleartext header, cheaply, so that the receiver can find the
 /// key; rejects anything that is not a well-formed Opticon datagram.
 pub fn peek(buf: &[u8]) -> Result<Datagram<'_>, Rejection> {
-    if buf.len() < PREFIX_LEN || buf[..3] != MAGIC {
+    if buf.len() < 3 || buf[..3] != MAGIC {
         return Err(Rejection::BadMagic);
     }
-    if buf[3] != VERSION {
-        return Err(Rejection::BadVersion(buf[3]));
+    // The version is told even of a datagram too short for a header.
+    match buf.get(3) {
+        Some(&v) if v != VERSION => return Err(Rejection::BadVersion(v)),
+        _ if buf.len() < PREFIX_LEN => return Err(Rejection::Malformed),
+        _ => {}
     }
     match buf[4] {
         KIND_AUTH if buf.len() == AUTH_LEN => {

@@ -524,7 +524,7 @@ fn detaches_into_the_background_with_a_pid_file() {
     );
     // SAFETY: signals the daemon this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + PATIENCE;
     while dir.path("agent.pid").exists() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -544,7 +544,7 @@ fn detaches_into_the_background_with_a_pid_file() {
             })
             .unwrap_or(false)
     };
-    let end = Instant::now() + Duration::from_secs(3);
+    let end = Instant::now() + PATIENCE;
     while running() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }

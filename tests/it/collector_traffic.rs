@@ -101,7 +101,9 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
     }
     expected.push(("bad_magic", 50));
     hostile.push(b"OPT\x09Mxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_vec());
-    expected.push(("bad_version", 1));
+    // Too short for a header, but the version is told all the same.
+    hostile.push(b"OPT\x09".to_vec());
+    expected.push(("bad_version", 2));
     let stranger = Uuid::from_u128(0xdead);
     hostile.push(
         SenderSession::new()
@@ -151,6 +153,9 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
             tampered += 1;
         }
         c.handle(d, from);
+        if i == 0 {
+            c.handle(d, from);
+        }
         if i % 5 == 2 {
             c.handle(d, from);
             replayed += 1;
@@ -167,10 +172,15 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
     // Sealed by the real session, but not a payload the model accepts.
     c.handle(&agent.meter_datagram(&[0xff; 24]), from);
     expected.push(("bad_payload", 1));
+    // Larger than network/max_datagram (16384): refused unopened.
+    c.handle(&agent.meter_datagram(&vec![0u8; 20_000]), from);
+    expected.push(("oversize", 1));
+    // The agent's deliberate resend of its auth datagram (sent again
+    // right after the first, in the loop above): no rejection.
+    assert_eq!(c.counters.auth_repeats, 1);
     expected.push(("bad_mac", tampered + 1));
     expected.push(("replay", replayed));
-    // Every reason a datagram can be refused for is exercised, but
-    // `oversize` (nothing produces it yet; see the collector's limits).
+    // Every reason a datagram can be refused for is exercised.
     let mut reasons: Vec<&str> = expected.iter().map(|(r, _)| *r).collect();
     reasons.sort_unstable();
     assert_eq!(
@@ -182,6 +192,7 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
             "bad_version",
             "clock_skew",
             "malformed",
+            "oversize",
             "replay",
             "too_old",
             "unknown_session",

@@ -372,7 +372,7 @@ fn config_merges_defaults_and_reports_errors() {
 #[test]
 fn exec_probes_follow_the_contract() {
     let none: Vec<(String, String)> = Vec::new();
-    let t = Duration::from_secs(5);
+    let t = Duration::from_secs(30);
     // Options become OPT_ variables on top of the inherited environment.
     let opts = vec![("answer".to_string(), "fourtytwo".to_string())];
     let done = exec::run_command(
@@ -408,7 +408,7 @@ fn exec_probes_follow_the_contract() {
         exec::run_command("sleep 30 & sleep 30", &none, Duration::from_millis(300)).unwrap_err();
     assert!(matches!(slow, ExecError::Timeout(_)), "{slow}");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(25),
         "the whole process group is killed"
     );
     // stdin is /dev/null: a probe that reads it does not hang.
