@@ -193,8 +193,12 @@ pub fn start_logging(program: &'static str, m: &Matches) -> Result<(), DaemonErr
 
 /// Become the service, once everything that needs root was done: write
 /// the pid file (`-p`), detach unless `-f`, drop to the service user when
-/// root (handing it the pid and log files), and route the signals.
+/// root (handing it the pid and log files); signals are routed first.
 pub fn become_service(program: &str, m: &Matches) -> Result<Pidfile, DaemonError> {
+    // Signals are routed before the pid file names this process: a
+    // SIGHUP or SIGTERM sent as soon as the pid file appears is handled,
+    // not lost (or fatal). The handlers survive the fork below.
+    super::signals::install();
     let path = PathBuf::from(
         m.opt_str("pidfile")
             .unwrap_or_else(|| format!("/var/run/{program}.pid")),
@@ -209,6 +213,5 @@ pub fn become_service(program: &str, m: &Matches) -> Result<Pidfile, DaemonError
         super::log::chown(uid, gid);
         drop_to(uid, gid)?;
     }
-    super::signals::install();
     Ok(pidfile)
 }
