@@ -6,7 +6,7 @@
 use super::state::Collector;
 use super::{judge, report};
 use crate::db::tenant::HOST_LOG;
-use crate::db::{log as hostlog, HostWriter};
+use crate::db::{log as hostlog, HostWriter, ParkedWriter};
 use crate::model::{unix_now, Array, HostMeters, MeterName, MeterValue, Scalar, Status};
 use crate::svc;
 use std::collections::{HashMap, HashSet};
@@ -108,7 +108,19 @@ impl Collector {
         let stale = Duration::from_secs(self.cfg.stale);
         let dir = self.db.host_dir(key.0, key.1);
         let h = self.hosts.get_mut(&key)?;
-        let (mut meters, base) = h.unpack();
+        let (mut meters, mut base) = h.unpack();
+        // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
+        // agent still sends: the host starts afresh, as a new one.
+        if h.writer.last_time().is_some() && !dir.exists() {
+            svc::log::info(&format!(
+                "host {} of tenant {} was deleted: recording it afresh",
+                key.1, key.0
+            ));
+            h.writer = ParkedWriter::default();
+            h.badness = 0.0;
+            h.status = Status::Unset;
+            base = None;
+        }
         let old = h.status;
         if h.last_seen.elapsed() > stale {
             h.status = Status::Stale;

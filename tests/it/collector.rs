@@ -607,3 +607,49 @@ fn a_flood_of_large_datagrams_is_bounded_in_bytes() {
         "RSS grew from {base} kB to {peak} kB"
     );
 }
+
+/// A host deleted while its agent still sends comes back as a new host
+/// within a cycle or two, without an error per cycle.
+#[test]
+fn a_host_deleted_while_sending_starts_afresh() {
+    let dir = Dir::new("e2e-delete");
+    let (key, port) = tenant_and_collector(&dir, "interval { write 1 }\nping { enabled false }");
+    let host = "22222222-3333-4444-5555-666666666666";
+    std::fs::write(
+        dir.path("agent.conf"),
+        format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" host {host} }}\ninterval {{ fast 1 slow 2 }}\n"),
+    )
+    .unwrap();
+    let _collector = start_collector(&dir);
+    let _agent = start_agent(&dir);
+    assert!(
+        wait_for(PATIENCE, || record(&dir, host).is_some()),
+        "no record"
+    );
+    let (ok, _, err) = db(&dir, &["-t", TENANT, "-H", host, "host-delete"]);
+    assert!(ok, "{err}");
+    let deleted = opticon::model::unix_now();
+    // Back, with records only from after the deletion.
+    assert!(
+        wait_for(PATIENCE, || {
+            let (ok, out, _) = db(&dir, &["-t", TENANT, "host-list", "--json"]);
+            ok && out.contains(host)
+                && record(&dir, host).is_some_and(|r| r.path("hostname").is_some())
+        }),
+        "the host never came back"
+    );
+    let (_, export, _) = db(&dir, &["-t", TENANT, "-H", host, "host-export"]);
+    let first: i64 = export
+        .lines()
+        .next()
+        .and_then(|l| conf::parse(l).ok())
+        .and_then(|d| d.get("time").and_then(Node::as_int))
+        .unwrap_or(0);
+    assert!(
+        first >= deleted,
+        "a record from before the deletion survived"
+    );
+    let log = std::fs::read_to_string(dir.path("collector.log")).unwrap();
+    assert!(!log.contains("No such file"), "{log}");
+    assert!(log.contains("was deleted: recording it afresh"), "{log}");
+}
