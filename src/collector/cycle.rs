@@ -7,11 +7,46 @@ use super::state::Collector;
 use super::{judge, report};
 use crate::db::tenant::HOST_LOG;
 use crate::db::{log as hostlog, HostWriter, ParkedWriter};
-use crate::model::{unix_now, Array, HostMeters, MeterName, MeterValue, Scalar, Status};
+use crate::model::{
+    unix_now, Array, HostMeters, MeterName, MeterValue, Scalar, Status, MAX_METERS_PER_HOST,
+};
 use crate::svc;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// The meters the collector adds to every record.
+const OWN_METERS: [&str; 6] = [
+    "status",
+    "badness",
+    "problems",
+    "link/ip",
+    "link/rtt",
+    "link/loss",
+];
+
+/// Drop agent meters (the last ones) until the collector's own fit under
+/// the model's limit; returns how many were dropped.
+fn make_room(meters: &mut HostMeters) -> usize {
+    let missing = OWN_METERS
+        .iter()
+        .filter(|n| meters.get(n).is_none())
+        .count();
+    let over = (meters.len() + missing).saturating_sub(MAX_METERS_PER_HOST);
+    if over == 0 {
+        return 0;
+    }
+    let mut names: Vec<String> = meters
+        .iter()
+        .map(|(n, _)| n.as_str().to_string())
+        .filter(|n| !OWN_METERS.contains(&n.as_str()))
+        .collect();
+    let victims = names.split_off(names.len().saturating_sub(over));
+    for v in &victims {
+        meters.remove(v);
+    }
+    victims.len()
+}
 
 fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
     if let Ok(n) = MeterName::new(name) {
@@ -122,6 +157,9 @@ impl Collector {
             base = None;
         }
         let old = h.status;
+        // The collector's own meters always have room: a host at the
+        // meter limit loses some of its own meters instead, and says so.
+        let trimmed = make_room(&mut meters);
         if h.last_seen.elapsed() > stale {
             h.status = Status::Stale;
             meters.stamp(now);
@@ -130,8 +168,16 @@ impl Collector {
             let v = judge::judge(&meters, &defs, h.badness);
             h.badness = v.badness;
             h.status = v.status;
-            let problems = MeterValue::Array(Array::Str(v.problems));
-            set(&mut meters, "problems", problems, now);
+            let mut problems = v.problems;
+            if trimmed > 0 {
+                problems.push(format!("meters: over the limit, {trimmed} not stored"));
+            }
+            set(
+                &mut meters,
+                "problems",
+                MeterValue::Array(Array::Str(problems)),
+                now,
+            );
         }
         let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
         set(&mut meters, "status", status, now);

@@ -412,3 +412,53 @@ fn packed_hosts_with_queued_payloads_store_exactly_what_they_sent() {
     assert_eq!(c.counters.rejected.values().sum::<u64>(), 0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A host at the model's meter limit keeps the collector's own meters
+/// (status, badness, problems, link/ip) and is told what was not stored.
+#[test]
+fn a_host_at_the_meter_limit_keeps_the_collectors_meters() {
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
+    let key = [9u8; 32];
+    let (root, db, mut c) = in_process("limit", tenant, key, "");
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut agent = SenderSession::new().unwrap();
+    let host_id = Uuid::from_u128(0x4096);
+    c.handle(
+        &agent
+            .auth_datagram(&SealKey::new(&key), tenant, host_id, now())
+            .unwrap(),
+        from,
+    );
+    let mut sample = HostMeters::new();
+    for i in 0..opticon::model::MAX_METERS_PER_HOST {
+        sample
+            .set(
+                MeterName::new(&format!("x/m{i:04}")).unwrap(),
+                MeterValue::Scalar(Scalar::Int(i as i64)),
+                now(),
+            )
+            .unwrap();
+    }
+    for p in split_sample(now(), &sample, 1400).unwrap() {
+        c.handle(&agent.meter_datagram(&p), from);
+    }
+    c.write_cycle();
+    let (_, stored) = host::latest(&db.host_dir(tenant, host_id))
+        .unwrap()
+        .expect("a record");
+    for own in ["status", "badness", "problems", "link/ip"] {
+        assert!(stored.get(own).is_some(), "{own} missing");
+    }
+    assert!(stored.len() <= opticon::model::MAX_METERS_PER_HOST);
+    let problems = match stored.get("problems").map(|m| &m.value) {
+        Some(MeterValue::Array(opticon::model::Array::Str(p))) => p.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("meters: over the limit")),
+        "{problems:?}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
