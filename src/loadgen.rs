@@ -30,6 +30,10 @@ struct SimHost {
     id: Uuid,
     session: SenderSession,
     fake: FakeHost,
+    /// The sample sent (constant mode: the first, always).
+    first: crate::model::HostMeters,
+    /// The time the payloads were split at.
+    sealed_at: i64,
     payloads: Vec<Vec<u8>>,
     samples: u64,
 }
@@ -156,13 +160,15 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
         if let Some(name) = m.opt_str("hostname") {
             fake.hostname = name;
         }
-        let payloads =
-            split_sample(now, &fake.sample(now), max_datagram).map_err(|e| e.to_string())?;
+        let first = fake.sample(now);
+        let payloads = split_sample(now, &first, max_datagram).map_err(|e| e.to_string())?;
         let session = SenderSession::new().map_err(|e| e.to_string())?;
         fleet.push(SimHost {
             id: Uuid::from_u64_pair(0x0b71_c0de_0000_0000 | i, i),
             session,
             fake,
+            first,
+            sealed_at: now,
             payloads,
             samples: 0,
         });
@@ -205,10 +211,19 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
                 send(&d, &mut sent);
                 auths += 1;
             }
-            if !constant && h.samples > 0 {
+            if h.samples > 0 {
+                // A fresh sample each round; in constant mode the first
+                // one again, with the time of now (the collector refuses
+                // sample times far from its clock).
                 let now = crate::model::unix_now();
-                h.payloads = split_sample(now, &h.fake.sample(now), max_datagram)
-                    .map_err(|e| e.to_string())?;
+                if !constant {
+                    h.first = h.fake.sample(now);
+                }
+                if !constant || now != h.sealed_at {
+                    h.payloads =
+                        split_sample(now, &h.first, max_datagram).map_err(|e| e.to_string())?;
+                    h.sealed_at = now;
+                }
             }
             for p in &h.payloads {
                 h.session.seal_meter_into(p, &mut buf);

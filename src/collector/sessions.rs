@@ -8,7 +8,7 @@ use crate::conf::Node;
 use crate::crypto::{SealKey, KEY_LEN};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::TENANT_FILE;
-use crate::model::binary::validate_payload;
+use crate::model::binary::{validate_payload, PayloadReader};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
@@ -233,8 +233,19 @@ impl Collector {
         if derived {
             self.cache_key(m.session);
         }
+        let max_skew = self.cfg.max_skew;
         let kept = result.and_then(|host| {
             validate_payload(&plain).map_err(Rejection::BadPayload)?;
+            // Meters expire by their sample time: a time far from the
+            // collector's clock (never expiring, or gone at once) is
+            // refused as an auth datagram's would be.
+            let time = PayloadReader::new(&plain)
+                .map_err(Rejection::BadPayload)?
+                .time();
+            let skew = time.saturating_sub(unix_now());
+            if skew.abs() > max_skew {
+                return Err(Rejection::ClockSkew(skew));
+            }
             self.touch(host, from);
             let h = self.hosts.get_mut(&host).ok_or(Rejection::UnknownSession)?;
             h.queue_payload(&plain);

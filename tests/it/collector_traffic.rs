@@ -462,3 +462,37 @@ fn a_host_at_the_meter_limit_keeps_the_collectors_meters() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A sample stamped far from the collector's clock is refused (counted
+/// as clock_skew): its meters would never expire, or expire at once.
+#[test]
+fn sample_times_far_from_the_collectors_clock_are_refused() {
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
+    let key = [5u8; 32];
+    let (root, _, mut c) = in_process("skew", tenant, key, "");
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut agent = SenderSession::new().unwrap();
+    let host_id = Uuid::from_u128(0x5c3);
+    c.handle(
+        &agent
+            .auth_datagram(&SealKey::new(&key), tenant, host_id, now())
+            .unwrap(),
+        from,
+    );
+    let sample = common::representative_host();
+    for t in [1 << 62, now() - 86_400, now() + 3600] {
+        for p in split_sample(t, &sample, 1400).unwrap() {
+            c.handle(&agent.meter_datagram(&p), from);
+        }
+    }
+    assert!(
+        c.counters.rejected.get("clock_skew").copied().unwrap_or(0) >= 3,
+        "{:?}",
+        c.counters.rejected
+    );
+    for p in split_sample(now(), &sample, 1400).unwrap() {
+        c.handle(&agent.meter_datagram(&p), from);
+    }
+    assert!(c.counters.accepted >= 2, "{:?}", c.counters);
+    let _ = std::fs::remove_dir_all(&root);
+}
