@@ -212,6 +212,12 @@ impl Collector {
                 r.to
             ));
         }
+        for aside in &writer.moved_aside {
+            svc::log::warn(&format!(
+                "{}: damaged header, moved aside (opticon-db fsck --repair merges its samples back); recording on in a fresh file",
+                aside.display()
+            ));
+        }
         if old != h.status {
             let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
             svc::log::info(&format!("host {}: {msg}", key.1));

@@ -1,10 +1,11 @@
 //! Verification and repair of a whole database.
 
-use super::format::Damage;
+use super::format::{header, scan, Damage, HEADER_LEN, KIND_SAMPLES};
 use super::host::{self, day_files, read_day};
 use super::log;
 use super::tenant::{Db, HOST_FILE, HOST_LOG};
 use super::{io_at, write_atomic, DbError};
+use crate::model::HostMeters;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,33 @@ pub struct Report {
     pub repairs: Vec<String>,
 }
 
+/// The samples of a day file whose header is damaged: a header rebuilt
+/// from the file name, and every frame that verifies after it.
+fn salvage(path: &Path, date: super::time::Date) -> Result<Vec<(i64, HostMeters)>, DbError> {
+    let mut buf = io_at(path, fs::read(path))?;
+    if buf.len() < HEADER_LEN {
+        return Ok(Vec::new());
+    }
+    buf[..HEADER_LEN].copy_from_slice(&header(KIND_SAMPLES, date.start()));
+    let day = host::Day {
+        path: path.to_path_buf(),
+        scan: scan(&buf),
+        buf,
+    };
+    let mut samples = Vec::new();
+    day.replay(|t, m| {
+        samples.push((t, m.clone()));
+        true
+    });
+    Ok(samples)
+}
+
+/// The date a day file's name says.
+fn date_of(path: &Path) -> Option<super::time::Date> {
+    let name = path.file_name()?.to_str()?;
+    super::time::Date::from_stem(name.split('.').next()?)
+}
+
 fn check_day(path: &Path, repair: bool, report: &mut Report) -> Result<(), DbError> {
     let day = match read_day(path) {
         Ok(d) => d,
@@ -59,13 +87,29 @@ fn check_day(path: &Path, repair: bool, report: &mut Report) -> Result<(), DbErr
                 .findings
                 .push(Finding::BadFile(path.to_path_buf(), what));
             if repair {
-                let aside = path.with_extension("osd.corrupt");
-                io_at(path, fs::rename(path, &aside))?;
-                report.repairs.push(format!(
-                    "{}: moved aside to {}",
-                    path.display(),
-                    aside.display()
-                ));
+                let samples = match date_of(path) {
+                    Some(date) => salvage(path, date)?,
+                    None => Vec::new(),
+                };
+                match date_of(path) {
+                    Some(date) if !samples.is_empty() => {
+                        write_atomic(path, &host::encode_day(date, &samples))?;
+                        report.repairs.push(format!(
+                            "{}: header rebuilt, {} samples kept",
+                            path.display(),
+                            samples.len()
+                        ));
+                    }
+                    _ => {
+                        let aside = path.with_extension("osd.corrupt");
+                        io_at(path, fs::rename(path, &aside))?;
+                        report.repairs.push(format!(
+                            "{}: nothing readable, moved aside to {}",
+                            path.display(),
+                            aside.display()
+                        ));
+                    }
+                }
             }
             return Ok(());
         }
@@ -143,13 +187,64 @@ fn check_host(dir: &Path, repair: bool, report: &mut Report) -> Result<(), DbErr
     let log_path = dir.join(HOST_LOG);
     if log_path.exists() {
         report.files += 1;
-        if let Err(DbError::Corrupt(p, what)) = log::read(&log_path) {
-            report.findings.push(Finding::BadFile(p, what));
+        if let Some(what) = log::damage(&log_path)? {
+            report
+                .findings
+                .push(Finding::BadFile(log_path.clone(), what));
+            if repair {
+                let kept = log::rebuild(&log_path)?;
+                report.repairs.push(format!(
+                    "{}: rebuilt with its {kept} readable entries",
+                    log_path.display()
+                ));
+            }
         }
     }
     for d in day_files(dir)? {
         report.files += 1;
         check_day(&d.path, repair, report)?;
+    }
+    // Day files the writer moved aside (a damaged header): their samples
+    // go back into the day's file.
+    for entry in io_at(dir, fs::read_dir(dir))?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.contains(".osd.corrupt") {
+            continue;
+        }
+        let Some(date) = date_of(&path) else {
+            continue;
+        };
+        report.files += 1;
+        report.findings.push(Finding::BadFile(
+            path.clone(),
+            "a damaged day file moved aside".into(),
+        ));
+        if !repair {
+            continue;
+        }
+        let mut samples = salvage(&path, date)?;
+        let current = host::day_path(dir, date);
+        if current.exists() {
+            if let Ok(day) = read_day(&current) {
+                day.replay(|t, m| {
+                    samples.push((t, m.clone()));
+                    true
+                });
+            }
+        }
+        samples.sort_by_key(|(t, _)| *t);
+        samples.dedup_by_key(|(t, _)| *t);
+        let n = samples.len();
+        if n > 0 {
+            write_atomic(&current, &host::encode_day(date, &samples))?;
+        }
+        io_at(&path, fs::remove_file(&path))?;
+        report.repairs.push(format!(
+            "{}: {n} samples merged into {}",
+            path.display(),
+            current.display()
+        ));
     }
     Ok(())
 }

@@ -45,6 +45,23 @@ fn put_text(slot: &mut [u8], text: &str) {
     slot[..end].copy_from_slice(&text.as_bytes()[..end]);
 }
 
+/// One entry as stored, with its checksum.
+fn slot(seq: u64, time: i64, subsystem: &str, message: &str) -> [u8; SLOT_LEN] {
+    let mut slot = [0u8; SLOT_LEN];
+    slot[..8].copy_from_slice(&seq.to_be_bytes());
+    slot[8..16].copy_from_slice(&time.to_be_bytes());
+    put_text(&mut slot[16..16 + SUBSYSTEM_LEN], subsystem);
+    put_text(&mut slot[32..32 + MESSAGE_LEN], message);
+    let sum = checksum(&[&slot[..SLOT_LEN - 8]]);
+    slot[SLOT_LEN - 8..].copy_from_slice(&sum);
+    slot
+}
+
+/// Where entry `seq` lives in the ring.
+fn slot_offset(seq: u64) -> usize {
+    HEADER_LEN + ((seq.max(1) - 1) as usize % LOG_SLOTS) * SLOT_LEN
+}
+
 fn get_text(slot: &[u8]) -> String {
     let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
     String::from_utf8_lossy(&slot[..end]).into_owned()
@@ -63,21 +80,55 @@ fn parse_slot(slot: &[u8]) -> Option<LogEntry> {
     })
 }
 
-/// The entries, newest first; a missing log is empty.
+/// The entries, newest first; a missing log is empty. Every slot carries
+/// its own checksum, so a damaged header (or garbage) costs only the
+/// slots that do not verify, never the whole log.
 pub fn read(path: &Path) -> Result<Vec<LogEntry>, DbError> {
     let buf = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(DbError::Io(path.to_path_buf(), e)),
     };
-    check_header(&buf, KIND_LOG)
-        .map_err(|e| DbError::Corrupt(path.to_path_buf(), e.to_string()))?;
+    if buf.len() < HEADER_LEN {
+        return Ok(Vec::new());
+    }
     let mut entries: Vec<LogEntry> = buf[HEADER_LEN..]
         .chunks_exact(SLOT_LEN)
         .filter_map(parse_slot)
         .collect();
     entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
     Ok(entries)
+}
+
+/// What is wrong with a host log, if anything: a damaged header, or slots
+/// that do not verify (a ring not yet full has zeroed slots, which are
+/// fine).
+pub fn damage(path: &Path) -> Result<Option<String>, DbError> {
+    let buf = io_at(path, fs::read(path))?;
+    if let Err(e) = check_header(&buf, KIND_LOG) {
+        return Ok(Some(e.to_string()));
+    }
+    let bad = buf[HEADER_LEN..]
+        .chunks(SLOT_LEN)
+        .filter(|s| s.len() < SLOT_LEN || (parse_slot(s).is_none() && s.iter().any(|&b| b != 0)))
+        .count();
+    Ok((bad > 0).then(|| format!("{bad} damaged entries")))
+}
+
+/// Write the log again from its entries that verify; returns how many.
+pub fn rebuild(path: &Path) -> Result<usize, DbError> {
+    let mut entries = read(path)?;
+    entries.sort_by_key(|e| e.seq);
+    let mut out = header(KIND_LOG, 0).to_vec();
+    for e in &entries {
+        let at = slot_offset(e.seq);
+        if out.len() < at + SLOT_LEN {
+            out.resize(at + SLOT_LEN, 0);
+        }
+        out[at..at + SLOT_LEN].copy_from_slice(&slot(e.seq, e.time, &e.subsystem, &e.message));
+    }
+    super::write_atomic(path, &out)?;
+    Ok(entries.len())
 }
 
 /// Append an entry, overwriting the oldest once the ring is full.
@@ -92,18 +143,16 @@ pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<
             .write(true)
             .open(path),
     )?;
-    if io_at(path, f.metadata())?.len() < HEADER_LEN as u64 {
+    let mut head = [0u8; HEADER_LEN];
+    let damaged = std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0).is_err()
+        || check_header(&head, KIND_LOG).is_err();
+    if damaged {
+        // A fresh header; the slots that verify stay.
         io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
         super::adopt_owner(path);
     }
-    let mut slot = [0u8; SLOT_LEN];
-    slot[..8].copy_from_slice(&next.to_be_bytes());
-    slot[8..16].copy_from_slice(&time.to_be_bytes());
-    put_text(&mut slot[16..16 + SUBSYSTEM_LEN], subsystem);
-    put_text(&mut slot[32..32 + MESSAGE_LEN], message);
-    let sum = checksum(&[&slot[..SLOT_LEN - 8]]);
-    slot[SLOT_LEN - 8..].copy_from_slice(&sum);
-    let at = HEADER_LEN + ((next - 1) as usize % LOG_SLOTS) * SLOT_LEN;
+    let slot = slot(next, time, subsystem, message);
+    let at = slot_offset(next);
     // Durable with the next sync of the database: the collector syncs
     // once per write cycle, so a cycle that changes the status of
     // 100,000 hosts costs one sync, not 100,000.

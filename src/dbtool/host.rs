@@ -177,6 +177,12 @@ impl Tool {
                 r.to
             );
         }
+        for aside in &w.moved_aside {
+            eprintln!(
+                "opticon-db: {}: damaged header, moved aside (fsck --repair merges it back)",
+                aside.display()
+            );
+        }
         let mut out = std::io::stdout().lock();
         for (n, (time, doc)) in records.iter().enumerate() {
             let mut meters = HostMeters::new();

@@ -930,3 +930,49 @@ fn a_parked_writer_resumes_byte_for_byte_and_notices_other_writers() {
     });
     assert_eq!(n, day.scan.frames.len());
 }
+
+/// A day file with a zeroed header and a garbage host log stop nothing:
+/// listings and queries serve the rest, the writer moves the file aside
+/// and records on, and fsck --repair brings every verifying sample back.
+#[test]
+fn damaged_headers_never_stop_a_host() {
+    let r = Root::with_tenant("damaged");
+    let first = r.write("a.jsonl", &samples(DAY0 + 3600, 20, 1));
+    r.ok(&["-t", TENANT, "-H", HOST, "host-import", &first]);
+    let host_dir = r.db().join(TENANT).join(HOST);
+    let day = host_dir.join("20231114.osd");
+    let mut bytes = std::fs::read(&day).unwrap();
+    bytes[..32].fill(0);
+    std::fs::write(&day, &bytes).unwrap();
+    std::fs::write(host_dir.join("host.log"), vec![0x5a; 700]).unwrap();
+    // Listings and queries answer; the damaged file reads as empty.
+    let list = r.json(&["-t", TENANT, "host-list"]);
+    assert!(
+        list.to_json(false).contains(HOST),
+        "{}",
+        list.to_json(false)
+    );
+    r.ok(&["-t", TENANT, "-H", HOST, "host-log"]);
+    // The writer moves it aside and records on.
+    let more = r.write("b.jsonl", &samples(DAY0 + 3 * 3600, 10, 2));
+    r.ok(&["-t", TENANT, "-H", HOST, "host-import", &more]);
+    assert!(host_dir.join("20231114.osd.corrupt").exists());
+    let shown = r.ok(&["-t", TENANT, "-H", HOST, "host-show"]);
+    assert!(shown.contains("hostname"), "{shown}");
+    // fsck finds both; --repair merges the 20 samples back, rebuilds the
+    // log; then nothing is left.
+    let found = r.run(&["-t", TENANT, "fsck"]);
+    assert_eq!(found.status.code(), Some(1));
+    let found = String::from_utf8_lossy(&found.stdout).to_string();
+    assert!(
+        found.contains(".corrupt") && found.contains("host.log"),
+        "{found}"
+    );
+    let repaired = r.ok(&["-t", TENANT, "fsck", "--repair"]);
+    assert!(repaired.contains("samples merged"), "{repaired}");
+    assert!(repaired.contains("host.log: rebuilt"), "{repaired}");
+    let clean = r.ok(&["-t", TENANT, "fsck"]);
+    assert!(clean.ends_with("0 problems\n"), "{clean}");
+    let export = r.ok(&["-t", TENANT, "-H", HOST, "host-export"]);
+    assert_eq!(export.lines().count(), 30, "{export}");
+}

@@ -10,6 +10,16 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// A damaged day file reads as one without data: queries serve what the
+/// other files hold (the writer moves a damaged file aside, fsck repairs
+/// it); failures to read at all still count.
+fn unless_damaged<T>(r: Result<Option<T>, DbError>) -> Result<Option<T>, DbError> {
+    match r {
+        Err(DbError::Corrupt(..)) => Ok(None),
+        other => other,
+    }
+}
+
 /// The latest sample in one day file, walking back from its end; falls
 /// back to a full scan when the tail is damaged.
 fn latest_in(path: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
@@ -36,7 +46,7 @@ fn latest_in(path: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
 /// one block decoded.
 pub fn latest(dir: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
     for day in day_files(dir)?.iter().rev() {
-        if let Some(found) = latest_in(&day.path)? {
+        if let Some(found) = unless_damaged(latest_in(&day.path))? {
             return Ok(Some(found));
         }
     }
@@ -48,7 +58,10 @@ pub fn latest(dir: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
 pub fn at(dir: &Path, t: i64) -> Result<Option<(i64, HostMeters)>, DbError> {
     let limit = Date::of(t);
     for day in day_files(dir)?.iter().rev().filter(|d| d.date <= limit) {
-        if let Some(found) = read_day(&day.path)?.sample_at_or_before(t) {
+        let Some(read) = unless_damaged(read_day(&day.path).map(Some))? else {
+            continue;
+        };
+        if let Some(found) = read.sample_at_or_before(t) {
             return Ok(Some(found));
         }
     }
@@ -68,7 +81,9 @@ pub fn series(dir: &Path, meter: &str, from: i64, to: i64) -> Result<Vec<(i64, f
         .iter()
         .filter(|d| d.date >= first && d.date <= last)
     {
-        let day = read_day(&day.path)?;
+        let Some(day) = unless_damaged(read_day(&day.path).map(Some))? else {
+            continue;
+        };
         day.replay(|t, m| {
             if t > to {
                 return false;
@@ -188,13 +203,13 @@ pub fn usage(dir: &Path) -> Result<Usage, DbError> {
         ..Usage::default()
     };
     for d in &days {
-        if let Some(t) = first_time(&d.path)? {
+        if let Some(t) = unless_damaged(first_time(&d.path))? {
             u.first = Some(t);
             break;
         }
     }
     for d in days.iter().rev() {
-        if let Some(t) = last_time(&d.path)? {
+        if let Some(t) = unless_damaged(last_time(&d.path))? {
             u.last = Some(t);
             break;
         }

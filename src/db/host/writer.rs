@@ -101,6 +101,9 @@ pub struct HostWriter {
     frame: Vec<u8>,
     /// Torn tails cut off when the writer opened.
     pub repairs: Vec<Repair>,
+    /// Damaged day files moved aside (`.corrupt`) when the writer opened:
+    /// the host records on in a fresh file.
+    pub moved_aside: Vec<PathBuf>,
 }
 
 /// Where a parked writer stopped: the day file and its length then.
@@ -162,6 +165,19 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
         }
     }
     Err(DbError::Locked(dir.to_path_buf()))
+}
+
+/// Where a damaged day file is moved: `NAME.corrupt`, or
+/// `NAME.corrupt.N` when that exists.
+fn corrupt_name(path: &Path) -> PathBuf {
+    let base = format!("{}.corrupt", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
 }
 
 /// Cut a day file back to its last valid frame if its tail is torn; a
@@ -228,9 +244,20 @@ impl HostWriter {
             last_time: None,
             frame: Vec::new(),
             repairs: Vec::new(),
+            moved_aside: Vec::new(),
         };
         if let Some(newest) = day_files(dir)?.pop() {
-            if let Some(r) = repair_tail(w.storage.as_ref(), &newest.path)? {
+            let repaired = match repair_tail(w.storage.as_ref(), &newest.path) {
+                Err(DbError::Corrupt(..)) => {
+                    // A damaged header: keep the bytes for fsck, record on.
+                    let aside = corrupt_name(&newest.path);
+                    io_at(&newest.path, fs::rename(&newest.path, &aside))?;
+                    w.moved_aside.push(aside);
+                    return Ok(w);
+                }
+                other => other?,
+            };
+            if let Some(r) = repaired {
                 w.repairs.push(r);
             }
             let day = read_day(&newest.path)?;
@@ -371,8 +398,15 @@ impl HostWriter {
         };
         let path = day_path(dir, mark.date);
         let lock = lock(dir)?;
-        let file = match OpenOptions::new().append(true).open(&path) {
-            Ok(f) if f.metadata().is_ok_and(|m| m.len() == mark.len) => f,
+        // The same length and an intact header: nobody wrote meanwhile.
+        let intact = |f: &File| {
+            let mut head = [0u8; HEADER_LEN];
+            f.metadata().is_ok_and(|m| m.len() == mark.len)
+                && std::os::unix::fs::FileExt::read_exact_at(f, &mut head, 0).is_ok()
+                && check_header(&head, KIND_SAMPLES).is_ok()
+        };
+        let file = match OpenOptions::new().read(true).append(true).open(&path) {
+            Ok(f) if intact(&f) => f,
             _ => {
                 drop(lock);
                 return HostWriter::open(dir);
@@ -403,6 +437,7 @@ impl HostWriter {
             last_time: parked.last_time,
             frame: Vec::new(),
             repairs: Vec::new(),
+            moved_aside: Vec::new(),
         })
     }
 
