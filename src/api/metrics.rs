@@ -83,6 +83,22 @@ impl Api {
                 );
             }
         }
+        if let Some(Node::Dict(tenants)) = metrics.path("tenants") {
+            out.push_str("# HELP opticon_collector_tenant_refused_total Datagrams refused over a tenant's limits, by limit.\n# TYPE opticon_collector_tenant_refused_total counter\n");
+            for (t, u) in tenants.iter() {
+                for (key, limit) in [
+                    ("refused_hosts", "hosts"),
+                    ("refused_new_hosts", "new_hosts"),
+                    ("refused_bytes", "bytes"),
+                ] {
+                    let n = u.path(key).and_then(Node::as_int).unwrap_or(0);
+                    let _ = writeln!(
+                        out,
+                        "opticon_collector_tenant_refused_total{{tenant=\"{t}\",limit=\"{limit}\"}} {n}"
+                    );
+                }
+            }
+        }
         if let Some(ms) = metrics.path("write_cycle_ms").and_then(Node::as_f64) {
             let _ = write!(out, "# HELP opticon_collector_write_cycle_seconds Duration of the last write cycle.\n# TYPE opticon_collector_write_cycle_seconds gauge\nopticon_collector_write_cycle_seconds {}\n", ms / 1e3);
         }

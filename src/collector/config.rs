@@ -51,6 +51,8 @@ pub struct CollectorConfig {
     pub ping: bool,
     /// Seconds between two echoes to the same host.
     pub ping_interval: u64,
+    /// Per-tenant limits unless a tenant's metadata sets its own.
+    pub limits: super::limits::TenantLimits,
 }
 
 impl CollectorConfig {
@@ -103,6 +105,7 @@ impl CollectorConfig {
                 }
             },
             ping_interval: conf::positive(doc, "ping/interval", 10)?,
+            limits: super::limits::TenantLimits::from_dict(doc)?,
         })
     }
 }

@@ -118,6 +118,13 @@ impl Collector {
             }
         }
         self.notifier.send_due();
+        let tenants = &self.tenants;
+        self.usage.retain(|t, _| tenants.contains_key(t));
+        for (t, u) in &mut self.usage {
+            if let Some(line) = u.log_line(t) {
+                svc::log::warn(&line);
+            }
+        }
         release_free_memory();
         self.publish_metrics(started.elapsed(), &by_status);
         if let Err(e) = self.publish_sessions(now) {
@@ -144,6 +151,7 @@ impl Collector {
         let dir = self.db.host_dir(key.0, key.1);
         let h = self.hosts.get_mut(&key)?;
         let (mut meters, mut base) = h.unpack();
+        h.cycle_bytes = 0;
         // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
         // agent still sends: the host starts afresh, as a new one.
         if h.writer.last_time().is_some() && !dir.exists() {

@@ -45,6 +45,8 @@ pub(super) struct HostState {
     pub(super) remote: SocketAddr,
     /// The host's writer between write cycles (no open descriptors).
     pub(super) writer: ParkedWriter,
+    /// Payload bytes received since the last write cycle.
+    pub(super) cycle_bytes: u64,
     /// Definitions, with the tenant's and the host's file times they
     /// were built from.
     pub(super) defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
@@ -131,6 +133,7 @@ impl Collector {
             last_seen: now,
             remote: from,
             writer: ParkedWriter::default(),
+            cycle_bytes: 0,
             defs: None,
         };
         if let Ok(Some((_, mut meters))) = host::latest(&dir) {
@@ -151,6 +154,7 @@ impl Collector {
             from.ip()
         ));
         self.hosts.insert(key, state);
+        self.usage.entry(tenant).or_default().hosts += 1;
     }
 
     /// The definitions that apply to a host: the tenant's (shared, not
@@ -199,6 +203,9 @@ impl Collector {
             .collect();
         for key in gone {
             self.hosts.remove(&key);
+            if let Some(u) = self.usage.get_mut(&key.0) {
+                u.hosts = u.hosts.saturating_sub(1);
+            }
             self.sessions.retain(|_, s| (s.tenant, s.host) != key);
             svc::log::info(&format!(
                 "host {} silent for {} s: forgotten",

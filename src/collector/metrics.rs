@@ -107,6 +107,20 @@ impl Collector {
             );
         }
         m.insert("auth_repeats", Node::Int(self.counters.auth_repeats as i64));
+        // Each tenant's hosts and what its limits refused.
+        let mut tenants = Dict::new();
+        let mut ids: Vec<_> = self.usage.keys().copied().collect();
+        ids.sort_unstable();
+        for t in ids {
+            let u = &self.usage[&t];
+            let mut d = Dict::new();
+            d.insert("hosts", Node::Int(u.hosts as i64));
+            d.insert("refused_hosts", Node::Int(u.refused.hosts as i64));
+            d.insert("refused_new_hosts", Node::Int(u.refused.new_hosts as i64));
+            d.insert("refused_bytes", Node::Int(u.refused.bytes as i64));
+            tenants.insert(t.to_string(), Node::Dict(d));
+        }
+        m.insert("tenants", Node::Dict(tenants));
         if let Some(q) = &self.queue {
             m.insert(
                 "queue_bytes",

@@ -13,6 +13,8 @@
 //! * [`cycle`]: every interval, each host is [`judge`]d and stored, with
 //!   one sync; [`report`] writes each tenant's overview and summary, and
 //!   [`notify`] runs the notification command for status changes.
+//! * [`limits`]: what one tenant may use (hosts, new hosts a minute,
+//!   bytes per host per cycle), so it cannot crowd out the others.
 //! * [`metrics`]: the collector's own counters and open sessions.
 //! * [`ping`]: ICMP echoes to every host (`link/rtt`, `link/loss`).
 //!
@@ -24,6 +26,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod hosts;
 pub mod judge;
+pub mod limits;
 pub mod metrics;
 pub mod notify;
 pub mod packed;

@@ -3,6 +3,7 @@
 //! `tenant.conf` changes), sessions opened by auth datagrams, and meter
 //! datagrams opened, verified and queued for their host.
 
+use super::limits::TenantLimits;
 use super::state::Collector;
 use crate::conf::Node;
 use crate::crypto::{SealKey, KEY_LEN};
@@ -29,6 +30,8 @@ pub(super) struct TenantInfo {
     /// Shared by every host of the tenant without a `host.conf`.
     pub(super) defs: Arc<Vec<MeterDef>>,
     pub(super) modified: Option<SystemTime>,
+    /// Its limits: the config's, overlaid with its metadata.
+    pub(super) limits: TenantLimits,
 }
 
 /// One open session.
@@ -80,12 +83,20 @@ impl Collector {
                             svc::log::warn(&format!("tenant {id}: {e}"));
                         }
                     }
+                    let (limits, problems) = self
+                        .cfg
+                        .limits
+                        .overlaid(doc.get("metadata").and_then(Node::as_dict));
+                    for p in problems {
+                        svc::log::warn(&format!("tenant {id}: {p}"));
+                    }
                     self.tenants.insert(
                         id,
                         TenantInfo {
                             key: SealKey::new(&tenant.key.0),
                             defs: Arc::new(defs),
                             modified,
+                            limits,
                         },
                     );
                 }
@@ -194,6 +205,14 @@ impl Collector {
                 if body.host.is_nil() || body.host == Uuid::max() {
                     return Err(Rejection::Malformed);
                 }
+                // A host new to the collector counts against its tenant's
+                // limits (a known host opening a new session does not).
+                let limits = tenant.limits;
+                if !self.hosts.contains_key(&(a.tenant, body.host))
+                    && !self.usage.entry(a.tenant).or_default().admit_host(&limits)
+                {
+                    return Err(Rejection::OverLimit);
+                }
                 self.sessions.insert(
                     a.session,
                     Session {
@@ -247,7 +266,16 @@ impl Collector {
                 return Err(Rejection::ClockSkew(skew));
             }
             self.touch(host, from);
+            let limit = self
+                .tenants
+                .get(&host.0)
+                .map_or(u64::MAX, |t| t.limits.max_host_bytes_per_cycle);
             let h = self.hosts.get_mut(&host).ok_or(Rejection::UnknownSession)?;
+            if h.cycle_bytes + plain.len() as u64 > limit {
+                self.usage.entry(host.0).or_default().refused.bytes += 1;
+                return Err(Rejection::OverLimit);
+            }
+            h.cycle_bytes += plain.len() as u64;
             h.queue_payload(&plain);
             Ok(())
         });

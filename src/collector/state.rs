@@ -49,6 +49,8 @@ pub struct Collector {
     pub(super) notifier: notify::Notifier,
     /// The pinger, when enabled and a socket could be opened.
     pub pinger: Option<ping::Pinger>,
+    /// Each tenant's use of its limits.
+    pub(super) usage: HashMap<Uuid, super::limits::TenantUse>,
     /// When a refusal was last logged, per source address and tenant.
     pub(super) refusal_logged: HashMap<(std::net::IpAddr, Uuid), Instant>,
 }
@@ -75,6 +77,7 @@ impl Collector {
             notifier: notify::Notifier::new(notify_cfg),
             pinger: None,
             refusal_logged: HashMap::new(),
+            usage: HashMap::new(),
         };
         c.refresh_tenants();
         c

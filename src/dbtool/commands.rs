@@ -34,6 +34,7 @@ macro_rules! command {
 pub const COMMANDS: &[Command] = &[
     command!("Tenants", "tenant-create", "", Tool::tenant_create),
     command!("Tenants", "tenant-list", "", Tool::tenant_list),
+    command!("Tenants", "tenant-show", "", Tool::tenant_show),
     command!("Tenants", "tenant-delete", "", Tool::tenant_delete),
     command!(
         "Tenants",

@@ -3,6 +3,8 @@
 use super::error::{usage, ToolError};
 use super::tool::{args, parse_uuid, word_value, Tool};
 use crate::conf::{Dict, Node};
+use crate::db::limits::LIMIT_KEYS;
+use crate::db::published::METRICS_FILE;
 use crate::db::{views, DbError};
 use crate::model::TenantKey;
 use crate::svc::text::{size, table};
@@ -135,6 +137,71 @@ impl Tool {
             self.print_json(Node::Dict(d));
         } else {
             println!("AES Key: {}", key.to_base64());
+        }
+        Ok(0)
+    }
+
+    /// `tenant-show`: the tenant, its limits (the collector's defaults
+    /// unless its metadata sets them) and what the running collector last
+    /// said it refused.
+    pub(super) fn tenant_show(&self, m: &Matches) -> Result<i32, ToolError> {
+        args(m, 0, "no arguments")?;
+        let t = self.tenant(m)?;
+        let info = self.db.tenant(t)?;
+        let doc = self.db.tenant_doc(t)?;
+        let meta = doc.get("metadata").and_then(Node::as_dict);
+        let published = std::fs::read_to_string(self.db.root().join(METRICS_FILE))
+            .ok()
+            .and_then(|text| crate::conf::parse(&text).ok());
+        let usage = published
+            .as_ref()
+            .and_then(|d| d.path(&format!("tenants/{t}")))
+            .cloned();
+        let int = |key: &str| {
+            usage
+                .as_ref()
+                .and_then(|u| u.path(key))
+                .and_then(Node::as_int)
+        };
+        let limit = |key: &str| meta.and_then(|d| d.get(key)).and_then(Node::as_int);
+        if self.json {
+            let mut d = Dict::new();
+            d.insert("id", Node::Str(t.to_string()));
+            d.insert("name", Node::Str(info.name.clone()));
+            d.insert("quota", Node::Int(info.quota_mb as i64));
+            let mut limits = Dict::new();
+            for key in LIMIT_KEYS {
+                limits.insert(
+                    key,
+                    limit(key).map_or(Node::Str("default".into()), Node::Int),
+                );
+            }
+            d.insert("limits", Node::Dict(limits));
+            d.insert("collector", usage.clone().unwrap_or(Node::Null));
+            let mut top = Dict::new();
+            top.insert("tenant", Node::Dict(d));
+            self.print_json(Node::Dict(top));
+            return Ok(0);
+        }
+        println!(
+            "UUID:    {t}\nName:    {}\nQuota:   {} MB",
+            info.name, info.quota_mb
+        );
+        for key in LIMIT_KEYS {
+            match limit(key) {
+                Some(n) => println!("{key}: {n}"),
+                None => println!("{key}: the collector's default"),
+            }
+        }
+        match usage {
+            Some(_) => println!(
+                "Collector: {} hosts; refused {} new hosts over max_hosts, {} over max_new_hosts_per_minute, {} payloads over max_host_bytes_per_cycle",
+                int("hosts").unwrap_or(0),
+                int("refused_hosts").unwrap_or(0),
+                int("refused_new_hosts").unwrap_or(0),
+                int("refused_bytes").unwrap_or(0)
+            ),
+            None => println!("Collector: no figures (not running, or the tenant sent nothing)"),
         }
         Ok(0)
     }

@@ -84,6 +84,9 @@ pub enum Rejection {
     ClockSkew(i64),
     /// Authentic, but the payload does not decode.
     BadPayload(CodecError),
+    /// Authentic, but over one of its tenant's limits (hosts, new hosts
+    /// a minute, bytes per host per write cycle).
+    OverLimit,
 }
 
 impl Rejection {
@@ -101,6 +104,7 @@ impl Rejection {
             Rejection::TooOld => "too_old",
             Rejection::ClockSkew(_) => "clock_skew",
             Rejection::BadPayload(_) => "bad_payload",
+            Rejection::OverLimit => "over_limit",
         }
     }
 }
@@ -119,6 +123,7 @@ impl fmt::Display for Rejection {
             Rejection::TooOld => write!(f, "serial older than the replay window"),
             Rejection::ClockSkew(d) => write!(f, "timestamp {d} s away from the collector clock"),
             Rejection::BadPayload(e) => write!(f, "{e}"),
+            Rejection::OverLimit => write!(f, "over a limit of its tenant"),
         }
     }
 }

@@ -653,3 +653,105 @@ fn a_host_deleted_while_sending_starts_afresh() {
     assert!(!log.contains("No such file"), "{log}");
     assert!(log.contains("was deleted: recording it afresh"), "{log}");
 }
+
+/// One tenant cannot crowd out the others: new hosts past its limit are
+/// refused, counted per tenant, logged, and shown by opticon-db; a
+/// tenant's metadata sets its own limits.
+#[test]
+fn a_tenant_is_held_to_its_limits() {
+    let dir = Dir::new("e2e-limits");
+    let (key, port) = tenant_and_collector(&dir, "");
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 tenant_refresh 1 }}\nping {{ enabled false }}\nlimits {{ max_hosts 5 max_host_bytes_per_cycle 100000 }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let _collector = start_collector(&dir);
+    let load = |hosts: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+            .args([
+                "--tenant",
+                TENANT,
+                "--key",
+                &key,
+                "--port",
+                &port.to_string(),
+            ])
+            .args([
+                "--hosts",
+                hosts,
+                "--rate",
+                "1000",
+                "--count",
+                "400",
+                "--duration",
+                "60",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    load("12");
+    let tenant_figure = |k: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+            .args(["--metrics", "-c", &dir.s("collector.conf")])
+            .output()
+            .unwrap();
+        conf::parse(&String::from_utf8_lossy(&out.stdout))
+            .ok()
+            .and_then(|d| {
+                d.path(&format!("tenants/{TENANT}/{k}"))
+                    .and_then(Node::as_int)
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(PATIENCE, || tenant_figure("hosts") == 5
+            && tenant_figure("refused_hosts") > 0),
+        "hosts {} refused {}",
+        tenant_figure("hosts"),
+        tenant_figure("refused_hosts")
+    );
+    let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
+    assert!(
+        wait_for(PATIENCE, || db(&dir, &["-t", TENANT, "host-list"])
+            .1
+            .lines()
+            .count()
+            == 6),
+        "{hosts}"
+    );
+    let (ok, shown, _) = db(&dir, &["-t", TENANT, "tenant-show"]);
+    assert!(
+        ok && shown.contains("5 hosts") && shown.contains("max_hosts: the collector's default"),
+        "{shown}"
+    );
+    let log = std::fs::read_to_string(dir.path("collector.log")).unwrap();
+    assert!(log.contains("over its limits"), "{log}");
+    // The tenant's own, smaller byte budget: its hosts' payloads refused.
+    let (ok, _, err) = db(
+        &dir,
+        &[
+            "-t",
+            TENANT,
+            "tenant-set-metadata",
+            "max_host_bytes_per_cycle",
+            "600",
+        ],
+    );
+    assert!(ok, "{err}");
+    let before = tenant_figure("refused_bytes");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        wait_for(PATIENCE, || {
+            load("5");
+            tenant_figure("refused_bytes") > before
+        }),
+        "no payload refused over max_host_bytes_per_cycle"
+    );
+    let (_, shown, _) = db(&dir, &["-t", TENANT, "tenant-show"]);
+    assert!(shown.contains("max_host_bytes_per_cycle: 600"), "{shown}");
+}
