@@ -303,9 +303,12 @@ impl Collector {
     fn enforce_quotas(&self) {
         for t in self.tenants.keys() {
             match self.db.enforce_quota(*t) {
-                Ok(days) => {
+                Ok((days, why)) => {
                     for d in days {
                         svc::log::info(&format!("tenant {t}: over quota, deleted {}", d.stem()));
+                    }
+                    if let Some(why) = why {
+                        svc::log::warn(&format!("tenant {t}: {why}"));
                     }
                 }
                 Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),

@@ -213,16 +213,19 @@ impl Drop for Replacement {
     }
 }
 
-/// Total size of the regular files under `dir`, recursively.
+/// What `dir` really occupies on disk, recursively: the blocks allocated
+/// to every file and directory in it and to itself (`st_blocks * 512`),
+/// so that metadata, logs, locks and allocation slack count too.
 pub fn dir_bytes(dir: &Path) -> Result<u64, DbError> {
-    let mut total = 0;
+    use std::os::unix::fs::MetadataExt;
+    let mut total = io_at(dir, fs::metadata(dir))?.blocks() * 512;
     for entry in io_at(dir, fs::read_dir(dir))? {
         let entry = io_at(dir, entry)?;
         let meta = io_at(&entry.path(), entry.metadata())?;
         if meta.is_dir() {
             total += dir_bytes(&entry.path())?;
         } else {
-            total += meta.len();
+            total += meta.blocks() * 512;
         }
     }
     Ok(total)

@@ -330,23 +330,38 @@ impl Db {
     }
 
     /// Delete whole days, oldest first, until the tenant fits its quota
-    /// (every file counts) or only the newest day is left. Returns the
-    /// dates deleted.
-    pub fn enforce_quota(&self, tenant: Uuid) -> Result<Vec<Date>, DbError> {
+    /// (everything it occupies counts) or only the newest day is left.
+    /// Returns the dates deleted, and why the tenant is still over its
+    /// quota when it is.
+    pub fn enforce_quota(&self, tenant: Uuid) -> Result<(Vec<Date>, Option<String>), DbError> {
         let quota = self.tenant(tenant)?.quota_mb.saturating_mul(1 << 20);
         let mut deleted = Vec::new();
-        while self.tenant_bytes(tenant)? > quota {
+        let mut why = None;
+        loop {
+            let used = self.tenant_bytes(tenant)?;
+            if used <= quota {
+                break;
+            }
             let mut dates: Vec<(Date, PathBuf)> = Vec::new();
             for h in self.hosts(tenant)? {
                 for d in day_files(&self.host_dir(tenant, h))? {
                     dates.push((d.date, d.path));
                 }
             }
+            let over = |what: &str| {
+                Some(format!(
+                    "still {:.1} MB over the {} MB quota: {what}",
+                    (used - quota) as f64 / 1048576.0,
+                    quota >> 20
+                ))
+            };
             let Some(oldest) = dates.iter().map(|(d, _)| *d).min() else {
+                why = over("no day file is left to delete (metadata, logs and directories remain)");
                 break;
             };
             let newest = dates.iter().map(|(d, _)| *d).max().unwrap_or(oldest);
             if oldest == newest {
+                why = over("only the newest day is left, which is never deleted");
                 break;
             }
             for (_, path) in dates.iter().filter(|(d, _)| *d == oldest) {
@@ -354,7 +369,7 @@ impl Db {
             }
             deleted.push(oldest);
         }
-        Ok(deleted)
+        Ok((deleted, why))
     }
 
     /// Delete every day file whose whole day ended before `cutoff`;

@@ -217,7 +217,15 @@ impl Tool {
             .iter()
             .filter(|d| d.date >= first && d.date <= last)
         {
-            let day = host::read_day(&d.path)?;
+            let day = match host::read_day(&d.path) {
+                Ok(day) => day,
+                // One damaged file costs its own samples, not the export.
+                Err(e @ DbError::Corrupt(..)) => {
+                    eprintln!("opticon-db: skipped: {e} (fsck --repair)");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut failed = None;
             day.replay(|time, meters| {
                 if time < from || time > to {

@@ -43,12 +43,18 @@ impl Tool {
     /// `enforce-quota`.
     pub(super) fn enforce_quota(&self, m: &Matches) -> Result<i32, ToolError> {
         args(m, 0, "no arguments")?;
+        let mut status = 0;
         for t in self.tenants(m)? {
-            for d in self.db.enforce_quota(t)? {
+            let (days, why) = self.db.enforce_quota(t)?;
+            for d in days {
                 println!("{t}: deleted {}", d.stem());
             }
+            if let Some(why) = why {
+                eprintln!("opticon-db: {t}: {why}");
+                status = EXIT_FAIL;
+            }
         }
-        Ok(0)
+        Ok(status)
     }
 
     pub(super) fn fsck(&self, m: &Matches) -> Result<i32, ToolError> {
