@@ -78,14 +78,23 @@ impl Collector {
         let mut by_status: HashMap<&'static str, i64> = HashMap::new();
         let mut reported = HashSet::new();
         let mut report: Option<(Uuid, report::TenantReport)> = None;
+        // Report files that cannot be written (a full disk): one line per
+        // cycle with the first error and a count, not one per host.
+        let mut failed: (usize, Option<String>) = (0, None);
+        let mut fail = |e: String| {
+            failed.0 += 1;
+            failed.1.get_or_insert(e);
+        };
         for (n, key) in keys.into_iter().enumerate() {
             if n % 16 == 15 {
                 between(self);
             }
             if report.as_ref().map(|r| r.0) != Some(key.0) {
-                self.finish_report(report.take());
+                if let Err(e) = self.finish_report(report.take()) {
+                    fail(e);
+                }
                 reported.insert(key.0);
-                report = self.start_report(key.0);
+                report = self.start_report(key.0).map_err(&mut fail).ok();
             }
             let Some((meters, stored)) = self.judge_and_store(key, now) else {
                 continue;
@@ -96,12 +105,16 @@ impl Collector {
             }
             if let Some((_, r)) = &mut report {
                 if let Err(e) = r.add(key.1, &meters) {
-                    svc::log::warn(&e.to_string());
+                    // This tenant's overview is lost for the cycle.
+                    fail(e.to_string());
+                    report = None;
                 }
             }
             self.settle(key, meters, stored);
         }
-        self.finish_report(report);
+        if let Err(e) = self.finish_report(report) {
+            fail(e);
+        }
         let idle: Vec<Uuid> = self
             .tenants
             .keys()
@@ -109,8 +122,24 @@ impl Collector {
             .copied()
             .collect();
         for t in idle {
-            let r = self.start_report(t);
-            self.finish_report(r);
+            match self.start_report(t) {
+                Ok(r) => {
+                    if let Err(e) = self.finish_report(Some(r)) {
+                        fail(e);
+                    }
+                }
+                Err(e) => fail(e),
+            }
+        }
+        if let (n, Some(first)) = failed {
+            svc::log::warn(&format!(
+                "tenant reports not written this cycle: {first}{}",
+                if n > 1 {
+                    format!(" ({} more failures)", n - 1)
+                } else {
+                    String::new()
+                }
+            ));
         }
         if written > 0 {
             if let Err(e) = self.db.sync() {
@@ -260,21 +289,16 @@ impl Collector {
         Some((meters, stored))
     }
 
-    fn start_report(&self, tenant: Uuid) -> Option<(Uuid, report::TenantReport)> {
-        match report::TenantReport::start(&self.db.tenant_dir(tenant)) {
-            Ok(r) => Some((tenant, r)),
-            Err(e) => {
-                svc::log::warn(&e.to_string());
-                None
-            }
-        }
+    fn start_report(&self, tenant: Uuid) -> Result<(Uuid, report::TenantReport), String> {
+        report::TenantReport::start(&self.db.tenant_dir(tenant))
+            .map(|r| (tenant, r))
+            .map_err(|e| e.to_string())
     }
 
-    fn finish_report(&self, report: Option<(Uuid, report::TenantReport)>) {
-        if let Some((_, r)) = report {
-            if let Err(e) = r.finish() {
-                svc::log::warn(&e.to_string());
-            }
+    fn finish_report(&self, report: Option<(Uuid, report::TenantReport)>) -> Result<(), String> {
+        match report {
+            Some((_, r)) => r.finish().map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
 

@@ -1004,3 +1004,142 @@ fn damaged_headers_never_stop_a_host() {
     let export = r.ok(&["-t", TENANT, "-H", HOST, "host-export"]);
     assert_eq!(export.lines().count(), 30, "{export}");
 }
+
+/// A loop-mounted ext4 filesystem, unmounted on drop (tmpfs would hide
+/// ENOSPC on small appends).
+struct SmallDisk {
+    mount: PathBuf,
+    image: PathBuf,
+}
+
+impl SmallDisk {
+    fn new(tag: &str, mb: u32) -> Option<SmallDisk> {
+        let base = std::env::temp_dir().join(format!("opticon-disk-{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&base);
+        let image = base.join("fs.img");
+        let mount = base.join("mnt");
+        std::fs::create_dir_all(&mount).ok()?;
+        let run = |cmd: &str, args: &[&str]| {
+            Command::new(cmd)
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let img = image.to_str()?;
+        (run(
+            "dd",
+            &[
+                "if=/dev/zero",
+                &format!("of={img}"),
+                "bs=1M",
+                &format!("count={mb}"),
+            ],
+        ) && run("mkfs.ext4", &["-q", "-F", "-m", "0", img])
+            && run("mount", &["-o", "loop", img, mount.to_str()?]))
+        .then_some(SmallDisk { mount, image })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount).output();
+        let _ = std::fs::remove_file(&self.image);
+    }
+}
+
+/// A full disk: appends fail cleanly with the reason, every sample
+/// acknowledged as durable stays, and recording resumes with space.
+#[test]
+fn a_full_disk_loses_nothing_stored() {
+    if unsafe { libc::geteuid() } != 0 {
+        common::unavailable("a full disk (loop-mounting ext4 needs root)");
+        return;
+    }
+    let Some(disk) = SmallDisk::new("full", 8) else {
+        common::unavailable("a full disk (no loop device or mkfs.ext4)");
+        return;
+    };
+    let db = disk.mount.join("db");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+            .arg("-p")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["tenant-create", "--tenant", TENANT]).status.success());
+    // Leave about 200 KB.
+    let filler = disk.mount.join("filler");
+    let free = || {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&disk.mount)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or("0")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let fill = free().saturating_sub(200 << 10);
+    std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+    let scratch = Root::new("full-src");
+    let big = scratch.write("big.jsonl", &samples(DAY0, 6000, 3));
+    let out = run(&[
+        "-t",
+        TENANT,
+        "-H",
+        HOST,
+        "host-import",
+        "--sync-every",
+        "1",
+        "--progress",
+        &big,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "the disk never filled: {err}");
+    assert!(err.contains("No space left"), "{err}");
+    let durable: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("synced ")?.parse().ok())
+        .collect();
+    assert!(
+        !durable.is_empty(),
+        "nothing was synced before the disk filled"
+    );
+    // Space again: recording resumes; what was durable is all there.
+    std::fs::remove_file(&filler).unwrap();
+    let more = scratch.write("more.jsonl", &samples(DAY0 + 10 * 86_400, 10, 4));
+    let out = run(&["-t", TENANT, "-H", HOST, "host-import", &more]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let export = String::from_utf8_lossy(&run(&["-t", TENANT, "-H", HOST, "host-export"]).stdout)
+        .to_string();
+    let times: std::collections::BTreeSet<i64> = export
+        .lines()
+        .filter_map(|l| conf::parse(l).ok()?.get("time").and_then(Node::as_int))
+        .collect();
+    for t in &durable {
+        assert!(
+            times.contains(t),
+            "sample {t} was acknowledged as durable and is gone"
+        );
+    }
+    assert!(
+        times.contains(&(DAY0 + 10 * 86_400)),
+        "recording did not resume"
+    );
+    let fsck = run(&["-t", TENANT, "fsck"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
