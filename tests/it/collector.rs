@@ -274,11 +274,7 @@ fn agent_to_collector_to_database() {
         Some("STALE")
     );
     assert_eq!(read("tenant.summary").path("stale"), Some(&Node::Int(1)));
-    let metrics = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
-        .args(["--metrics", "-c", &dir.s("collector.conf")])
-        .output()
-        .unwrap();
-    let metrics = Node::Dict(conf::parse(&String::from_utf8_lossy(&metrics.stdout)).unwrap());
+    let metrics = collector_metrics(&dir).expect("metrics");
     assert!(
         metrics.path("accepted").and_then(Node::as_int).unwrap() > 5,
         "{}",
@@ -346,6 +342,11 @@ fn agent_to_collector_to_database() {
 /// a collector config on a free port with `extra` appended; returns the
 /// tenant key and the port.
 fn tenant_and_collector(dir: &Dir, extra: &str) -> (String, u16) {
+    tenant_and_collector_net(dir, "", extra)
+}
+
+/// [`tenant_and_collector`] with more keys in the network section.
+fn tenant_and_collector_net(dir: &Dir, network: &str, extra: &str) -> (String, u16) {
     let (ok, out, err) = db(dir, &["tenant-create", "--tenant", TENANT]);
     assert!(ok, "{err}");
     let key = out
@@ -358,7 +359,7 @@ fn tenant_and_collector(dir: &Dir, extra: &str) -> (String, u16) {
     std::fs::write(
         dir.path("collector.conf"),
         format!(
-            "network {{ address 127.0.0.1 port {port} }}
+            "network {{ address 127.0.0.1 port {port} {network} }}
 database {{ path {} }}
 {extra}
 ",
@@ -469,15 +470,7 @@ fn the_load_generator_feeds_a_real_collector() {
     let report = String::from_utf8_lossy(&load.stdout).to_string();
     let sent: u64 = report.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(sent, 3000, "{report}");
-    let metrics = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
-            .args(["--metrics", "-c", &dir.s("collector.conf")])
-            .output()
-            .unwrap();
-        conf::parse(&String::from_utf8_lossy(&out.stdout))
-            .ok()
-            .map(Node::Dict)
-    };
+    let metrics = || collector_metrics(&dir);
     assert!(
         wait_for(PATIENCE, || metrics()
             .and_then(|m| m.path("accepted").and_then(Node::as_int))
@@ -497,6 +490,17 @@ fn the_load_generator_feeds_a_real_collector() {
     let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
     assert_eq!(hosts.lines().count(), 51, "{hosts}");
     drop(collector);
+}
+
+/// What the running collector last published (`--metrics`).
+fn collector_metrics(dir: &Dir) -> Option<Node> {
+    let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+        .args(["--metrics", "-c", &dir.s("collector.conf")])
+        .output()
+        .ok()?;
+    conf::parse(&String::from_utf8_lossy(&out.stdout))
+        .ok()
+        .map(Node::Dict)
 }
 
 /// Resident memory of a process, in kB.
@@ -519,15 +523,11 @@ fn a_flood_of_large_datagrams_is_bounded_in_bytes() {
     use opticon::model::TenantKey;
     use opticon::wire::{split_sample, SenderSession};
     let dir = Dir::new("e2e-oversize");
-    let (key, port) = tenant_and_collector(&dir, "");
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {port} queue_bytes 4194304 max_datagram 16384 }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
+    let (key, port) = tenant_and_collector_net(
+        &dir,
+        "queue_bytes 4194304 max_datagram 16384",
+        "interval { write 1 }\nping { enabled false }",
+    );
     let collector = start_collector(&dir);
     let pid = collector.0.id();
     let base = rss_kb(pid);
@@ -567,15 +567,7 @@ fn a_flood_of_large_datagrams_is_bounded_in_bytes() {
             now,
         )
         .unwrap();
-    let metrics = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
-            .args(["--metrics", "-c", &dir.s("collector.conf")])
-            .output()
-            .unwrap();
-        conf::parse(&String::from_utf8_lossy(&out.stdout))
-            .ok()
-            .map(Node::Dict)
-    };
+    let metrics = || collector_metrics(&dir);
     let stored =
         || record(&dir, &host.to_string()).is_some_and(|r| r.path("after/flood").is_some());
     assert!(
@@ -660,15 +652,10 @@ fn a_host_deleted_while_sending_starts_afresh() {
 #[test]
 fn a_tenant_is_held_to_its_limits() {
     let dir = Dir::new("e2e-limits");
-    let (key, port) = tenant_and_collector(&dir, "");
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\ninterval {{ write 1 tenant_refresh 1 }}\nping {{ enabled false }}\nlimits {{ max_hosts 5 max_host_bytes_per_cycle 100000 }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
+    let (key, port) = tenant_and_collector(
+        &dir,
+        "interval { write 1 tenant_refresh 1 }\nping { enabled false }\nlimits { max_hosts 5 max_host_bytes_per_cycle 100000 }",
+    );
     let _collector = start_collector(&dir);
     let load = |hosts: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
@@ -696,14 +683,9 @@ fn a_tenant_is_held_to_its_limits() {
     };
     load("12");
     let tenant_figure = |k: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
-            .args(["--metrics", "-c", &dir.s("collector.conf")])
-            .output()
-            .unwrap();
-        conf::parse(&String::from_utf8_lossy(&out.stdout))
-            .ok()
-            .and_then(|d| {
-                d.path(&format!("tenants/{TENANT}/{k}"))
+        collector_metrics(&dir)
+            .and_then(|m| {
+                m.path(&format!("tenants/{TENANT}/{k}"))
                     .and_then(Node::as_int)
             })
             .unwrap_or(0)
