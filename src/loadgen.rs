@@ -65,6 +65,11 @@ fn options() -> getopts::Options {
         "also send hostile datagrams at this rate",
         "N",
     );
+    o.optflag(
+        "",
+        "hostile-large",
+        "hostile datagrams are large ones at a real host's session",
+    );
     o.optopt(
         "",
         "hostname",
@@ -179,8 +184,12 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
     let hostile_rate = number(m, "hostile", 0)?;
     let hostile = (hostile_rate > 0)
         .then(|| {
-            let pool = hostile_pool(tenant, now)?;
             let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a socket: {e}"))?;
+            let pool = if m.opt_present("hostile-large") {
+                large_pool(&sock, to, &tenant_key, tenant, now)?
+            } else {
+                hostile_pool(tenant, now)?
+            };
             Ok::<_, String>(std::thread::spawn(move || {
                 send_hostile(&sock, to, &pool, hostile_rate, end)
             }))
@@ -297,6 +306,38 @@ fn hostile_pool(tenant: Uuid, now: i64) -> Result<Vec<(&'static str, Vec<u8>)>, 
             }
         };
         pool.push(d);
+    }
+    Ok(pool)
+}
+
+/// Large datagrams at the session of a real host (the tenant's key
+/// opens it, as any customer's could): 64,000-byte ones, which a
+/// collector refuses unread (`oversize`), and 15,000-byte ones within its
+/// limit whose tags are broken (`bad_mac`, after the MAC work).
+fn large_pool(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    tenant_key: &SealKey,
+    tenant: Uuid,
+    now: i64,
+) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let e = |e: std::io::Error| e.to_string();
+    let mut session = SenderSession::new().map_err(e)?;
+    let host = Uuid::from_u64_pair(0x1a4e, 1);
+    let auth = session
+        .auth_datagram(tenant_key, tenant, host, now)
+        .map_err(e)?;
+    sock.send_to(&auth, to).map_err(e)?;
+    let mut pool = Vec::new();
+    for i in 0..64 {
+        if i % 2 == 0 {
+            pool.push(("oversize", session.meter_datagram(&vec![7u8; 64_000])));
+        } else {
+            let mut d = session.meter_datagram(&vec![7u8; 15_000]);
+            let last = d.len() - 1;
+            d[last] ^= 1;
+            pool.push(("bad_mac", d));
+        }
     }
     Ok(pool)
 }

@@ -57,11 +57,16 @@ impl Default for TenantUse {
 }
 
 impl TenantUse {
-    /// May a new host be added under `limits`? Counts the refusal.
-    pub fn admit_host(&mut self, limits: &TenantLimits) -> bool {
+    /// May a host be added to memory under `limits`? `unknown`: the
+    /// database has never seen it (only those count as new hosts).
+    /// Counts the refusal.
+    pub fn admit_host(&mut self, limits: &TenantLimits, unknown: bool) -> bool {
         if self.hosts >= limits.max_hosts {
             self.refused.hosts += 1;
             return false;
+        }
+        if !unknown {
+            return true;
         }
         let burst = limits.max_new_hosts_per_minute as f64;
         let now = Instant::now();

@@ -208,9 +208,16 @@ impl Collector {
                 // A host new to the collector counts against its tenant's
                 // limits (a known host opening a new session does not).
                 let limits = tenant.limits;
-                if !self.hosts.contains_key(&(a.tenant, body.host))
-                    && !self.usage.entry(a.tenant).or_default().admit_host(&limits)
-                {
+                // Only a host the database has never seen is new: after a
+                // restart every known host comes back at once.
+                if !self.hosts.contains_key(&(a.tenant, body.host)) && {
+                    let unknown = !self.db.host_dir(a.tenant, body.host).exists();
+                    !self
+                        .usage
+                        .entry(a.tenant)
+                        .or_default()
+                        .admit_host(&limits, unknown)
+                } {
                     return Err(Rejection::OverLimit);
                 }
                 self.sessions.insert(

@@ -31,7 +31,7 @@ impl TenantLimits {
             max_new_hosts_per_minute: conf::positive(
                 doc,
                 "limits/max_new_hosts_per_minute",
-                6_000,
+                10_000,
             )?,
             max_host_bytes_per_cycle: conf::positive(
                 doc,
