@@ -9,7 +9,7 @@ use crate::conf::Node;
 use crate::crypto::{SealKey, KEY_LEN};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::TENANT_FILE;
-use crate::model::binary::{validate_payload, PayloadReader};
+use crate::model::binary::{restamp_payload, validate_payload, PayloadReader};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
@@ -283,7 +283,9 @@ impl Collector {
                 return Err(Rejection::OverLimit);
             }
             h.cycle_bytes += plain.len() as u64;
-            h.queue_payload(&plain);
+            // Meters expire by the collector's clock, not the agent's.
+            let received = restamp_payload(&plain, unix_now()).map_err(Rejection::BadPayload)?;
+            h.queue_payload(&received);
             Ok(())
         });
         self.plain = plain;

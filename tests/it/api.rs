@@ -538,3 +538,36 @@ fn watcher_origins_are_per_level() {
         "{graphs}"
     );
 }
+
+/// A host whose day file has a zeroed header never makes a tenant route
+/// answer 500: the listing and the host's routes serve what is readable.
+#[test]
+fn damaged_day_files_never_answer_500() {
+    let dir = setup("api-damaged");
+    let host_dir = dir.path("db").join(A).join(HOST);
+    for entry in std::fs::read_dir(&host_dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "osd") {
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[..32].fill(0);
+            std::fs::write(&p, bytes).unwrap();
+        }
+    }
+    std::fs::write(host_dir.join("host.log"), vec![0x33; 300]).unwrap();
+    let api = start(&dir, "");
+    let p = api.port;
+    for path in [
+        format!("/{A}/host"),
+        format!("/{A}/host/{HOST}/log"),
+        format!("/{A}/host/{HOST}/range/-1d/now"),
+        format!("/{A}/host/{HOST}/graph/cpu/usage/3600/10"),
+        format!("/{A}/host/overview"),
+    ] {
+        let (s, body) = call(p, "GET", &path, Some(ADMIN), "");
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    let (s, body) = call(p, "GET", &format!("/{A}/host/{HOST}"), Some(ADMIN), "");
+    assert_eq!(s, 404, "no readable record: {body}");
+    let (_, list) = call(p, "GET", &format!("/{A}/host"), Some(ADMIN), "");
+    assert!(list.contains(HOST), "{list}");
+}
