@@ -283,23 +283,17 @@ impl Server {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
-        let keep = match c.state {
+        let mut keep = match c.state {
             State::Reading => self.read(&mut c, revents),
             State::Working => true,
             State::Writing { .. } => self.write(&mut c, revents),
         };
+        // What was read, or a pipelined request already buffered.
+        if keep && matches!(c.state, State::Reading) {
+            keep = self.advance(id, &mut c);
+        }
         if keep {
             self.conns.insert(id, c);
-            // A pipelined request may already be buffered.
-            if matches!(self.conns.get(&id).map(|c| &c.state), Some(State::Reading)) {
-                if let Some(mut c) = self.conns.remove(&id) {
-                    if self.advance(id, &mut c) {
-                        self.conns.insert(id, c);
-                    } else {
-                        self.close(c);
-                    }
-                }
-            }
         } else {
             self.close(c);
         }

@@ -9,7 +9,7 @@ use crate::conf::Node;
 use crate::crypto::{SealKey, KEY_LEN};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::TENANT_FILE;
-use crate::model::binary::{restamp_payload, validate_payload, PayloadReader};
+use crate::model::binary::{restamp_payload, validate_payload};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
@@ -262,13 +262,12 @@ impl Collector {
         let max_skew = self.cfg.max_skew;
         let kept = result.and_then(|host| {
             validate_payload(&plain).map_err(Rejection::BadPayload)?;
-            // Meters expire by their sample time: a time far from the
-            // collector's clock (never expiring, or gone at once) is
-            // refused as an auth datagram's would be.
-            let time = PayloadReader::new(&plain)
-                .map_err(Rejection::BadPayload)?
-                .time();
-            let skew = time.saturating_sub(unix_now());
+            // A sample time far from the collector's clock is refused as
+            // an auth datagram's would be; what is kept is stamped with
+            // the collector's receive time, by which its meters expire.
+            let now = unix_now();
+            let (sent, received) = restamp_payload(&plain, now).map_err(Rejection::BadPayload)?;
+            let skew = sent.saturating_sub(now);
             if skew.abs() > max_skew {
                 return Err(Rejection::ClockSkew(skew));
             }
@@ -283,8 +282,6 @@ impl Collector {
                 return Err(Rejection::OverLimit);
             }
             h.cycle_bytes += plain.len() as u64;
-            // Meters expire by the collector's clock, not the agent's.
-            let received = restamp_payload(&plain, unix_now()).map_err(Rejection::BadPayload)?;
             h.queue_payload(&received);
             Ok(())
         });

@@ -87,11 +87,12 @@ fn check_day(path: &Path, repair: bool, report: &mut Report) -> Result<(), DbErr
                 .findings
                 .push(Finding::BadFile(path.to_path_buf(), what));
             if repair {
-                let samples = match date_of(path) {
+                let date = date_of(path);
+                let samples = match date {
                     Some(date) => salvage(path, date)?,
                     None => Vec::new(),
                 };
-                match date_of(path) {
+                match date {
                     Some(date) if !samples.is_empty() => {
                         write_atomic(path, &host::encode_day(date, &samples))?;
                         report.repairs.push(format!(

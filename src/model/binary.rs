@@ -693,20 +693,17 @@ pub fn validate_payload(payload: &[u8]) -> Result<usize, CodecError> {
     Ok(records)
 }
 
-/// The same payload with another sample time (the receiver's clock):
-/// the records are untouched, only the header's time changes.
-pub fn restamp_payload(payload: &[u8], time: i64) -> Result<Vec<u8>, CodecError> {
-    // Checks the header; then skip it: a version byte and the time.
-    PayloadReader::new(payload)?;
-    let mut head = PayloadReader::bare(payload);
-    let _ = head.byte();
-    let _ = head.varint();
-    let body = &payload[head.pos..];
+/// The same payload with another sample time (the receiver's clock),
+/// and the time it carried: the records are untouched, only the
+/// header's time changes.
+pub fn restamp_payload(payload: &[u8], time: i64) -> Result<(i64, Vec<u8>), CodecError> {
+    let head = PayloadReader::new(payload)?;
+    let (sent, body) = (head.time, &payload[head.pos..]);
     let mut out = Vec::with_capacity(payload.len() + 4);
     out.push(CODEC_VERSION);
     put_varint(&mut out, zigzag(time));
     out.extend_from_slice(body);
-    Ok(out)
+    Ok((sent, out))
 }
 
 /// Outcome of merging one payload into a host.
