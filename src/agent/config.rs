@@ -7,7 +7,8 @@
 //! ```
 
 use super::builtin::{self, Kind};
-use crate::conf::{self, Dict, Node};
+use crate::conf::schema::{Schema, Shape};
+use crate::conf::{self, Dict, Node, ValueError};
 use crate::model::TenantKey;
 use std::fmt;
 use std::path::Path;
@@ -21,6 +22,53 @@ pub const HIGH: u64 = 60;
 /// Interval of `frequency: low` probes, of the slow lane and of auth rounds.
 pub const LOW: u64 = 300;
 
+/// The keys of one collector (`collector { }` or each of a list).
+const COLLECTOR: Shape = Shape::Keys(&[
+    ("address", Shape::Value),
+    ("port", Shape::Value),
+    ("tenant", Shape::Value),
+    ("key", Shape::Value),
+    ("host", Shape::Value),
+    ("bind", Shape::Value),
+]);
+
+/// Every key of `opticon-agent.conf` (documented in opticon-agent(8));
+/// anything else is an error.
+pub static SCHEMA: Schema = Schema {
+    keys: Shape::Keys(&[
+        ("collector", COLLECTOR),
+        (
+            "probes",
+            Shape::Named(&Shape::Keys(&[
+                ("type", Shape::Value),
+                ("call", Shape::Value),
+                ("interval", Shape::Value),
+                ("frequency", Shape::Value),
+                ("check", Shape::Value),
+                ("platform", Shape::Value),
+                ("timeout", Shape::Value),
+                // Free: strings become OPT_<KEY> variables.
+                ("options", Shape::Value),
+            ])),
+        ),
+        (
+            "interval",
+            Shape::Keys(&[
+                ("fast", Shape::Value),
+                ("slow", Shape::Value),
+                ("key_rotation", Shape::Value),
+                ("auth_resend", Shape::Value),
+                ("auth_resend_chance", Shape::Value),
+            ]),
+        ),
+        ("network", Shape::Keys(&[("max_datagram", Shape::Value)])),
+        ("config", Shape::Value),
+        ("metadata", Shape::Keys(&[("url", Shape::Value)])),
+    ]),
+    // The original's Windows self-update.
+    ignored: &["update"],
+};
+
 /// A configuration the agent cannot run with.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -28,6 +76,8 @@ pub enum ConfigError {
     File(conf::FileError),
     /// A key has a value the agent cannot use (path of the key, why).
     Invalid(String, String),
+    /// As `Invalid`, placed in its file (`file:line:column: key: why`).
+    Located(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -35,6 +85,7 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::File(e) => e.fmt(f),
             ConfigError::Invalid(key, why) => write!(f, "{key}: {why}"),
+            ConfigError::Located(m) => f.write_str(m),
         }
     }
 }
@@ -115,6 +166,9 @@ pub struct AgentConfig {
     pub max_datagram: usize,
     /// `config: cloud-init`: collectors come from the metadata service.
     pub cloud_init: Option<String>,
+    /// The warning naming the original Opticon's keys the file holds
+    /// that are ignored (logged at start and reload).
+    pub warning: Option<String>,
 }
 
 fn strings(node: Option<&Node>, key: &str) -> Result<Vec<String>, ConfigError> {
@@ -398,18 +452,40 @@ impl AgentConfig {
             },
             max_datagram,
             cloud_init,
+            warning: None,
         })
     }
 
-    /// Read and check a config file.
+    /// Read and check a config file (strictly: an unknown key is an
+    /// error).
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let doc = conf::load_file(path).map_err(ConfigError::File)?;
-        AgentConfig::from_dict(&doc).map_err(|e| match e {
-            ConfigError::Invalid(k, why) => {
-                ConfigError::Invalid(format!("{}: {k}", path.display()), why)
+        AgentConfig::load_as(path, AgentConfig::from_dict)
+    }
+
+    /// Read and check a config file for `--once` (no collector needed); a
+    /// missing file is no error unless `explicit`.
+    pub fn load_for_probing(path: &Path, explicit: bool) -> Result<AgentConfig, ConfigError> {
+        match std::fs::metadata(path) {
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                AgentConfig::for_probing(&Dict::new())
+            }
+            _ => AgentConfig::load_as(path, AgentConfig::for_probing),
+        }
+    }
+
+    fn load_as(
+        path: &Path,
+        read: fn(&Dict) -> Result<AgentConfig, ConfigError>,
+    ) -> Result<AgentConfig, ConfigError> {
+        let checked = conf::schema::load_checked(path, &SCHEMA).map_err(ConfigError::File)?;
+        let mut cfg = read(&checked.doc).map_err(|e| match e {
+            ConfigError::Invalid(key, why) => {
+                ConfigError::Located(checked.locate(&ValueError::new(key, why)))
             }
             other => other,
-        })
+        })?;
+        cfg.warning = checked.warning();
+        Ok(cfg)
     }
 }
 

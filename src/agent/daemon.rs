@@ -6,7 +6,6 @@ use super::config::AgentConfig;
 use super::running::start;
 use super::sampler::Sampler;
 use super::send::{send_offset, Link};
-use crate::conf::{self, Dict};
 use crate::model::json::{encode_host, value_node};
 use crate::model::unix_now;
 use crate::svc::{self, daemon::DaemonError};
@@ -47,21 +46,35 @@ fn body(m: &getopts::Matches) -> Result<i32, DaemonError> {
     if let Some(root) = m.opt_str("root") {
         ctx.root = PathBuf::from(root);
     }
+    if m.opt_present("check") {
+        return check(&path, &ctx);
+    }
     if m.opt_present("once") {
         // Without a config file, --once runs the default probes.
-        let doc = match conf::load_file(&path) {
-            Ok(d) => d,
-            Err(conf::FileError::Io(_, e))
-                if !explicit && e.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Dict::new()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let cfg = AgentConfig::for_probing(&doc).map_err(|e| DaemonError::Other(e.to_string()))?;
+        let cfg = AgentConfig::load_for_probing(&path, explicit)
+            .map_err(|e| DaemonError::Other(e.to_string()))?;
+        if let Some(w) = &cfg.warning {
+            eprintln!("opticon-agent: {w}");
+        }
         return Ok(once(&cfg, ctx, m.opt_present("json")));
     }
     daemon(m, &path, ctx).map(|()| 0)
+}
+
+/// `-t`: the config file as `start` would read it, and the host id; no
+/// socket, no probe run, no metadata request.
+fn check(path: &std::path::Path, ctx: &Context) -> Result<i32, DaemonError> {
+    let cfg = AgentConfig::load(path).map_err(|e| DaemonError::Other(e.to_string()))?;
+    let configured = cfg.collectors.iter().find_map(|c| c.host);
+    if cfg.cloud_init.is_none() && super::config::host_id(&ctx.root, configured).is_none() {
+        return Err(super::running::StartupError::NoHostId.into());
+    }
+    let warnings: Vec<String> = cfg.warning.into_iter().collect();
+    Ok(svc::daemon::report_check(
+        "opticon-agent",
+        &[path.to_path_buf()],
+        &warnings,
+    ))
 }
 
 /// Worker threads for command probes.
@@ -69,6 +82,9 @@ fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<
     svc::daemon::start_logging("opticon-agent", m)?;
     // Read everything that may need root (DMI host id, config) first.
     let mut run = start(path, &ctx)?;
+    if let Some(w) = &run.cfg.warning {
+        svc::log::warn(w);
+    }
     let pidfile = svc::daemon::become_service("opticon-agent", m)?;
     let dump_to = m.opt_str("dump-packets").map(PathBuf::from);
     svc::log::info(&format!(
@@ -92,6 +108,9 @@ fn daemon(m: &getopts::Matches, path: &std::path::Path, ctx: Context) -> Result<
             match start(path, &ctx) {
                 Ok(fresh) => {
                     run = fresh;
+                    if let Some(w) = &run.cfg.warning {
+                        svc::log::warn(w);
+                    }
                     run.sampler.run_all(&mut log);
                     next_slow = Instant::now();
                     svc::log::info(&format!("{}: configuration reloaded", path.display()));

@@ -2,11 +2,50 @@
 
 use super::auth::{Cidr, CidrError};
 use super::server;
+use crate::conf::schema::{Schema, Shape};
 use crate::conf::{self, Dict, Node, ValueError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Every key of `opticon-api.conf` (documented in opticon-api(8));
+/// anything else is an error.
+pub static SCHEMA: Schema = Schema {
+    keys: Shape::Keys(&[
+        (
+            "network",
+            Shape::Keys(&[
+                ("address", Shape::Value),
+                ("port", Shape::Value),
+                ("workers", Shape::Value),
+                ("connections", Shape::Value),
+                ("per_address", Shape::Value),
+                ("timeout", Shape::Value),
+                ("proxies", Shape::Value),
+            ]),
+        ),
+        ("database", Shape::Keys(&[("path", Shape::Value)])),
+        (
+            "auth",
+            Shape::Keys(&[
+                ("admin_token", Shape::Value),
+                ("admin_hosts", Shape::Value),
+                // The original's name for one admin address.
+                ("admin_host", Shape::Value),
+            ]),
+        ),
+        ("cors", Shape::Keys(&[("origins", Shape::Value)])),
+    ]),
+    // The original's other authentication back ends and its query plugin.
+    ignored: &[
+        "auth/auth_method",
+        "auth/keystone_url",
+        "auth/unithost_url",
+        "auth/unithost_account_url",
+        "plugin",
+    ],
+};
 
 /// The API's settings (`opticon-api.conf`).
 #[derive(Debug, Clone)]
@@ -88,7 +127,10 @@ impl ApiConfig {
                     .unwrap_or(crate::db::DEFAULT_ROOT),
             ),
             admin_token,
-            admin_hosts: networks(doc, "auth/admin_hosts", &["127.0.0.1", "::1"])?,
+            admin_hosts: match (doc.path("auth/admin_hosts"), doc.path("auth/admin_host")) {
+                (None, Some(_)) => networks(doc, "auth/admin_host", &[])?,
+                _ => networks(doc, "auth/admin_hosts", &["127.0.0.1", "::1"])?,
+            },
             proxies: networks(doc, "network/proxies", &[])?,
             cors_origins,
             limits: server::Limits {

@@ -5,8 +5,8 @@
 use super::config::ApiConfig;
 use super::routes::{Api, Shared};
 use super::server;
-use crate::db::meters::MeterDef;
-use crate::svc::{self, daemon::DaemonError};
+use crate::svc::daemon::{Configured, DaemonError};
+use crate::svc::{self};
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -14,18 +14,41 @@ fn options(o: &mut getopts::Options) {
     svc::daemon::meter_config_option(o);
 }
 
-fn load(m: &getopts::Matches) -> Result<(ApiConfig, Vec<MeterDef>), DaemonError> {
-    svc::daemon::daemon_config("opticon-api", m, ApiConfig::from_dict)
+fn load(m: &getopts::Matches) -> Result<Configured<ApiConfig>, DaemonError> {
+    svc::daemon::daemon_config(
+        "opticon-api",
+        m,
+        &super::config::SCHEMA,
+        ApiConfig::from_dict,
+    )
 }
 
 /// Run `opticon-api` with its arguments; returns the exit status.
 pub fn run(args: &[String]) -> i32 {
-    svc::daemon::main("opticon-api", args, options, |m| serve(m).map(|()| 0))
+    svc::daemon::main("opticon-api", args, options, |m| {
+        if m.opt_present("check") {
+            let c = load(m)?;
+            return Ok(svc::daemon::report_check(
+                "opticon-api",
+                &c.files,
+                &c.warnings,
+            ));
+        }
+        serve(m).map(|()| 0)
+    })
 }
 
 fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     svc::daemon::start_logging("opticon-api", m)?;
-    let (mut cfg, mut defs) = load(m)?;
+    let Configured {
+        mut cfg,
+        mut defs,
+        warnings,
+        ..
+    } = load(m)?;
+    for w in &warnings {
+        svc::log::warn(w);
+    }
     let listener = TcpListener::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
     // Every connection is a descriptor; the daemon's own files need a few.
     let wanted = cfg.limits.connections as u64 + 64;
@@ -64,7 +87,15 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
         // SIGHUP: the configuration and the meter definitions anew, or
         // the last good ones when the files are broken.
         match load(m) {
-            Ok((fresh, fresh_defs)) => {
+            Ok(Configured {
+                cfg: fresh,
+                defs: fresh_defs,
+                warnings,
+                ..
+            }) => {
+                for w in &warnings {
+                    svc::log::warn(w);
+                }
                 if fresh.listen != cfg.listen {
                     svc::log::warn("network/address and network/port change only with a restart");
                 }

@@ -2,7 +2,8 @@
 //! `-c`), then `~/.opticonrc`, merged key by key.
 
 use super::error::CommandError;
-use crate::conf::{self, Dict, Node};
+use crate::conf::schema::{Schema, Shape};
+use crate::conf::{self, Dict};
 use getopts::Matches;
 use std::path::PathBuf;
 
@@ -10,6 +11,25 @@ use std::path::PathBuf;
 pub(super) fn home() -> Option<PathBuf> {
     std::env::var_os("HOME").map(PathBuf::from)
 }
+
+/// Every key of `opticon-cli.conf` and `~/.opticonrc` (documented in
+/// opticon(1)); anything else is an error.
+pub static SCHEMA: Schema = Schema {
+    keys: Shape::Keys(&[
+        ("endpoints", Shape::Keys(&[("opticon", Shape::Value)])),
+        (
+            "defaults",
+            Shape::Keys(&[("tenant", Shape::Value), ("admin_token", Shape::Value)]),
+        ),
+    ]),
+    // The original's other authentication back ends.
+    ignored: &[
+        "auth_method",
+        "endpoints/keystone",
+        "endpoints/unithost",
+        "endpoints/unithost_identity",
+    ],
+};
 
 /// The merged configuration: the system file, then `~/.opticonrc`.
 pub(super) fn load_config(m: &Matches) -> Result<Dict, CommandError> {
@@ -25,24 +45,17 @@ pub(super) fn load_config(m: &Matches) -> Result<Dict, CommandError> {
         files.push((h.join(".opticonrc"), false));
     }
     for (path, required) in files {
-        match conf::load_file(&path) {
-            Ok(doc) => merge(&mut merged, doc),
+        match conf::schema::load_checked(&path, &SCHEMA) {
+            Ok(checked) => {
+                if let Some(w) = checked.warning() {
+                    eprintln!("opticon: warning: {w}");
+                }
+                merged.merge(checked.doc)
+            }
             Err(conf::FileError::Io(_, e))
                 if !required && e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(CommandError::Other(e.to_string())),
         }
     }
     Ok(merged)
-}
-
-fn merge(into: &mut Dict, from: Dict) {
-    for (k, v) in from.iter() {
-        match (into.get(k).cloned(), v) {
-            (Some(Node::Dict(mut a)), Node::Dict(b)) => {
-                merge(&mut a, b.clone());
-                into.insert(k.to_string(), Node::Dict(a));
-            }
-            _ => into.insert(k.to_string(), v.clone()),
-        }
-    }
 }

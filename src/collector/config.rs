@@ -2,10 +2,61 @@
 //! default, checked once at start and at each reload.
 
 use super::notify;
+use crate::conf::schema::{Schema, Shape};
 use crate::conf::{self, Dict, Node, ValueError};
 use crate::wire::DEFAULT_MAX_SKEW;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+/// Every key of `opticon-collector.conf` (documented in
+/// opticon-collector(8)); anything else is an error.
+pub static SCHEMA: Schema = Schema {
+    keys: Shape::Keys(&[
+        (
+            "network",
+            Shape::Keys(&[
+                ("address", Shape::Value),
+                ("port", Shape::Value),
+                ("rcvbuf", Shape::Value),
+                ("max_skew", Shape::Value),
+                ("queue", Shape::Value),
+                ("queue_bytes", Shape::Value),
+                ("max_datagram", Shape::Value),
+            ]),
+        ),
+        ("database", Shape::Keys(&[("path", Shape::Value)])),
+        (
+            "interval",
+            Shape::Keys(&[
+                ("write", Shape::Value),
+                ("stale", Shape::Value),
+                ("meter_expiry", Shape::Value),
+                ("tenant_refresh", Shape::Value),
+                ("quota", Shape::Value),
+                ("forget", Shape::Value),
+                ("purge", Shape::Value),
+            ]),
+        ),
+        ("memory", Shape::Keys(&[("key_cache", Shape::Value)])),
+        (
+            "ping",
+            Shape::Keys(&[("enabled", Shape::Value), ("interval", Shape::Value)]),
+        ),
+        (
+            "notify",
+            Shape::Keys(&[
+                ("call", Shape::Value),
+                ("debounce", Shape::Value),
+                ("batch", Shape::Value),
+            ]),
+        ),
+        ("limits", crate::db::limits::SHAPE),
+    ]),
+    // The original read watcher dumps, and meter, graph and summary
+    // definitions from the same tree (meters come from opticon-meter.conf
+    // here; graphs and summaries are built in).
+    ignored: &["debug", "meter", "graph", "summary"],
+};
 
 /// The collector's settings (`opticon-collector.conf`).
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@
 use super::config::CollectorConfig;
 use super::state::Collector;
 use super::{ping, receive};
-use crate::db::meters::MeterDef;
 use crate::db::published::METRICS_FILE;
-use crate::svc::{self, daemon::DaemonError};
+use crate::svc::daemon::{Configured, DaemonError};
+use crate::svc::{self};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,13 +27,21 @@ pub fn run(args: &[String]) -> i32 {
         if m.opt_present("metrics") {
             return print_metrics(m);
         }
+        if m.opt_present("check") {
+            let c = load(m)?;
+            return Ok(svc::daemon::report_check(
+                "opticon-collector",
+                &c.files,
+                &c.warnings,
+            ));
+        }
         serve(m).map(|()| 0)
     })
 }
 
 /// `--metrics`: what the running collector last published.
 fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
-    let (cfg, _) = load(m)?;
+    let cfg = load(m)?.cfg;
     let path = cfg.db.join(METRICS_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         DaemonError::Other(format!(
@@ -45,13 +53,26 @@ fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
     Ok(0)
 }
 
-fn load(m: &getopts::Matches) -> Result<(CollectorConfig, Vec<MeterDef>), DaemonError> {
-    svc::daemon::daemon_config("opticon-collector", m, CollectorConfig::from_dict)
+fn load(m: &getopts::Matches) -> Result<Configured<CollectorConfig>, DaemonError> {
+    svc::daemon::daemon_config(
+        "opticon-collector",
+        m,
+        &super::config::SCHEMA,
+        CollectorConfig::from_dict,
+    )
 }
 
 fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     svc::daemon::start_logging("opticon-collector", m)?;
-    let (cfg, defs) = load(m)?;
+    let Configured {
+        cfg,
+        defs,
+        warnings,
+        ..
+    } = load(m)?;
+    for w in &warnings {
+        svc::log::warn(w);
+    }
     let sock = UdpSocket::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
     let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
     // Raw ICMP sockets need root: opened before privileges are dropped.
@@ -82,8 +103,11 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
-                Ok((cfg, defs)) => {
-                    collector.reconfigure(cfg, defs);
+                Ok(c) => {
+                    for w in &c.warnings {
+                        svc::log::warn(w);
+                    }
+                    collector.reconfigure(c.cfg, c.defs);
                     svc::log::info("configuration reloaded");
                 }
                 Err(e) => svc::log::err(&format!(

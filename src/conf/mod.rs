@@ -9,9 +9,10 @@
 //! `man 5 opticon.conf` describes the syntax for users.
 
 mod parse;
+pub mod schema;
 pub mod write;
 
-pub use parse::{parse, ParseError, ParseErrorKind, MAX_DEPTH};
+pub use parse::{parse, parse_outlined, KeyAt, ParseError, ParseErrorKind, Segment, MAX_DEPTH};
 pub use write::{write_json_f64, write_json_string};
 
 use std::collections::HashMap;
@@ -205,13 +206,24 @@ pub enum FileError {
     Io(PathBuf, std::io::Error),
     /// The file's text is not valid; the error carries line and column.
     Syntax(PathBuf, ParseError),
+    /// The file holds keys its program does not know, or gives one twice.
+    Keys(PathBuf, Vec<schema::KeyError>),
 }
 
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileError::Io(path, e) => write!(f, "{}: {e}", path.display()),
-            FileError::Syntax(path, e) => write!(f, "{}: {e}", path.display()),
+            FileError::Syntax(path, e) => {
+                write!(f, "{}:{}:{}: {}", path.display(), e.line, e.column, e.kind)
+            }
+            FileError::Keys(path, errors) => {
+                for (i, e) in errors.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "\n" };
+                    write!(f, "{sep}{}:{e}", path.display())?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -86,25 +86,120 @@ impl std::error::Error for ParseError {}
 /// assert_eq!(err.to_string(), "line 2, column 3: expected a value, found '<'");
 /// ```
 pub fn parse(text: &str) -> Result<Dict, ParseError> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
-    if text.starts_with('\u{feff}') {
-        p.pos = 3;
-    }
-    p.skip_space();
-    if p.peek() == Some(b'{') {
-        p.pos += 1;
-        let dict = p.dict_body(Some(b'}'), 1)?;
-        p.skip_space();
-        if let Some(c) = p.peek_char() {
-            return Err(p.error(ParseErrorKind::TrailingText(c)));
+    Parser::new(text, false).document()
+}
+
+/// One step of a key's path in a document: a dict key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// A key of a dict.
+    Key(String),
+    /// The position of an element in an array.
+    Index(usize),
+}
+
+/// Where a key was written: its full path and its 1-based line and column.
+/// Strict config loading checks these against a schema (unknown and
+/// repeated keys), which the parsed tree alone cannot show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyAt {
+    /// The path from the top of the document to this key.
+    pub path: Vec<Segment>,
+    /// 1-based line of the key's first character.
+    pub line: usize,
+    /// 1-based column of the key's first character.
+    pub column: usize,
+}
+
+/// Parse like [`parse`], also listing every key written, in order,
+/// repeated ones included.
+///
+/// ```
+/// use opticon::conf::{parse_outlined, Segment};
+///
+/// let (_, keys) = parse_outlined("network {\n  port 1 }").unwrap();
+/// assert_eq!(keys[1].path, vec![Segment::Key("network".into()), Segment::Key("port".into())]);
+/// assert_eq!((keys[1].line, keys[1].column), (2, 3));
+/// ```
+pub fn parse_outlined(text: &str) -> Result<(Dict, Vec<KeyAt>), ParseError> {
+    let mut p = Parser::new(text, true);
+    let doc = p.document()?;
+    Ok((doc, p.outline.map(|o| o.keys).unwrap_or_default()))
+}
+
+/// The keys seen so far and the path being parsed.
+struct Outline {
+    keys: Vec<KeyAt>,
+    path: Vec<Segment>,
+    /// A byte offset already located, its line and the offset that line
+    /// starts at: keys come in order, so locating each is incremental.
+    cursor: (usize, usize, usize),
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str, outlined: bool) -> Parser<'a> {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            outline: outlined.then(|| Outline {
+                keys: Vec::new(),
+                path: Vec::new(),
+                cursor: (0, 1, 0),
+            }),
         }
-        Ok(dict)
-    } else {
-        p.dict_body(None, 1)
+    }
+
+    /// The whole text as a dict, outer braces optional.
+    fn document(&mut self) -> Result<Dict, ParseError> {
+        if self.text.starts_with('\u{feff}') {
+            self.pos = 3;
+        }
+        self.skip_space();
+        if self.peek() == Some(b'{') {
+            self.pos += 1;
+            let dict = self.dict_body(Some(b'}'), 1)?;
+            self.skip_space();
+            if let Some(c) = self.peek_char() {
+                return Err(self.error(ParseErrorKind::TrailingText(c)));
+            }
+            Ok(dict)
+        } else {
+            self.dict_body(None, 1)
+        }
+    }
+
+    /// Note a key starting at byte `start`, and enter it.
+    fn enter(&mut self, segment: Segment, start: usize) {
+        let Some(o) = &mut self.outline else {
+            return;
+        };
+        o.path.push(segment);
+        if matches!(o.path.last(), Some(Segment::Index(_))) {
+            return;
+        }
+        let (mut at, mut line, mut line_start) = o.cursor;
+        for (i, b) in self.bytes[at..start].iter().enumerate() {
+            if *b == b'\n' {
+                line += 1;
+                line_start = at + i + 1;
+            }
+        }
+        at = start;
+        o.cursor = (at, line, line_start);
+        let column = self.text[line_start..start].chars().count() + 1;
+        o.keys.push(KeyAt {
+            path: o.path.clone(),
+            line,
+            column,
+        });
+    }
+
+    /// Leave the key or element entered last.
+    fn leave(&mut self) {
+        if let Some(o) = &mut self.outline {
+            o.path.pop();
+        }
     }
 }
 
@@ -120,6 +215,8 @@ struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Kept only by [`parse_outlined`].
+    outline: Option<Outline>,
 }
 
 impl<'a> Parser<'a> {
@@ -177,13 +274,18 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
+            let start = self.pos;
             let key = self.key()?;
             self.skip_space();
             if matches!(self.peek(), Some(b':') | Some(b'=')) {
                 self.pos += 1;
                 self.skip_space();
             }
+            if self.outline.is_some() {
+                self.enter(Segment::Key(key.clone()), start);
+            }
             let value = self.value(depth)?;
+            self.leave();
             dict.insert(key, value);
             self.skip_space();
             if self.peek() == Some(b',') {
@@ -207,7 +309,9 @@ impl<'a> Parser<'a> {
                 }
                 _ => {}
             }
+            self.enter(Segment::Index(items.len()), self.pos);
             items.push(self.value(depth)?);
+            self.leave();
             self.skip_space();
             if self.peek() == Some(b',') {
                 self.pos += 1;

@@ -3,6 +3,7 @@
 //! `max_new_hosts_per_minute`, `max_host_bytes_per_cycle`). The collector
 //! enforces them; `opticon-db tenant-show` shows them.
 
+use crate::conf::schema::Shape;
 use crate::conf::{self, Dict, Node, ValueError};
 
 /// The limits of one tenant.
@@ -15,6 +16,13 @@ pub struct TenantLimits {
     /// Payload bytes one host may send between two write cycles.
     pub max_host_bytes_per_cycle: u64,
 }
+
+/// The `limits { }` section of opticon-collector.conf, for strict loading.
+pub const SHAPE: Shape = Shape::Keys(&[
+    ("max_hosts", Shape::Value),
+    ("max_new_hosts_per_minute", Shape::Value),
+    ("max_host_bytes_per_cycle", Shape::Value),
+]);
 
 /// The metadata keys (and config keys under `limits`), in field order.
 pub const LIMIT_KEYS: [&str; 3] = [

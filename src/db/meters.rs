@@ -12,6 +12,7 @@
 //! ```
 
 use super::DbError;
+use crate::conf::schema::{Schema, Shape};
 use crate::conf::{Dict, Node};
 use crate::model::{Cmp, Level, MeterName, Scalar, Watcher};
 
@@ -554,6 +555,35 @@ pub fn delete_watcher(doc: &mut Dict, id: &str, level: Option<Level>) -> bool {
     })
 }
 
+/// The keys of one meter definition in opticon-meter.conf.
+const DEFINITION: Shape = Shape::Keys(&[
+    ("type", Shape::Value),
+    ("unit", Shape::Value),
+    ("description", Shape::Value),
+    ("warning", WATCHER),
+    ("alert", WATCHER),
+    ("critical", WATCHER),
+]);
+
+/// The keys of one watcher of a meter definition.
+const WATCHER: Shape = Shape::Keys(&[
+    ("cmp", Shape::Value),
+    ("val", Shape::Value),
+    ("weight", Shape::Value),
+]);
+
+/// opticon-meter.conf as `meter { <id> { ... } }`.
+static IN_SECTION: Schema = Schema {
+    keys: Shape::Keys(&[("meter", Shape::Named(&DEFINITION))]),
+    ignored: &[],
+};
+
+/// opticon-meter.conf as the original wrote it: meter ids at the top.
+static AT_TOP: Schema = Schema {
+    keys: Shape::Named(&DEFINITION),
+    ignored: &[],
+};
+
 /// The global meter definitions: the defaults overlaid with the meter
 /// config at `path` (`meter { ... }` or just the meters). A missing file
 /// is fine unless it was named `explicit`ly.
@@ -562,7 +592,11 @@ pub fn global_definitions(
     explicit: bool,
 ) -> Result<Vec<MeterDef>, MetersError> {
     let mut defs = defaults();
-    match crate::conf::load_file(path) {
+    let pick = |doc: &Dict| match doc.get("meter") {
+        Some(Node::Dict(_)) => &IN_SECTION,
+        _ => &AT_TOP,
+    };
+    match crate::conf::schema::load_checked_by(path, pick).map(|c| c.doc) {
         Ok(doc) => {
             let md = match doc.get("meter") {
                 Some(Node::Dict(d)) => d.clone(),

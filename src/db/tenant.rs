@@ -57,6 +57,7 @@ fn read_doc(path: &Path) -> Result<Dict, DbError> {
     conf::load_file(path).map_err(|e| match e {
         conf::FileError::Io(p, err) => DbError::Io(p, err),
         conf::FileError::Syntax(p, err) => DbError::Corrupt(p, err.to_string()),
+        keys @ conf::FileError::Keys(..) => DbError::Corrupt(path.to_path_buf(), keys.to_string()),
     })
 }
 

@@ -7,6 +7,7 @@
 //! [`main`].
 
 use super::process::{detach, drop_to, service_user, Pidfile, StartError};
+use crate::conf::schema::Schema;
 use crate::conf::{FileError, ValueError};
 use crate::db::meters::{MeterDef, MetersError};
 use getopts::{Matches, Options};
@@ -21,8 +22,9 @@ pub enum DaemonError {
     Logging(String),
     /// The configuration file cannot be read or parsed.
     File(FileError),
-    /// A value in the configuration file is unusable (file, key, why).
-    Value(PathBuf, ValueError),
+    /// A value in the configuration file is unusable
+    /// (`file:line:column: key: why`).
+    Value(String),
     /// The global meter definitions cannot be used.
     Meters(MetersError),
     /// The pid file, detaching or dropping privileges failed.
@@ -36,9 +38,10 @@ pub enum DaemonError {
 impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DaemonError::Logging(m) | DaemonError::Other(m) => f.write_str(m),
+            DaemonError::Logging(m) | DaemonError::Other(m) | DaemonError::Value(m) => {
+                f.write_str(m)
+            }
             DaemonError::File(e) => e.fmt(f),
-            DaemonError::Value(path, e) => write!(f, "{}: {e}", path.display()),
             DaemonError::Meters(e) => e.fmt(f),
             DaemonError::Start(e) => e.fmt(f),
             DaemonError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
@@ -95,6 +98,11 @@ fn daemon_options(opts: &mut Options, program: &str) {
         "CRIT, ERR, WARNING, INFO (default) or DEBUG",
         "LEVEL",
     );
+    opts.optflag(
+        "t",
+        "check",
+        "check the configuration files, print ok or the errors, and exit",
+    );
     opts.optopt(
         "c",
         "config-path",
@@ -137,10 +145,11 @@ pub fn main(
     match body(&m) {
         Ok(status) => status,
         Err(e) => {
-            let msg = e.to_string();
-            eprintln!("{program}: {msg}");
-            if super::log::active() {
-                super::log::err(&msg);
+            for line in e.to_string().lines() {
+                eprintln!("{program}: {line}");
+                if super::log::elsewhere() {
+                    super::log::err(line);
+                }
             }
             1
         }
@@ -156,27 +165,72 @@ pub fn config_path(program: &str, m: &Matches) -> (std::path::PathBuf, bool) {
     }
 }
 
+/// What a daemon read from its configuration files.
+#[derive(Debug)]
+pub struct Configured<T> {
+    /// The daemon's own settings.
+    pub cfg: T,
+    /// The global meter definitions.
+    pub defs: Vec<MeterDef>,
+    /// The files read, for `--check` to name.
+    pub files: Vec<PathBuf>,
+    /// Warnings to log (keys of the original Opticon that are ignored).
+    pub warnings: Vec<String>,
+}
+
 /// A daemon's configuration (`-c`, else `/etc/opticon/<program>.conf`)
-/// read with `parse`, and the global meter definitions (`-m`, else
-/// `/etc/opticon/opticon-meter.conf`, which may be absent).
+/// checked against `schema` and read with `parse`, and the global meter
+/// definitions (`-m`, else `/etc/opticon/opticon-meter.conf`, which may
+/// be absent).
 pub fn daemon_config<T>(
     program: &str,
     m: &Matches,
+    schema: &Schema,
     parse: impl Fn(&crate::conf::Dict) -> Result<T, ValueError>,
-) -> Result<(T, Vec<MeterDef>), DaemonError> {
+) -> Result<Configured<T>, DaemonError> {
     let (path, _) = config_path(program, m);
-    let doc = crate::conf::load_file(&path)?;
-    let cfg = parse(&doc).map_err(|e| DaemonError::Value(path.clone(), e))?;
-    let meter_path = m.opt_str("meter-config-path");
-    let defs = crate::db::meters::global_definitions(
-        std::path::Path::new(
-            meter_path
-                .as_deref()
-                .unwrap_or("/etc/opticon/opticon-meter.conf"),
-        ),
-        meter_path.is_some(),
-    )?;
-    Ok((cfg, defs))
+    let checked = crate::conf::schema::load_checked(&path, schema)?;
+    let cfg = parse(&checked.doc).map_err(|e| DaemonError::Value(checked.locate(&e)))?;
+    let meter_path = PathBuf::from(
+        m.opt_str("meter-config-path")
+            .unwrap_or_else(|| "/etc/opticon/opticon-meter.conf".into()),
+    );
+    let explicit = m.opt_present("meter-config-path");
+    let defs = crate::db::meters::global_definitions(&meter_path, explicit)?;
+    let mut files = vec![path];
+    if explicit || meter_path.exists() {
+        files.push(meter_path);
+    }
+    Ok(Configured {
+        cfg,
+        defs,
+        files,
+        warnings: checked.warning().into_iter().collect(),
+    })
+}
+
+/// `-t`/`--check`: the warnings on standard error, then `file: ok` for
+/// every file read, on standard output; exit status 0. (Errors never get
+/// here: they are printed by [`main`] with exit status 1.)
+pub fn report_check(program: &str, files: &[PathBuf], warnings: &[String]) -> i32 {
+    for w in warnings {
+        eprintln!("{program}: warning: {w}");
+    }
+    if let Ok(Some((uid, gid))) = service_user() {
+        for f in files
+            .iter()
+            .filter(|f| !super::process::readable_by(f, uid, gid))
+        {
+            eprintln!(
+                "{program}: warning: {}: the service user (uid {uid}) cannot read it, so a reload after the privilege drop fails; make it root:opticon 0640",
+                f.display()
+            );
+        }
+    }
+    for f in files {
+        println!("{program}: {}: ok", f.display());
+    }
+    0
 }
 
 /// Start logging as `-l` and `-L` say (syslog at INFO by default).

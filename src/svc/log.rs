@@ -141,10 +141,14 @@ fn stamp() -> String {
     iso[..19].replace('T', " ")
 }
 
-/// Whether [`init`] was called: before it, messages go to standard error
-/// with only their level.
-pub fn active() -> bool {
-    LOGGER.lock().is_ok_and(|g| g.is_some())
+/// Whether messages go somewhere other than standard error (syslog or a
+/// file): a daemon's last error is then logged as well as printed, and
+/// printed only once when it logs to standard error.
+pub fn elsewhere() -> bool {
+    LOGGER.lock().is_ok_and(|g| {
+        g.as_ref()
+            .is_some_and(|l| !matches!(l.target, Target::Stderr))
+    })
 }
 
 /// Log one message.

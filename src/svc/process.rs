@@ -154,6 +154,33 @@ pub fn service_user() -> Result<Option<(u32, u32)>, StartError> {
         .ok_or(StartError::NoUser)
 }
 
+/// Whether `uid`/`gid` (without supplementary groups, as after
+/// [`drop_to`]) may read `path`: the file's read bit and the search bit of
+/// every directory above it. A daemon re-reads its files on SIGHUP after
+/// the drop, so a file only root can read breaks every reload.
+pub fn readable_by(path: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let allowed = |m: &fs::Metadata, bits: u32| {
+        let mode = m.mode();
+        if m.uid() == uid {
+            mode & (bits << 6) != 0
+        } else if m.gid() == gid {
+            mode & (bits << 3) != 0
+        } else {
+            mode & bits != 0
+        }
+    };
+    let Ok(abs) = fs::canonicalize(path) else {
+        return false;
+    };
+    let file_ok = fs::metadata(&abs).is_ok_and(|m| allowed(&m, 0o4));
+    file_ok
+        && abs
+            .ancestors()
+            .skip(1)
+            .all(|dir| fs::metadata(dir).is_ok_and(|m| allowed(&m, 0o1)))
+}
+
 /// Become `uid`/`gid` for good (supplementary groups cleared).
 pub fn drop_to(uid: u32, gid: u32) -> Result<(), StartError> {
     // SAFETY: plain credential system calls; order matters (groups and gid

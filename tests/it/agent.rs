@@ -334,7 +334,7 @@ fn bad_configs_and_a_live_pidfile_are_refused() {
             "collector { address 127.0.0.1 tenant x key y }",
             "collector/tenant",
         ),
-        ("collector {", "line 1"),
+        ("collector {", "agent.conf:1:"),
     ];
     for (conf, needle) in cases {
         let mut child = agent(&dir, conf, &["-f"]);

@@ -125,7 +125,7 @@ fn files_layer_and_merge() {
     std::fs::write(&over, "network {\n port = }").unwrap();
     let err = conf::load_layered(&[&base, &over]).unwrap_err().to_string();
     assert!(
-        err.starts_with(&format!("{}: line 2, column 9:", over.display())),
+        err.starts_with(&format!("{}:2:9:", over.display())),
         "{err}"
     );
     let missing = conf::load_file(&dir.join("nope.conf"))

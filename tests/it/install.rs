@@ -157,6 +157,36 @@ fn install_then_run_every_init_script() {
         common::wait_for_log(&run.join(format!("{daemon}.log")), "reloaded");
         // SAFETY: kill with signal 0 only checks the process exists.
         assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "{daemon} died on reload");
+        // A typo: reload and restart refuse, say why on the terminal, exit
+        // non-zero and leave the daemon running as it was.
+        let conf = etc.join(format!("{daemon}.conf"));
+        let good = std::fs::read_to_string(&conf).unwrap();
+        std::fs::write(&conf, format!("{good}intervall {{ write 60 }}\n")).unwrap();
+        for action in ["reload", "restart"] {
+            let out = run_it(action);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{daemon} {action} with a typo succeeded"
+            );
+            assert!(
+                err.contains("intervall: unknown key")
+                    && err.contains("not ")
+                    && err.contains("left as it is"),
+                "{daemon} {action}: {err}"
+            );
+            // SAFETY: as above.
+            assert_eq!(
+                unsafe { libc::kill(pid, 0) },
+                0,
+                "{daemon} died on {action}"
+            );
+            assert_eq!(run_it("status").status.code(), Some(0), "{daemon} {action}");
+        }
+        let check = run_it("check");
+        assert!(!check.status.success(), "{daemon} check with a typo");
+        std::fs::write(&conf, good).unwrap();
+        assert!(run_it("check").status.success(), "{daemon} check");
         assert!(run_it("stop").status.success(), "{daemon} stop");
         assert_eq!(
             run_it("status").status.code(),

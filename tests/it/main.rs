@@ -19,5 +19,6 @@ mod http;
 mod install;
 mod probes;
 mod static_build;
+mod strict;
 mod vectors;
 mod wire;
