@@ -71,7 +71,7 @@ pub enum Kind {
     Version,
     /// `loadavg`, `proc/run`, `proc/total`.
     Loadavg,
-    /// `mem/total`, `mem/free`, `mem/swap`.
+    /// `mem/total`, `mem/free`, `mem/swap` (only where there is swap).
     Meminfo,
     /// `net/in_kbs`, `net/out_kbs`, `net/in_pps`, `net/out_pps`.
     Net,
@@ -238,7 +238,9 @@ impl Builtin {
                 {
                     out.push(("mem/total".into(), int(total)));
                     out.push(("mem/free".into(), int(free)));
-                    out.push(("mem/swap".into(), int(swap)));
+                    if let Some(swap) = swap {
+                        out.push(("mem/swap".into(), int(swap)));
+                    }
                 }
             }
             Kind::Net => self.net(ctx, out, at),

@@ -15,8 +15,10 @@ pub fn loadavg(text: &str) -> Option<([f64; 3], i64, i64)> {
 
 /// `/proc/meminfo` in KB: total, available, free swap. "Available" is
 /// MemAvailable when the kernel reports it (3.14+), else
-/// MemFree + Buffers + Cached as the original computed it.
-pub fn meminfo(text: &str) -> Option<(i64, i64, i64)> {
+/// MemFree + Buffers + Cached as the original computed it. Free swap is
+/// `None` on a host without swap (SwapTotal 0), so that no swap watcher
+/// judges a VM that has none.
+pub fn meminfo(text: &str) -> Option<(i64, i64, Option<i64>)> {
     let field = |name: &str| -> Option<i64> {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
@@ -27,7 +29,11 @@ pub fn meminfo(text: &str) -> Option<(i64, i64, i64)> {
         Some(a) => a,
         None => field("MemFree")? + field("Buffers").unwrap_or(0) + field("Cached").unwrap_or(0),
     };
-    Some((total, free, field("SwapFree").unwrap_or(0)))
+    let swap = match field("SwapTotal") {
+        Some(t) if t > 0 => Some(field("SwapFree").unwrap_or(0)),
+        _ => None,
+    };
+    Some((total, free, swap))
 }
 
 /// CPU time from the first line of `/proc/stat`, in jiffies.

@@ -149,7 +149,13 @@ fn static_probes_read_the_fixture() {
 fn meminfo_without_memavailable_uses_the_original_sum() {
     assert_eq!(
         parse::meminfo("MemTotal: 100 kB\nMemFree: 10 kB\nBuffers: 5 kB\nCached: 20 kB\n"),
-        Some((100, 35, 0))
+        Some((100, 35, None)),
+        "no swap: no mem/swap"
+    );
+    assert_eq!(
+        parse::meminfo("MemTotal: 100 kB\nMemAvailable: 50 kB\nSwapTotal: 64 kB\nSwapFree: 0 kB\n"),
+        Some((100, 50, Some(0))),
+        "swap, all used"
     );
 }
 
@@ -613,4 +619,59 @@ fn the_example_config_loads() {
         .probes
         .iter()
         .any(|p| p.id == "raid" && p.check.is_some()));
+}
+
+/// A VM without swap, sampled by the real agent and judged with the
+/// shipped meter config over the defaults: healthy, no swap problem (the
+/// shipped `mem/swap lt 65536` watcher fired on every swapless VM).
+#[test]
+fn a_swapless_host_is_healthy_under_the_shipped_watchers() {
+    let s = Scratch::new("swapless");
+    let meminfo = std::fs::read_to_string(s.0.join("proc/meminfo")).unwrap();
+    let swapless: String = meminfo
+        .lines()
+        .map(|l| match l.split(':').next() {
+            Some("SwapTotal") => "SwapTotal:             0 kB".to_string(),
+            Some("SwapFree") => "SwapFree:              0 kB".to_string(),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    s.write("proc/meminfo", &swapless);
+    let agent = Path::new(env!("CARGO_BIN_EXE_opticon-agent"));
+    let out = std::process::Command::new(agent)
+        .args(["--once", "--json", "--root"])
+        .arg(&s.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sample = String::from_utf8(out.stdout).unwrap();
+    let mut host = opticon::model::HostMeters::default();
+    opticon::model::json::merge_json(&mut host, &sample, 0).unwrap();
+    assert!(host.iter().any(|(n, _)| n.as_str() == "mem/free"), "{sample}");
+    assert!(
+        !host.iter().any(|(n, _)| n.as_str() == "mem/swap"),
+        "no swap, no mem/swap: {sample}"
+    );
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/opticon-meter.conf");
+    let defs = opticon::db::meters::global_definitions(&shipped, true).unwrap();
+    let mut badness = 0.0;
+    for _ in 0..10 {
+        let v = opticon::collector::judge::judge(&host, &defs, badness);
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(v.status, opticon::model::Status::Ok);
+        badness = v.badness;
+    }
+    // The same host with swap running out is judged.
+    s.write("proc/meminfo", &meminfo.replace("SwapFree:        2000000", "SwapFree:           1000"));
+    let out = std::process::Command::new(agent)
+        .args(["--once", "--json", "--root"])
+        .arg(&s.0)
+        .output()
+        .unwrap();
+    let mut host = opticon::model::HostMeters::default();
+    opticon::model::json::merge_json(&mut host, &String::from_utf8(out.stdout).unwrap(), 0)
+        .unwrap();
+    let v = opticon::collector::judge::judge(&host, &defs, 0.0);
+    assert_eq!(v.problems, ["mem/swap"]);
 }
