@@ -73,6 +73,18 @@ impl Api {
                 );
             }
         }
+        if let Some(written) = crate::db::published::written_at(&self.db.root().join(METRICS_FILE))
+        {
+            let age = (crate::model::unix_now() - written).max(0);
+            let up = u8::from(age <= self.stale_after());
+            let _ = write!(
+                out,
+                "# HELP opticon_collector_metrics_age_seconds Seconds since the collector last published (each write cycle).\n\
+                 # TYPE opticon_collector_metrics_age_seconds gauge\nopticon_collector_metrics_age_seconds {age}\n\
+                 # HELP opticon_collector_up 1 while the collector publishes at least every two write cycles, else 0 (its data is stale).\n\
+                 # TYPE opticon_collector_up gauge\nopticon_collector_up {up}\n"
+            );
+        }
         if let Some(Node::Dict(reasons)) = metrics.path("rejected") {
             out.push_str("# HELP opticon_collector_rejected_total Datagrams rejected, by reason.\n# TYPE opticon_collector_rejected_total counter\n");
             for (reason, n) in reasons.iter() {

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod freshness;
 pub mod graphs;
 pub mod http;
 pub mod input;

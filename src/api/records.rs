@@ -38,11 +38,19 @@ impl Api {
                 Some((d.path, meta.len(), meta.modified().ok()?))
             }),
         };
+        let written = stamp.as_ref().and_then(|s| {
+            let secs = s.2.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            Some(secs as i64)
+        });
+        let aged = |text: String| match written {
+            Some(w) => self.latest_with_age(text, w),
+            None => text,
+        };
         if let Some(stamp) = &stamp {
             if let Ok(cache) = self.latest.lock() {
                 if let Some((s, text)) = cache.get(&(t, h)) {
                     if s == stamp {
-                        return Ok(text.to_string());
+                        return Ok(aged(text.to_string()));
                     }
                 }
             }
@@ -54,7 +62,7 @@ impl Api {
             }
             cache.insert((t, h), (stamp, Arc::from(text.as_str())));
         }
-        Ok(text)
+        Ok(aged(text))
     }
 
     fn record_text(&self, dir: &Path, at: Option<i64>) -> Result<String, ApiError> {

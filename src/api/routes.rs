@@ -32,6 +32,8 @@ pub struct Api {
     pub(super) latest: Mutex<LatestCache>,
     /// What outlives a reload: counters and login limits.
     pub(super) shared: Arc<Shared>,
+    /// Seconds after which published data is stale, and when read.
+    pub(super) stale_after: Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 /// What the daemon keeps across reloads of the configuration.
@@ -76,6 +78,7 @@ impl Api {
             global,
             latest: Mutex::new(HashMap::new()),
             shared,
+            stale_after: Mutex::new(None),
         })
     }
 

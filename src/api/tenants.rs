@@ -179,7 +179,9 @@ impl Api {
             ["overview"] => {
                 let mut all = Dict::new();
                 for t in self.db.tenant_ids()? {
-                    let doc = read_json(&self.db.tenant_dir(t).join(OVERVIEW_FILE))?;
+                    let text = self.overview_text(t)?;
+                    let doc =
+                        crate::conf::parse(&text).map_err(|e| ApiError::Internal(e.to_string()))?;
                     if let Some(Node::Dict(hosts)) = doc.path("overview") {
                         for (h, entry) in hosts.iter() {
                             let mut e = entry.as_dict().cloned().unwrap_or_default();
@@ -213,7 +215,10 @@ impl Api {
     pub(super) fn overview_text(&self, t: Uuid) -> Result<String, ApiError> {
         let path = self.db.tenant_dir(t).join(OVERVIEW_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text),
+            Ok(text) => match crate::db::published::written_at(&path) {
+                Some(written) => self.overview_with_age(text, written),
+                None => Ok(text),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("{\"overview\": {}}\n".into()),
             Err(e) => Err(ApiError::Internal(format!("{}: {e}", path.display()))),
         }

@@ -52,8 +52,9 @@ impl Api {
                 _ => return Err(ApiError::BadRequest(format!("{name}: val is required"))),
             };
             let value = meters::parse_value(&def.kind, cmp, &value_text)?;
+            // Without a weight, the meter's weight at this level stays.
             let weight = match spec.get("weight") {
-                None => 1.0,
+                None => def.weight_at(level),
                 Some(n) => n
                     .as_f64()
                     .filter(|w| w.is_finite() && *w >= 0.0)

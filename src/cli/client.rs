@@ -5,7 +5,15 @@
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The largest response read from an API: a tenant overview of 100,000
+/// hosts is about 40 MB. A larger one is refused, not buffered.
+pub const MAX_RESPONSE: usize = 128 << 20;
+
+/// How long a whole request may take by default (connecting, sending,
+/// and reading the whole response).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +23,8 @@ pub struct Endpoint {
     host: String,
     port: u16,
     prefix: String,
+    /// How long a whole request may take.
+    pub timeout: Duration,
 }
 
 /// Why a request got no answer from the API.
@@ -26,6 +36,10 @@ pub enum ClientError {
     Unreachable(String, std::io::Error),
     /// The answer is not HTTP.
     BadResponse(String),
+    /// The response is larger than [`MAX_RESPONSE`].
+    TooLarge(String),
+    /// The whole request took longer than the timeout.
+    Timeout(String, Duration),
 }
 
 impl fmt::Display for ClientError {
@@ -37,6 +51,16 @@ impl fmt::Display for ClientError {
             ),
             ClientError::Unreachable(u, e) => write!(f, "cannot reach the API at {u}: {e}"),
             ClientError::BadResponse(u) => write!(f, "{u} did not answer in HTTP"),
+            ClientError::TooLarge(u) => write!(
+                f,
+                "{u} sent a response larger than {} MB; refused",
+                MAX_RESPONSE >> 20
+            ),
+            ClientError::Timeout(u, t) => write!(
+                f,
+                "{u} did not answer in full within {} s (--timeout)",
+                t.as_secs()
+            ),
         }
     }
 }
@@ -74,6 +98,7 @@ impl Endpoint {
             host,
             port,
             prefix: prefix.to_string(),
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -86,6 +111,7 @@ impl Endpoint {
         body: Option<&str>,
     ) -> Result<(u16, String), ClientError> {
         let unreachable = |e| ClientError::Unreachable(self.url.clone(), e);
+        let deadline = Instant::now() + self.timeout;
         let addr = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(unreachable)?
@@ -96,9 +122,9 @@ impl Endpoint {
                     "no address",
                 ))
             })?;
-        let mut s =
-            TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(unreachable)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
+        let mut s = TcpStream::connect_timeout(&addr, self.timeout.min(Duration::from_secs(10)))
+            .map_err(unreachable)?;
+        s.set_write_timeout(Some(self.timeout))
             .map_err(unreachable)?;
         let body = body.unwrap_or("");
         let mut req = format!(
@@ -116,8 +142,7 @@ impl Endpoint {
         req.push_str("\r\n");
         req.push_str(body);
         s.write_all(req.as_bytes()).map_err(unreachable)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(unreachable)?;
+        let raw = self.read_bounded(&mut s, deadline)?;
         let text = String::from_utf8_lossy(&raw);
         let (head, body) = text
             .split_once("\r\n\r\n")
@@ -128,6 +153,41 @@ impl Endpoint {
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| ClientError::BadResponse(self.url.clone()))?;
         Ok((status, body.to_string()))
+    }
+
+    /// The whole response, until the server closes: refused past
+    /// [`MAX_RESPONSE`] bytes or the deadline (a server trickling a byte
+    /// at a time cannot hold the client).
+    fn read_bounded(&self, s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, ClientError> {
+        let mut raw = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout(self.url.clone(), self.timeout));
+            }
+            s.set_read_timeout(Some(left))
+                .map_err(|e| ClientError::Unreachable(self.url.clone(), e))?;
+            match s.read(&mut chunk) {
+                Ok(0) => return Ok(raw),
+                Ok(n) => {
+                    if raw.len() + n > MAX_RESPONSE + 16 * 1024 {
+                        return Err(ClientError::TooLarge(self.url.clone()));
+                    }
+                    raw.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ClientError::Timeout(self.url.clone(), self.timeout))
+                }
+                Err(e) => return Err(ClientError::Unreachable(self.url.clone(), e)),
+            }
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct Cli {
     pub(super) json: bool,
     /// Whether the token came from the cache (and may be replaced).
     pub(super) cached: bool,
+    /// `--username`/`--password` are this run's login (not the account a
+    /// `user-*` command acts on): they win over every stored token.
+    pub(super) explicit_login: bool,
 }
 
 impl Cli {
@@ -31,22 +34,55 @@ impl Cli {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| "http://127.0.0.1:8888".into());
-        let api = Endpoint::parse(&url)?;
+        let mut api = Endpoint::parse(&url)?;
+        if let Some(t) = m.opt_str("timeout") {
+            match t.parse::<u64>() {
+                Ok(secs) if secs > 0 => api.timeout = std::time::Duration::from_secs(secs),
+                _ => {
+                    return Err(usage(format!(
+                        "--timeout {t:?} is not a positive number of seconds"
+                    )))
+                }
+            }
+        }
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut cached = false;
-        let token = m
-            .opt_str("opticon-token")
-            .or_else(|| env("OPTICON_TOKEN"))
-            .or_else(|| {
-                cfg.path("defaults/admin_token")
-                    .and_then(Node::as_str)
-                    .map(str::to_string)
-            })
-            .or_else(|| {
-                let t = read_cache(&url);
-                cached = t.is_some();
-                t
-            });
+        let command = m.free.first().map(String::as_str).unwrap_or("");
+        let explicit_login = !command.starts_with("user-")
+            && (m.opt_present("username") || m.opt_present("password"));
+        if explicit_login && m.opt_present("opticon-token") {
+            return Err(usage(
+                "give --opticon-token or --username/--password, not both",
+            ));
+        }
+        let token = if explicit_login {
+            // Explicit credentials win: a cached session is used only when
+            // it is this user's and no password was given to log in with.
+            let user = m.opt_str("username");
+            match read_cache(&url) {
+                Some(c)
+                    if m.opt_str("password").is_none()
+                        && user.as_deref() == Some(c.user.as_str()) =>
+                {
+                    cached = true;
+                    Some(c.token)
+                }
+                _ => None,
+            }
+        } else {
+            m.opt_str("opticon-token")
+                .or_else(|| env("OPTICON_TOKEN"))
+                .or_else(|| {
+                    cfg.path("defaults/admin_token")
+                        .and_then(Node::as_str)
+                        .map(str::to_string)
+                })
+                .or_else(|| {
+                    let t = read_cache(&url).map(|c| c.token);
+                    cached = t.is_some();
+                    t
+                })
+        };
         let tenant = m
             .opt_str("tenant")
             .or_else(|| env("OPTICON_TENANT"))
@@ -61,23 +97,29 @@ impl Cli {
             tenant,
             json: m.opt_present("json"),
             cached,
+            explicit_login,
         })
     }
 
     fn login(&mut self, m: &Matches) -> Result<(), CommandError> {
-        if !is_tty() && m.opt_str("password").is_none() {
-            return Err(CommandError::Api(401, String::new()));
+        let given = |k: &str| self.explicit_login.then(|| m.opt_str(k)).flatten();
+        if !is_tty() && given("password").is_none() {
+            // Tell an API that does not answer from a missing login.
+            self.api.request("GET", "/token", &[], None)?;
+            return Err(CommandError::Other(
+                "not logged in: no token (--opticon-token, OPTICON_TOKEN, defaults/admin_token or a cached login) and no terminal to ask for a password (or give --username and --password)".into(),
+            ));
         }
-        let user = match m.opt_str("username") {
+        let user = match given("username") {
             Some(u) => u,
             None => prompt("Username", false)?,
         };
-        let password = match m.opt_str("password") {
+        let password = match given("password") {
             Some(p) => p,
-            None => prompt("Password", true)?,
+            None => prompt(&format!("Password for {user}"), true)?,
         };
         let mut body = Dict::new();
-        body.insert("username", Node::Str(user));
+        body.insert("username", Node::Str(user.clone()));
         body.insert("password", Node::Str(password));
         let (status, text) = self.api.request(
             "POST",
@@ -85,17 +127,34 @@ impl Cli {
             &[],
             Some(&Node::Dict(body).to_json(false)),
         )?;
-        if status != 200 {
-            return Err(CommandError::Other(format!("login failed ({status})")));
+        match status {
+            200 => {}
+            401 | 403 => {
+                return Err(CommandError::Other(format!(
+                    "wrong user name or password for {user} ({status})"
+                )))
+            }
+            429 => {
+                return Err(CommandError::Other(format!(
+                    "too many failed logins for {user} or from this address; wait a minute (429)"
+                )))
+            }
+            _ => {
+                return Err(CommandError::Other(format!(
+                    "login failed: {} ({status})",
+                    api_message(&text)
+                )))
+            }
         }
         let token = parse(&text)?
             .path("token")
             .and_then(Node::as_str)
             .map(str::to_string)
             .ok_or_else(|| CommandError::Other("login: no token in the answer".into()))?;
-        write_cache(&self.api.url, &token);
+        write_cache(&self.api.url, &user, &token);
         self.token = Some(token);
-        self.cached = true;
+        // A token just issued is not retried with another login.
+        self.cached = false;
         Ok(())
     }
 
@@ -120,16 +179,12 @@ impl Cli {
                 &[("X-Opticon-Token", token.as_str())],
                 body.as_deref(),
             )?;
-            if status == 401 && attempt == 0 && (self.cached || self.token.is_none()) {
+            if status == 401 && attempt == 0 && self.cached {
                 self.login(m)?;
                 continue;
             }
             if status >= 400 {
-                let msg = parse(&text)
-                    .ok()
-                    .and_then(|d| d.path("error").and_then(Node::as_str).map(str::to_string))
-                    .unwrap_or_else(|| text.trim().to_string());
-                return Err(CommandError::Api(status, msg));
+                return Err(CommandError::Api(status, api_message(&text)));
             }
             return parse(&text);
         }
@@ -178,6 +233,14 @@ impl Cli {
         }
     }
 
+    /// Confirm what a write command did, in one line (not with `--json`,
+    /// whose output stays a document or nothing).
+    pub(super) fn done(&self, what: &str) {
+        if !self.json {
+            println!("{}", crate::svc::text::printable(what));
+        }
+    }
+
     /// Print a JSON document as the API sent it.
     pub(super) fn print(&self, node: &Node) {
         println!("{}", node.to_json(true));
@@ -222,6 +285,14 @@ impl Cli {
 }
 
 /// The API's answer as a document.
+/// The API's `error` message of an error response, else its text.
+fn api_message(text: &str) -> String {
+    parse(text)
+        .ok()
+        .and_then(|d| d.path("error").and_then(Node::as_str).map(str::to_string))
+        .unwrap_or_else(|| text.trim().to_string())
+}
+
 pub(super) fn parse(text: &str) -> Result<Node, CommandError> {
     conf::parse(text)
         .map(Node::Dict)

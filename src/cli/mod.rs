@@ -41,7 +41,9 @@ pub fn run(args: &[String]) -> i32 {
         Ok(()) => 0,
         Err(CommandError::Usage(msg)) => svc::cli::usage_error("opticon", &msg),
         Err(e) => {
-            eprintln!("opticon: {e}");
+            for line in e.to_string().lines() {
+                eprintln!("opticon: {}", svc::text::printable(line));
+            }
             EXIT_FAIL
         }
     }

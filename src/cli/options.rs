@@ -62,6 +62,12 @@ pub fn options() -> Options {
         "SECONDS",
     );
     o.optflag("a", "admin", "user-create: an administrator");
+    o.optopt(
+        "",
+        "timeout",
+        "seconds a whole request may take (default 60)",
+        "SECONDS",
+    );
     svc::cli::standard(&mut o);
     o
 }

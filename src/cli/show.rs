@@ -20,11 +20,13 @@ pub fn width() -> usize {
     80
 }
 
-/// A node as short text.
+/// A node as short text, safe for a terminal: strings come from agents
+/// and APIs, so control characters and escape sequences are shown
+/// escaped, never sent raw.
 pub fn text(n: Option<&Node>) -> String {
     match n {
         None | Some(Node::Null) => "-".into(),
-        Some(Node::Str(s)) => s.clone(),
+        Some(Node::Str(s)) => crate::svc::text::printable(s).into_owned(),
         Some(Node::Int(i)) => i.to_string(),
         Some(Node::Frac(f)) => format!("{f:.2}"),
         Some(Node::Bool(b)) => b.to_string(),
@@ -39,6 +41,32 @@ fn field<'a>(h: &'a Node, key: &str) -> Option<&'a Node> {
 
 fn num(n: Option<&Node>) -> f64 {
     n.and_then(Node::as_f64).unwrap_or(0.0)
+}
+
+/// A number with `precision` decimals in `width` columns, or `-` when
+/// the meter is missing (a host's first cycle has no rates): missing is
+/// never shown as 0.
+fn number(n: Option<&Node>, precision: usize, width: usize) -> String {
+    match n.and_then(Node::as_f64) {
+        Some(v) => format!("{v:>width$.precision$}"),
+        None => format!("{:>width$}", "-"),
+    }
+}
+
+/// The sum of two meters, or `-` when both are missing.
+fn sum(a: Option<&Node>, b: Option<&Node>, width: usize) -> String {
+    match (a.and_then(Node::as_f64), b.and_then(Node::as_f64)) {
+        (None, None) => format!("{:>width$}", "-"),
+        (x, y) => format!("{:>width$.0}", x.unwrap_or(0.0) + y.unwrap_or(0.0)),
+    }
+}
+
+/// A percentage with its bar, or `-` when missing.
+fn percent_bar(n: Option<&Node>, cells: usize) -> String {
+    match n.and_then(Node::as_f64) {
+        Some(v) => format!("{v:>5.1} % {}", bar(v, cells)),
+        None => format!("{:>5}", "-"),
+    }
 }
 
 /// A bar of `cells` characters filled to `pct` percent.
@@ -76,17 +104,16 @@ pub fn overview(doc: &Node, cols: usize) -> String {
             line.push_str(&format!(" {:<16}", text(field(h, "link/ip"))));
         }
         line.push_str(&format!(
-            " {:<6} {:>6.2}",
+            " {:<6} {}",
             text(field(h, "status")),
-            num(field(h, "loadavg"))
+            number(field(h, "loadavg"), 2, 6)
         ));
         if disk {
-            let io = num(field(h, "io/rdops")) + num(field(h, "io/wrops"));
-            line.push_str(&format!(" {io:>12.0}"));
+            let io = sum(field(h, "io/rdops"), field(h, "io/wrops"), 12);
+            line.push_str(&format!(" {io}"));
         }
-        let net = num(field(h, "net/in_kbs")) + num(field(h, "net/out_kbs"));
-        let cpu = num(field(h, "pcpu"));
-        line.push_str(&format!(" {net:>14.0}  {cpu:>5.1} % {}", bar(cpu, 12)));
+        let net = sum(field(h, "net/in_kbs"), field(h, "net/out_kbs"), 14);
+        line.push_str(&format!(" {net}  {}", percent_bar(field(h, "pcpu"), 12)));
         let _ = writeln!(out, "{line}");
     }
     out
@@ -280,7 +307,10 @@ pub fn host(id: &str, h: &Node, desc: &Descriptions, cols: usize) -> String {
         Some(Node::Array(l)) => joined(l, " "),
         _ => "-".into(),
     };
-    let pcpu = num(get("pcpu"));
+    let megabytes = |k: &str| match get(k).and_then(Node::as_f64) {
+        Some(kb) => format!("{:.0} MB", kb / 1024.0),
+        None => "-".into(),
+    };
     section(
         &mut out,
         "Resources",
@@ -295,14 +325,20 @@ pub fn host(id: &str, h: &Node, desc: &Descriptions, cols: usize) -> String {
                 ),
             ),
             ("Load average", load),
-            ("CPU", format!("{pcpu:5.1} % {}", bar(pcpu, 30))),
-            ("CPU iowait", format!("{:.1} %", num(get("io/pwait")))),
+            ("CPU", percent_bar(get("pcpu"), 30)),
+            (
+                "CPU iowait",
+                match get("io/pwait").and_then(Node::as_f64) {
+                    Some(w) => format!("{w:.1} %"),
+                    None => "-".into(),
+                },
+            ),
             (
                 "RAM",
                 format!(
-                    "{:.0} MB total, {:.0} MB free",
-                    num(get("mem/total")) / 1024.0,
-                    num(get("mem/free")) / 1024.0
+                    "{} total, {} free",
+                    megabytes("mem/total"),
+                    megabytes("mem/free")
                 ),
             ),
             (

@@ -11,19 +11,36 @@ fn cache_path() -> Option<PathBuf> {
     home().map(|h| h.join(".opticon-token-cache"))
 }
 
-/// The cached token for `url`, if any.
-pub(super) fn read_cache(url: &str) -> Option<String> {
-    let doc = conf::load_file(&cache_path()?).ok()?;
-    (doc.get("url").and_then(Node::as_str) == Some(url))
-        .then(|| doc.get("token").and_then(Node::as_str).map(str::to_string))
-        .flatten()
+/// A cached login: the token and the user it was issued to.
+pub(super) struct Cached {
+    /// The session token.
+    pub(super) token: String,
+    /// The user who logged in (empty in a cache of an older version).
+    pub(super) user: String,
 }
 
-/// Cache `token` for `url`, readable by the user alone.
-pub(super) fn write_cache(url: &str, token: &str) {
+/// The cached login for `url`, if any.
+pub(super) fn read_cache(url: &str) -> Option<Cached> {
+    let doc = conf::load_file(&cache_path()?).ok()?;
+    if doc.get("url").and_then(Node::as_str) != Some(url) {
+        return None;
+    }
+    Some(Cached {
+        token: doc.get("token").and_then(Node::as_str)?.to_string(),
+        user: doc
+            .get("user")
+            .and_then(Node::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// Cache `user`'s `token` for `url`, readable by the user alone.
+pub(super) fn write_cache(url: &str, user: &str, token: &str) {
     let Some(path) = cache_path() else { return };
     let mut d = Dict::new();
     d.insert("url", Node::Str(url.into()));
+    d.insert("user", Node::Str(user.into()));
     d.insert("token", Node::Str(token.into()));
     let text = Node::Dict(d).to_json(true);
     let written = std::fs::OpenOptions::new()

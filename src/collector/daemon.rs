@@ -6,7 +6,7 @@
 use super::config::CollectorConfig;
 use super::state::Collector;
 use super::{ping, receive};
-use crate::db::published::METRICS_FILE;
+use crate::db::published::{self, METRICS_FILE};
 use crate::svc::daemon::{Configured, DaemonError};
 use crate::svc::{self};
 use std::net::UdpSocket;
@@ -39,7 +39,9 @@ pub fn run(args: &[String]) -> i32 {
     })
 }
 
-/// `--metrics`: what the running collector last published.
+/// `--metrics`: what the running collector last published; exit 1, with
+/// the reason on standard error, when no collector runs (its pid file
+/// names no live process) or it has not written for two cycles.
 fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
     let cfg = load(m)?.cfg;
     let path = cfg.db.join(METRICS_FILE);
@@ -50,6 +52,25 @@ fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
         ))
     })?;
     print!("{text}");
+    let pidfile = m
+        .opt_str("pidfile")
+        .unwrap_or_else(|| "/var/run/opticon-collector.pid".into());
+    let written = published::written_at(&path).unwrap_or(0);
+    let age = crate::model::unix_now() - written;
+    let last = format!(
+        "last metrics from {}, {age} s ago",
+        crate::db::time::iso(written)
+    );
+    if svc::process::live_pid(std::path::Path::new(&pidfile)).is_none() {
+        eprintln!(
+            "opticon-collector: collector not running ({pidfile} names no live process; {last})"
+        );
+        return Ok(1);
+    }
+    if age > published::stale_after(published::write_interval(&cfg.db)) {
+        eprintln!("opticon-collector: collector not writing ({last})");
+        return Ok(1);
+    }
     Ok(0)
 }
 
@@ -148,8 +169,12 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     }
     collector.write_cycle();
     let (received, rejected) = collector.totals();
+    let refused: String = rejected
+        .iter()
+        .map(|(reason, n)| format!(" rejected_{reason}={n}"))
+        .collect();
     svc::log::info(&format!(
-        "opticon-collector exiting on signal: {received} received, {} accepted, rejected {rejected:?}",
+        "opticon-collector exiting on signal: received={received} accepted={}{refused}",
         collector.counters.accepted
     ));
     drop(pidfile);

@@ -77,6 +77,8 @@ impl Collector {
         let (received, reasons) = self.totals();
         let mut m = Dict::new();
         m.insert("time", Node::Int(unix_now()));
+        // Readers judge the age of everything published by it.
+        m.insert("interval", Node::Int(self.cfg.write_interval as i64));
         m.insert("received", Node::Int(received as i64));
         m.insert("accepted", Node::Int(self.counters.accepted as i64));
         let mut rejected = Dict::new();
@@ -132,7 +134,8 @@ impl Collector {
             m.insert("machine_udp_rcvbuf_errors", Node::Int(errors as i64));
         }
         let path = self.db.root().join(METRICS_FILE);
-        if let Err(e) = crate::db::write_replace(&path, Node::Dict(m).to_json(true).as_bytes()) {
+        let text = Node::Dict(m).to_json(true) + "\n";
+        if let Err(e) = crate::db::write_replace(&path, text.as_bytes()) {
             svc::log::warn(&e.to_string());
         }
     }

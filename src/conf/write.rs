@@ -17,7 +17,9 @@ pub fn write_json_string(out: &mut String, s: &str) {
             '\t' => "\\t",
             '\u{8}' => "\\b",
             '\u{c}' => "\\f",
-            c if (c as u32) < 0x20 || c == '\u{7f}' => "",
+            // C1 controls too: JSON allows them raw, but a terminal
+            // showing the document may take U+009B as an escape.
+            c if c.is_control() => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);

@@ -64,6 +64,15 @@ pub struct MeterDef {
 }
 
 impl MeterDef {
+    /// The weight of this meter's watcher at `level`, else 1: what a
+    /// watcher set without a weight keeps.
+    pub fn weight_at(&self, level: Level) -> f64 {
+        self.watchers
+            .iter()
+            .find(|x| x.level == level)
+            .map_or(1.0, |x| x.weight)
+    }
+
     /// Where the watcher of `level` was last set.
     pub fn watcher_origin(&self, level: Level) -> Origin {
         self.watcher_origins
@@ -456,7 +465,12 @@ pub fn overlay(defs: &mut Vec<MeterDef>, meter: &Dict, origin: Origin) -> Result
                     )))
                 }
             };
-            let weight = w.get("weight").and_then(Node::as_f64).unwrap_or(1.0);
+            // Without a weight, the level's weight so far stays (a
+            // tenant changing a default's value keeps its weight).
+            let weight = match w.get("weight").and_then(Node::as_f64) {
+                Some(x) => x,
+                None => def.weight_at(level),
+            };
             def.watchers.retain(|x| x.level != level);
             def.watchers.push(Watcher {
                 level,

@@ -62,11 +62,20 @@ pub enum DbError {
     },
     /// Input that cannot be stored (bad name, type, value ...).
     Invalid(String),
+    /// The root is not an Opticon database (missing, a file, or a
+    /// directory of other things): a mistyped `--path` must not read as
+    /// an empty database, nor be created silently.
+    NotADatabase(PathBuf, &'static str),
 }
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DbError::NotADatabase(path, why) => write!(
+                f,
+                "{} is not an Opticon database ({why}): give the right --path, or create one there with --init",
+                path.display()
+            ),
             DbError::Io(path, e) => {
                 if e.kind() == io::ErrorKind::PermissionDenied {
                     write!(f, "{}: permission denied", path.display())

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 /// Tenant metadata file name.
 pub const TENANT_FILE: &str = "tenant.conf";
+/// In the root: marks the directory as an Opticon database.
+pub const MARKER_FILE: &str = "opticon.db";
 /// Host metadata file name.
 pub const HOST_FILE: &str = "host.conf";
 /// Host log file name.
@@ -71,6 +73,49 @@ impl Db {
     /// A database rooted at `root` (nothing is touched yet).
     pub fn new(root: impl Into<PathBuf>) -> Db {
         Db { root: root.into() }
+    }
+
+    /// Whether the root holds a database: a directory with the marker
+    /// that [`Db::init`] writes, or that is empty (as `make install`
+    /// leaves it), or that holds a tenant or a published file (a database
+    /// older than the marker).
+    pub fn check_root(&self) -> Result<(), DbError> {
+        let not = |why| Err(DbError::NotADatabase(self.root.clone(), why));
+        match fs::metadata(&self.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return not("no such directory"),
+            Err(e) => return Err(DbError::Io(self.root.clone(), e)),
+            Ok(m) if !m.is_dir() => return not("not a directory"),
+            Ok(_) => {}
+        }
+        if self.root.join(MARKER_FILE).exists() {
+            return Ok(());
+        }
+        let mut entries = io_at(&self.root, fs::read_dir(&self.root))?.peekable();
+        if entries.peek().is_none() || !uuid_dirs(&self.root)?.is_empty() {
+            return Ok(());
+        }
+        let published = [
+            crate::db::published::METRICS_FILE,
+            crate::db::published::SESSIONS_FILE,
+        ];
+        if published.iter().any(|f| self.root.join(f).exists()) {
+            return Ok(());
+        }
+        not("it holds neither tenants nor the database marker")
+    }
+
+    /// Create the database here if there is none: the root directory and
+    /// its marker (`opticon-db --init`).
+    pub fn init(&self) -> Result<(), DbError> {
+        io_at(&self.root, fs::create_dir_all(&self.root))?;
+        let marker = self.root.join(MARKER_FILE);
+        if !marker.exists() {
+            io_at(
+                &marker,
+                fs::write(&marker, "Opticon database (see opticon-db(8))\n"),
+            )?;
+        }
+        Ok(())
     }
 
     /// The root directory.

@@ -74,12 +74,15 @@ impl Tool {
             .map_err(|_| usage(format!("match {cmp_text:?} is not lt, gt, eq or count")))?;
         meters::check_cmp(&def.kind, cmp)?;
         let value = meters::parse_value(&def.kind, cmp, &need(m, "value")?)?;
-        let weight_text = m.opt_str("weight").unwrap_or_else(|| "1.0".into());
-        let weight: f64 = weight_text
-            .parse()
-            .ok()
-            .filter(|w: &f64| w.is_finite() && *w >= 0.0)
-            .ok_or_else(|| usage(format!("weight {weight_text:?} is not a number >= 0")))?;
+        // Without --weight the meter's weight at that level stays.
+        let weight: f64 = match m.opt_str("weight") {
+            None => def.weight_at(level),
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|w: &f64| w.is_finite() && *w >= 0.0)
+                .ok_or_else(|| usage(format!("weight {text:?} is not a number >= 0")))?,
+        };
         let w = Watcher {
             level,
             cmp,

@@ -42,7 +42,13 @@ pub fn run(args: &[String]) -> i32 {
         now: crate::model::unix_now(),
     };
     let result = match commands::find(&name) {
-        Some(command) => (command.run)(&tool, &m),
+        Some(command) => if m.opt_present("init") {
+            tool.db.init()
+        } else {
+            tool.db.check_root()
+        }
+        .map_err(ToolError::Db)
+        .and_then(|()| (command.run)(&tool, &m)),
         None => Err(usage(format!("unknown command {name:?}"))),
     };
     match result {

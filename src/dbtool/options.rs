@@ -11,6 +11,11 @@ pub fn options() -> Options {
         "database root (default /var/opticon/db)",
         "DIR",
     );
+    o.optflag(
+        "",
+        "init",
+        "create the database at --path when there is none",
+    );
     o.optopt("t", "tenant", "tenant UUID", "UUID");
     o.optopt("H", "host", "host UUID, or hostname", "HOST");
     o.optopt("n", "name", "tenant name", "NAME");

@@ -47,14 +47,8 @@ pub struct Pidfile {
 impl Pidfile {
     /// Write our pid to `path`, refusing when it names a live process.
     pub fn create(path: &Path) -> Result<Pidfile, StartError> {
-        if let Ok(text) = fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                // SAFETY: signal 0 only checks that the process exists.
-                if pid > 0 && pid != std::process::id() as i32 && unsafe { libc::kill(pid, 0) } == 0
-                {
-                    return Err(StartError::Running(path.to_path_buf(), pid));
-                }
-            }
+        if let Some(pid) = live_pid(path).filter(|p| *p != std::process::id() as i32) {
+            return Err(StartError::Running(path.to_path_buf(), pid));
         }
         fs::write(path, format!("{}\n", std::process::id()))
             .map_err(sys(path.display().to_string()))?;
@@ -179,6 +173,21 @@ pub fn readable_by(path: &Path, uid: u32, gid: u32) -> bool {
             .ancestors()
             .skip(1)
             .all(|dir| fs::metadata(dir).is_ok_and(|m| allowed(&m, 0o1)))
+}
+
+/// The live process the pid file at `path` names, if any (one this user
+/// may not signal counts as live).
+pub fn live_pid(path: &Path) -> Option<i32> {
+    let pid = fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 0)?;
+    // SAFETY: signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    alive.then_some(pid)
 }
 
 /// Become `uid`/`gid` for good (supplementary groups cleared).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 fn db(dir: &Dir, args: &[&str]) -> (bool, String, String) {
     let root = dir.s("db");
-    let mut all = vec!["-p", root.as_str()];
+    let mut all = vec!["--init", "-p", root.as_str()];
     all.extend_from_slice(args);
     let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
         .args(&all)

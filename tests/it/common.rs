@@ -226,7 +226,7 @@ pub fn start_daemon(dir: &Dir, bin: &str, name: &str) -> Daemon {
 /// standard output.
 pub fn opticon_db(dir: &Dir, args: &[&str]) -> String {
     let root = dir.s("db");
-    let mut all = vec!["-p", root.as_str()];
+    let mut all = vec!["--init", "-p", root.as_str()];
     all.extend_from_slice(args);
     let out = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
         .args(&all)

@@ -644,11 +644,18 @@ fn a_swapless_host_is_healthy_under_the_shipped_watchers() {
         .arg(&s.0)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sample = String::from_utf8(out.stdout).unwrap();
     let mut host = opticon::model::HostMeters::default();
     opticon::model::json::merge_json(&mut host, &sample, 0).unwrap();
-    assert!(host.iter().any(|(n, _)| n.as_str() == "mem/free"), "{sample}");
+    assert!(
+        host.iter().any(|(n, _)| n.as_str() == "mem/free"),
+        "{sample}"
+    );
     assert!(
         !host.iter().any(|(n, _)| n.as_str() == "mem/swap"),
         "no swap, no mem/swap: {sample}"
@@ -663,7 +670,10 @@ fn a_swapless_host_is_healthy_under_the_shipped_watchers() {
         badness = v.badness;
     }
     // The same host with swap running out is judged.
-    s.write("proc/meminfo", &meminfo.replace("SwapFree:        2000000", "SwapFree:           1000"));
+    s.write(
+        "proc/meminfo",
+        &meminfo.replace("SwapFree:        2000000", "SwapFree:           1000"),
+    );
     let out = std::process::Command::new(agent)
         .args(["--once", "--json", "--root"])
         .arg(&s.0)

@@ -101,5 +101,6 @@ pub(super) fn host_delete(cli: &mut Cli, m: &Matches) -> Result<(), CommandError
     let t = cli.tenant()?;
     let h = cli.host(m, &t)?;
     cli.call(m, "DELETE", &format!("/{t}/host/{h}"), None)?;
+    cli.done(&format!("tenant {t}: deleted host {h} with its data"));
     Ok(())
 }

@@ -54,6 +54,7 @@ pub(super) fn meter_create(cli: &mut Cli, m: &Matches) -> Result<(), CommandErro
         &format!("/{t}/meter/{id}"),
         Some(wrap("meter", Node::Dict(spec))),
     )?;
+    cli.done(&format!("tenant {t}: meter {id} defined"));
     Ok(())
 }
 
@@ -62,5 +63,6 @@ pub(super) fn meter_delete(cli: &mut Cli, m: &Matches) -> Result<(), CommandErro
     let t = cli.tenant()?;
     let id = need(m, "meter")?;
     cli.call(m, "DELETE", &format!("/{t}/meter/{id}"), None)?;
+    cli.done(&format!("tenant {t}: meter {id} deleted"));
     Ok(())
 }

@@ -63,6 +63,7 @@ pub(super) fn tenant_create(cli: &mut Cli, m: &Matches) -> Result<(), CommandErr
 pub(super) fn tenant_delete(cli: &mut Cli, m: &Matches) -> Result<(), CommandError> {
     let t = cli.tenant()?;
     cli.call(m, "DELETE", &format!("/{t}"), None)?;
+    cli.done(&format!("deleted tenant {t} with its hosts and data"));
     Ok(())
 }
 
@@ -92,6 +93,7 @@ pub(super) fn tenant_set_metadata(cli: &mut Cli, m: &Matches) -> Result<(), Comm
         &format!("/{t}/meta"),
         Some(wrap("metadata", Node::Dict(meta))),
     )?;
+    cli.done(&format!("tenant {t}: metadata {key} set to {value}"));
     Ok(())
 }
 
@@ -128,13 +130,38 @@ pub(super) fn tenant_set_quota(cli: &mut Cli, m: &Matches) -> Result<(), Command
         &format!("/{t}"),
         Some(wrap("tenant", Node::Dict(spec))),
     )?;
+    cli.done(&format!("tenant {t}: quota set to {mb} MB"));
     Ok(())
 }
 
-/// `tenant-get-summary`.
+/// `tenant-get-summary`: hosts by status and the fleet-wide folds, as a
+/// table (the API's JSON with `--json`).
 pub(super) fn tenant_get_summary(cli: &mut Cli, m: &Matches) -> Result<(), CommandError> {
     let t = cli.tenant()?;
     let doc = cli.call(m, "GET", &format!("/{t}/summary"), None)?;
-    cli.print(doc.path("summary").unwrap_or(&doc));
+    let summary = doc.path("summary").unwrap_or(&doc);
+    if cli.json {
+        cli.print(summary);
+        return Ok(());
+    }
+    let rows = [
+        ("ok", "Hosts OK", ""),
+        ("warning", "Hosts WARN", ""),
+        ("alert", "Hosts ALERT", ""),
+        ("critical", "Hosts CRIT", ""),
+        ("stale", "Hosts STALE", ""),
+        ("cpu", "CPU (average)", " %"),
+        ("netin", "Network in (total)", " Kb/s"),
+        ("netout", "Network out (total)", " Kb/s"),
+        ("updates", "Pending updates (total)", ""),
+    ]
+    .iter()
+    .map(|(key, label, unit)| {
+        let v = show::text(summary.path(key));
+        let v = if v == "-" { v } else { format!("{v}{unit}") };
+        vec![label.to_string(), v]
+    })
+    .collect();
+    table(&["Summary", "Value"], rows);
     Ok(())
 }

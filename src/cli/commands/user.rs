@@ -14,6 +14,9 @@ pub(super) fn user_edit(cli: &mut Cli, m: &Matches, command: &str) -> Result<(),
     if command != "user-set-tenant" {
         let password = match m.opt_str("password") {
             Some(p) => p,
+            None if command == "user-create" => {
+                prompt(&format!("Password for the new user {name}"), true)?
+            }
             None => prompt(&format!("New password for {name}"), true)?,
         };
         spec.insert("password", Node::Str(password));
@@ -31,7 +34,23 @@ pub(super) fn user_edit(cli: &mut Cli, m: &Matches, command: &str) -> Result<(),
     } else {
         "POST"
     };
+    let tenant = spec
+        .get("tenant")
+        .and_then(Node::as_str)
+        .map(str::to_string);
     cli.call(m, method, &format!("/user/{name}"), Some(Node::Dict(spec)))?;
+    let level = if m.opt_present("admin") {
+        "administrator "
+    } else {
+        ""
+    };
+    cli.done(&match (command, tenant) {
+        ("user-create", Some(t)) => format!("created {level}user {name} of tenant {t}"),
+        ("user-create", None) => format!("created {level}user {name}"),
+        ("user-set-tenant", Some(t)) => format!("user {name} now belongs to tenant {t}"),
+        ("user-set-tenant", None) => format!("user {name} now belongs to no tenant"),
+        _ => format!("changed the password of user {name}"),
+    });
     Ok(())
 }
 
@@ -54,5 +73,6 @@ pub(super) fn user_set_password(cli: &mut Cli, m: &Matches) -> Result<(), Comman
 pub(super) fn user_delete(cli: &mut Cli, m: &Matches) -> Result<(), CommandError> {
     let name = need(m, "username")?;
     cli.call(m, "DELETE", &format!("/user/{name}"), None)?;
+    cli.done(&format!("deleted user {name}"));
     Ok(())
 }

@@ -53,19 +53,30 @@ pub(super) fn watcher_set(cli: &mut Cli, m: &Matches) -> Result<(), CommandError
         Node::Str(m.opt_str("match").unwrap_or_else(|| "gt".into())),
     );
     w.insert("val", Node::Str(value));
-    let weight: f64 = m
-        .opt_str("weight")
-        .unwrap_or_else(|| "1.0".into())
-        .parse()
-        .map_err(|_| usage("--weight is not a number"))?;
-    w.insert("weight", Node::Frac(weight));
+    // Without --weight the meter's weight at that level stays.
+    if let Some(text) = m.opt_str("weight") {
+        let weight: f64 = text
+            .parse()
+            .map_err(|_| usage(format!("--weight {text:?} is not a number")))?;
+        w.insert("weight", Node::Frac(weight));
+    }
     let base = cli.watcher_base(m, &t)?;
     cli.call(
         m,
         "POST",
         &format!("{base}/watcher/{id}"),
-        Some(wrap("watcher", wrap(&level, Node::Dict(w)))),
+        Some(wrap("watcher", wrap(&level, Node::Dict(w.clone())))),
     )?;
+    cli.done(&format!(
+        "{}: {id} {level} when {} {}{}",
+        base.trim_start_matches('/').replace("/host/", " host "),
+        show::text(w.get("cmp")),
+        show::text(w.get("val")),
+        match w.get("weight") {
+            Some(x) => format!(", weight {}", show::text(Some(x))),
+            None => String::new(),
+        }
+    ));
     Ok(())
 }
 
@@ -75,5 +86,9 @@ pub(super) fn watcher_delete(cli: &mut Cli, m: &Matches) -> Result<(), CommandEr
     let id = need(m, "meter")?;
     let base = cli.watcher_base(m, &t)?;
     cli.call(m, "DELETE", &format!("{base}/watcher/{id}"), None)?;
+    cli.done(&format!(
+        "{}: watchers of {id} deleted (the defaults apply again)",
+        base.trim_start_matches('/').replace("/host/", " host ")
+    ));
     Ok(())
 }
