@@ -379,10 +379,7 @@ impl std::str::FromStr for Cidr {
 impl Cidr {
     /// Is `ip` inside (IPv4 addresses mapped into IPv6 count as IPv4)?
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = crate::svc::net::unmapped_ip(ip);
         let (a, b, width) = match (self.net, ip) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
                 (u128::from(u32::from(n)), u128::from(u32::from(i)), 32u32)

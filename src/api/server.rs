@@ -487,6 +487,7 @@ impl Server {
         loop {
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    let peer = crate::svc::net::unmapped(peer);
                     let open = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
                     if self.conns.len() >= self.limits.connections
                         || open >= self.limits.per_address

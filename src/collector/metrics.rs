@@ -32,7 +32,7 @@ impl Collector {
             // them whole.
             let addr = match h.remote.ip() {
                 std::net::IpAddr::V4(v4) => u32::from(v4),
-                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(0, u32::from),
+                std::net::IpAddr::V6(_) => 0,
             };
             let _ = write!(
                 line,

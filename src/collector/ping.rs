@@ -252,7 +252,7 @@ impl Pinger {
 
     /// Keep pinging `ip`, and return what its pings measured so far.
     pub fn link(&self, ip: IpAddr) -> Option<Link> {
-        let ip = canonical(ip);
+        let ip = crate::svc::net::unmapped_ip(ip);
         let mut shared = self.shared.lock().ok()?;
         let now = Instant::now();
         let target = shared.targets.entry(ip).or_insert_with(|| Target {
@@ -269,14 +269,6 @@ impl Pinger {
 impl Drop for Pinger {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// An IPv4 host seen on a dual-stack socket arrives as `::ffff:a.b.c.d`.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -343,7 +335,10 @@ fn receive(s: &Socket, shared: &Mutex<Shared>, stop: &AtomicBool, id: u16) {
         let Ok(mut shared) = shared.lock() else {
             return;
         };
-        if let Some(t) = shared.targets.get_mut(&canonical(from.ip())) {
+        if let Some(t) = shared
+            .targets
+            .get_mut(&crate::svc::net::unmapped_ip(from.ip()))
+        {
             if t.outstanding == Some((seq, false)) {
                 t.outstanding = Some((seq, true));
                 let rtt = t.sent_at.elapsed().as_secs_f64() * 1e3;

@@ -252,11 +252,13 @@ fn to_socket_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
             let v6 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(v6.sin6_addr.s6_addr),
-                u16::from_be(v6.sin6_port),
-                v6.sin6_flowinfo,
-                v6.sin6_scope_id,
+            Some(crate::svc::net::unmapped(SocketAddr::V6(
+                SocketAddrV6::new(
+                    Ipv6Addr::from(v6.sin6_addr.s6_addr),
+                    u16::from_be(v6.sin6_port),
+                    v6.sin6_flowinfo,
+                    v6.sin6_scope_id,
+                ),
             )))
         }
         _ => None,

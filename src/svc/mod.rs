@@ -17,6 +17,7 @@ pub mod cli;
 pub mod daemon;
 pub mod exec;
 pub mod log;
+pub mod net;
 pub mod pool;
 pub mod process;
 pub mod signals;

@@ -17,6 +17,7 @@ mod demo;
 mod fuzz;
 mod http;
 mod install;
+mod operator;
 mod probes;
 mod static_build;
 mod strict;

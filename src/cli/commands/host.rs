@@ -36,6 +36,7 @@ pub(super) fn host_overview(cli: &mut Cli, m: &Matches) -> Result<(), CommandErr
     let t = cli.tenant()?;
     cli.repeat(m, |cli| {
         let doc = cli.call(m, "GET", &format!("/{t}/host/overview"), None)?;
+        warn_stale(&doc, "every host shows STALE");
         Ok(if cli.json {
             doc.to_json(true) + "\n"
         } else {
@@ -43,6 +44,17 @@ pub(super) fn host_overview(cli: &mut Cli, m: &Matches) -> Result<(), CommandErr
         })
     })?;
     Ok(())
+}
+
+/// Say on standard error when the API marked the data stale: the
+/// collector stopped writing, and what is shown is old.
+fn warn_stale(doc: &Node, what: &str) {
+    if doc.path("stale") == Some(&Node::Bool(true)) {
+        eprintln!(
+            "opticon: the collector has published nothing for {} s: the data is stale and {what}",
+            show::text(doc.path("age"))
+        );
+    }
 }
 
 /// `host-show`.
@@ -55,6 +67,7 @@ pub(super) fn host_show(cli: &mut Cli, m: &Matches) -> Result<(), CommandError> 
     };
     cli.repeat(m, |cli| {
         let doc = cli.call(m, "GET", &path, None)?;
+        warn_stale(&doc, "the host shows STALE");
         if cli.json {
             return Ok(doc.to_json(true) + "\n");
         }
