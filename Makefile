@@ -16,6 +16,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 SYSCONF ?= /etc/opticon
 DBDIR   ?= /var/opticon/db
+PROBEDIR ?= /var/lib/opticon/probes
+PROBES  = $(wildcard scripts/probes/*)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MANPAGES = $(wildcard man/*.[1-8])
 SERVER_SBIN = opticon-collector opticon-api
@@ -85,6 +87,9 @@ install:
 		sed 's|/usr/local/sbin|$(PREFIX)/sbin|' $$f > $(DESTDIR)/etc/systemd/system/$${f##*/}; \
 	done
 	[ -e $(DESTDIR)/etc/cron.d/opticon-db ] || sed 's|/usr/local/bin|$(PREFIX)/bin|' etc/cron.d/opticon-db > $(DESTDIR)/etc/cron.d/opticon-db
+	# The probe scripts the shipped agent config calls.
+	install -d $(DESTDIR)$(PROBEDIR)
+	install -m 755 $(PROBES) $(DESTDIR)$(PROBEDIR)/
 	install -d -m 750 $(DESTDIR)$(DBDIR)
 	if [ "$$(id -u)" = 0 ] && [ -z "$(DESTDIR)" ]; then \
 		id opticon >/dev/null 2>&1 || useradd --system --home-dir $(DBDIR) --shell /usr/sbin/nologin opticon; \
@@ -98,7 +103,16 @@ uninstall:
 	for page in $(MANPAGES); do rm -f $(DESTDIR)$(PREFIX)/share/man/man$${page##*.}/$${page##*/}; done
 	rm -f $(DESTDIR)/etc/init.d/opticon-agent $(DESTDIR)/etc/init.d/opticon-collector $(DESTDIR)/etc/init.d/opticon-api
 	rm -f $(DESTDIR)/etc/systemd/system/opticon-agent.service $(DESTDIR)/etc/systemd/system/opticon-collector.service $(DESTDIR)/etc/systemd/system/opticon-api.service
-	@echo "left in place: $(DESTDIR)$(SYSCONF) (configs), $(DESTDIR)$(DBDIR) (data), /etc/cron.d/opticon-db"
+	rm -f $(DESTDIR)/etc/cron.d/opticon-db
+	rm -f $(addprefix $(DESTDIR)$(PROBEDIR)/,$(notdir $(PROBES)))
+	rmdir $(DESTDIR)$(PROBEDIR) 2>/dev/null || true
+	@echo "left in place: $(DESTDIR)$(SYSCONF) (configs), $(DESTDIR)$(DBDIR) (data)"
+	@for d in opticon-agent opticon-collector opticon-api; do \
+		pid=$$( (pgrep -x $$d || cat /var/run/$$d.pid /run/$$d.pid) 2>/dev/null | head -1); \
+		if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then \
+			echo "still running: $$d (pid $$pid; its program is gone: stop it with kill $$pid)"; \
+		fi; \
+	done
 
 # glibc's +crt-static gives fully static binaries on this toolchain; the
 # dependencies stay at opt-level 3 (AES is 50x slower at "z").

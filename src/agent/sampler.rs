@@ -56,8 +56,9 @@ impl Sampler {
                     Ok(done) if done.code == 0 => {}
                     Ok(done) => {
                         log.push(format!(
-                            "probe {}: check exited {}, probe disabled",
-                            spec.id, done.code
+                            "probe {}: check {}, probe disabled",
+                            spec.id,
+                            crate::svc::exec::describe_exit(check, done.code)
                         ));
                         continue;
                     }

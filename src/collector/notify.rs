@@ -176,7 +176,10 @@ impl Notifier {
                 Some(doc.into_bytes()),
             ) {
                 Ok(done) if done.code == 0 => {}
-                Ok(done) => svc::log::err(&format!("notify command exited {}", done.code)),
+                Ok(done) => svc::log::err(&format!(
+                    "notify command {}",
+                    exec::describe_exit(&call, done.code)
+                )),
                 Err(e) => svc::log::err(&format!("notify command: {e}")),
             }
         });

@@ -55,6 +55,19 @@ pub struct Finished {
     pub stdout: String,
 }
 
+/// Why a command `call` exited with `code`, for the log: the shell's 127
+/// and 126 name the program that is missing or not executable (an agent
+/// whose probe scripts were not installed says which file), anything
+/// else is its exit status.
+pub fn describe_exit(call: &str, code: i32) -> String {
+    let program = call.split_whitespace().next().unwrap_or(call);
+    match code {
+        127 => format!("{program}: not found (exit 127)"),
+        126 => format!("{program}: not executable (exit 126)"),
+        _ => format!("{call} exited {code}"),
+    }
+}
+
 /// Run `call` under `/bin/sh -c` with `OPT_<KEY>` variables for
 /// `options`, killing it (and its children) at `timeout`.
 pub fn run_command(

@@ -138,7 +138,9 @@ fn a_stopped_collector_is_seen_as_stopped() {
     };
     for (_, h) in hosts.iter() {
         assert_eq!(
-            h.as_dict().and_then(|d| d.get("link/ip")).and_then(Node::as_str),
+            h.as_dict()
+                .and_then(|d| d.get("link/ip"))
+                .and_then(Node::as_str),
             Some("127.0.0.1"),
             "{}",
             doc.to_json(false)

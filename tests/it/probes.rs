@@ -446,6 +446,7 @@ fn sampler_lanes_checks_and_nagios_meters() {
                   warn {{ type nagios call \"exit 1\" interval 60 }}\n\
                   bad {{ type nagios call \"exit 2\" interval 300 }}\n\
                   gone {{ type exec call true interval 60 check false }}\n\
+                  missing {{ type exec call true interval 60 check /nonexistent/raid.check }}\n\
                   fails {{ type exec call \"echo nope\" interval 60 }} }}"
     ))
     .unwrap();
@@ -453,7 +454,13 @@ fn sampler_lanes_checks_and_nagios_meters() {
     let mut sampler = Sampler::new(&cfg, ctx(Path::new(FIXTURE)), &mut log);
     assert!(
         log.iter()
-            .any(|l| l.contains("probe gone: check exited 1, probe disabled")),
+            .any(|l| l.contains("probe gone: check false exited 1, probe disabled")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains(
+            "probe missing: check /nonexistent/raid.check: not found (exit 127), probe disabled"
+        )),
         "{log:?}"
     );
     assert!(!sampler.probe_ids().contains(&"gone"));
