@@ -86,6 +86,8 @@ fn install_then_run_every_init_script() {
         "etc/systemd/system/opticon-collector.service",
         "etc/systemd/system/opticon-api.service",
         "etc/cron.d/opticon-db",
+        "var/lib/opticon/probes/raid.check",
+        "var/lib/opticon/probes/updates.probe",
         "var/opticon/db",
     ] {
         assert!(dest.join(f).exists(), "{f} not installed");
@@ -200,6 +202,32 @@ fn install_then_run_every_init_script() {
             "{daemon} process still there"
         );
     }
+    // make uninstall takes the programs, the cron file and the probes,
+    // and leaves configs and data.
+    let out = Command::new("make")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--no-print-directory",
+            "uninstall",
+            &format!("DESTDIR={}", dest.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for gone in [
+        "usr/local/sbin/opticon-collector",
+        "etc/cron.d/opticon-db",
+        "var/lib/opticon/probes/raid.check",
+        "etc/init.d/opticon-api",
+    ] {
+        assert!(!dest.join(gone).exists(), "make uninstall left {gone}");
+    }
+    assert!(dest.join("etc/opticon/opticon-api.conf").exists());
+    assert!(dest.join("var/opticon/db").exists());
 }
 
 /// The options a `--help` text lists: `-x` and `--long` of each line
