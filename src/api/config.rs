@@ -25,7 +25,7 @@ pub static SCHEMA: Schema = Schema {
                 ("proxies", Shape::Value),
             ]),
         ),
-        ("database", Shape::Keys(&[("path", Shape::Value)])),
+        crate::db::DATABASE_SHAPE,
         (
             "auth",
             Shape::Keys(&[

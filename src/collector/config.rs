@@ -24,7 +24,7 @@ pub static SCHEMA: Schema = Schema {
                 ("max_datagram", Shape::Value),
             ]),
         ),
-        ("database", Shape::Keys(&[("path", Shape::Value)])),
+        crate::db::DATABASE_SHAPE,
         (
             "interval",
             Shape::Keys(&[

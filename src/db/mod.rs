@@ -29,6 +29,13 @@ pub mod views;
 /// Where the database lives unless a config or `--path` says otherwise.
 pub const DEFAULT_ROOT: &str = "/var/opticon/db";
 
+/// The `database { path }` section of the collector's and the API's
+/// configs, for strict loading.
+pub const DATABASE_SHAPE: (&str, crate::conf::schema::Shape) = (
+    "database",
+    crate::conf::schema::Shape::Keys(&[("path", crate::conf::schema::Shape::Value)]),
+);
+
 pub use host::{HostWriter, ParkedWriter, Usage};
 pub use tenant::{Db, TenantInfo};
 

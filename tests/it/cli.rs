@@ -23,12 +23,7 @@ struct Setup {
 
 fn setup(tag: &str) -> Setup {
     let dir = Dir::new(tag);
-    let out = db(&dir, &["tenant-create", "--tenant", A, "--name", "alpha"]);
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
+    let key = common::create_tenant(&dir, A, "alpha");
     db(&dir, &["tenant-create", "--tenant", B, "--name", "beta"]);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

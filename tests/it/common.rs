@@ -239,3 +239,12 @@ pub fn opticon_db(dir: &Dir, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Create tenant `id` in the test's database; returns its key.
+pub fn create_tenant(dir: &Dir, id: &str, name: &str) -> String {
+    let out = opticon_db(dir, &["tenant-create", "--tenant", id, "--name", name]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("AES Key: "))
+        .expect("tenant-create prints the key")
+        .to_string()
+}

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{give_to_service_user, opticon_db, wait_for, Dir, PATIENCE, TENANT};
+use common::{give_to_service_user, wait_for, Dir, PATIENCE, TENANT};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -111,12 +111,7 @@ fn install_then_run_every_init_script() {
 
     // Configs that work here, then each init script, with and without
     // start-stop-daemon.
-    let out = opticon_db(&dir, &["tenant-create", "--tenant", TENANT]);
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
+    let key = common::create_tenant(&dir, TENANT, "install");
     give_to_service_user(&dir.path("db"));
     let etc = dir.path("etc");
     let run = dir.path("run");

@@ -76,12 +76,7 @@ fn set_mtime(path: &std::path::Path, ago: Duration) {
 #[test]
 fn a_stopped_collector_is_seen_as_stopped() {
     let dir = Dir::new("op-stopped");
-    let out = opticon_db(&dir, &["tenant-create", "--tenant", TENANT]);
-    let key = out
-        .lines()
-        .find_map(|l| l.strip_prefix("AES Key: "))
-        .unwrap()
-        .to_string();
+    let key = common::create_tenant(&dir, TENANT, "stopped");
     give_to_service_user(&dir.path("db"));
     let udp = free_port();
     std::fs::write(
