@@ -25,6 +25,12 @@ const MAC_LABEL: &[u8] = b"opticon-v1 authentication key";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// SHA-256 of `data` (content hashes of the dashboard's assets).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     // HMAC accepts keys of any length, so this cannot fail.

@@ -23,6 +23,7 @@ pub static SCHEMA: Schema = Schema {
                 ("per_address", Shape::Value),
                 ("timeout", Shape::Value),
                 ("proxies", Shape::Value),
+                ("ui", Shape::Value),
             ]),
         ),
         crate::db::DATABASE_SHAPE,
@@ -64,6 +65,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// Server limits.
     pub limits: server::Limits,
+    /// Serve the dashboard under `/ui/` (`network/ui`).
+    pub ui: bool,
 }
 
 /// A list of networks at `key` (one string is a list of one).
@@ -133,6 +136,16 @@ impl ApiConfig {
             },
             proxies: networks(doc, "network/proxies", &[])?,
             cors_origins,
+            ui: match doc.path("network/ui") {
+                None | Some(Node::Bool(true)) => true,
+                Some(Node::Bool(false)) => false,
+                Some(other) => {
+                    return Err(ValueError::new(
+                        "network/ui",
+                        format!("{} is not true or false", other.to_json(false)),
+                    ))
+                }
+            },
             limits: server::Limits {
                 workers: conf::positive(doc, "network/workers", 8)? as usize,
                 connections: conf::positive(doc, "network/connections", 1024)? as usize,

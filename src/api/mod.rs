@@ -31,6 +31,7 @@ pub mod server;
 pub mod tenants;
 pub mod users;
 pub mod watchers;
+pub mod web;
 
 pub use config::ApiConfig;
 pub use daemon::run;

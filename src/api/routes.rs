@@ -43,6 +43,8 @@ pub struct Shared {
     pub stats: Arc<server::Stats>,
     /// Failed logins, per source address and per user name.
     pub logins: LoginLimiter,
+    /// The dashboard's files, hashed once.
+    pub dashboard: super::web::Dashboard,
 }
 
 impl server::Service for Api {
@@ -144,6 +146,14 @@ impl Api {
     pub fn handle(&self, req: &Request, peer: SocketAddr) -> Response {
         let started = Instant::now();
         let client = self.client(req, peer);
+        if self.cfg.ui && req.method == "GET" {
+            if req.path == "/ui" || req.path.starts_with("/ui/") {
+                return self.shared.dashboard.serve(req);
+            }
+            if req.path == "/" && super::web::wants_html(req) {
+                return super::web::to_dashboard();
+            }
+        }
         let access = self.access(req, client);
         let mut response = if req.method == "OPTIONS" {
             // As the original: 200 and an empty object.

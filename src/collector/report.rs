@@ -12,13 +12,24 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 /// The original's overview entry of a host, as JSON text: every scalar
-/// meter keyed by its full name, plus the first load average. Written
+/// meter keyed by its full name, plus the first load average and the
+/// list of problems. Written
 /// straight from the meters (no document tree): the collector writes one
 /// per host per cycle.
 pub fn overview_entry(meters: &HostMeters, out: &mut String) {
     out.push('{');
     let mut first = true;
     for (name, meter) in meters.iter() {
+        // The problems too (a dashboard searches them), as their list.
+        if name.as_str() == "problems" && matches!(meter.value, MeterValue::Array(_)) {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str("\"problems\":");
+            out.push_str(&crate::model::json::value_node(&meter.value).to_json(false));
+            continue;
+        }
         let value = match &meter.value {
             MeterValue::Scalar(s) => s.as_ref(),
             MeterValue::Array(_) if name.as_str() == "loadavg" => match meter.value.element(0) {

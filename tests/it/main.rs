@@ -12,6 +12,7 @@ mod collector;
 mod collector_traffic;
 mod conf;
 mod crash;
+mod dashboard;
 mod dbtool;
 mod demo;
 mod fuzz;

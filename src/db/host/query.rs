@@ -75,7 +75,20 @@ pub fn numeric(value: &MeterValue) -> Option<f64> {
 
 /// Every stored value of a numeric meter with `from <= time <= to`.
 pub fn series(dir: &Path, meter: &str, from: i64, to: i64) -> Result<Vec<(i64, f64)>, DbError> {
-    let mut out = Vec::new();
+    Ok(series_many(dir, &[meter], from, to)?
+        .pop()
+        .unwrap_or_default())
+}
+
+/// [`series`] of several meters in one pass over the day files (a host
+/// view's graphs come from one request, one read).
+pub fn series_many(
+    dir: &Path,
+    meters: &[&str],
+    from: i64,
+    to: i64,
+) -> Result<Vec<Vec<(i64, f64)>>, DbError> {
+    let mut out = vec![Vec::new(); meters.len()];
     let (first, last) = (Date::of(from), Date::of(to));
     for day in day_files(dir)?
         .iter()
@@ -89,8 +102,10 @@ pub fn series(dir: &Path, meter: &str, from: i64, to: i64) -> Result<Vec<(i64, f
                 return false;
             }
             if t >= from {
-                if let Some(v) = m.get(meter).and_then(|m| numeric(&m.value)) {
-                    out.push((t, v));
+                for (meter, series) in meters.iter().zip(out.iter_mut()) {
+                    if let Some(v) = m.get(meter).and_then(|m| numeric(&m.value)) {
+                        series.push((t, v));
+                    }
                 }
             }
             true
