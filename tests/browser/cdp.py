@@ -106,7 +106,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="opticon-chromium-")
         self.proc = subprocess.Popen(
             [binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         deadline = time.time() + 60
         while not os.path.exists(port_file) or os.path.getsize(port_file) == 0:
@@ -185,7 +185,10 @@ class Browser:
 
     def close(self):
         try:
-            self.proc.kill()
+            # Chromium's helpers (zygotes, renderers) go with it.
+            os.killpg(self.proc.pid, 9)
             self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
         finally:
             shutil.rmtree(self.profile, ignore_errors=True)

@@ -34,6 +34,8 @@ fn the_demo_shows_a_host_and_stops_cleanly() {
         "---- Host",
         "---- Resources",
         "opticon-cli.conf",
+        "demo: the dashboard: http://127.0.0.1:",
+        "(user demo, password ",
         "demo: stopped",
     ] {
         assert!(text.contains(want), "{want:?} missing:\n{text}\n{err}");
@@ -104,8 +106,23 @@ fn ctrl_c_leaves_nothing_behind() {
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    let rest: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
-    assert!(rest.contains("demo: stopped"), "{rest}");
+    // Read the rest aside: a process left holding the pipe must fail the
+    // test below, not hang it.
+    let rest = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&rest);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    assert!(
+        common::wait_for(common::PATIENCE, || rest
+            .lock()
+            .unwrap()
+            .contains("demo: stopped")),
+        "{}",
+        rest.lock().unwrap()
+    );
     for p in before {
         // SAFETY: signal 0 only checks whether the process exists.
         let alive = unsafe { libc::kill(p as i32, 0) } == 0

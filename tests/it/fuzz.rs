@@ -227,6 +227,17 @@ fn config_parser_survives_and_round_trips() {
     for _ in 0..rounds() {
         let data = input(&mut rng, &seeds);
         let text = String::from_utf8_lossy(&data);
+        // The strict loader's outlined parse agrees with the plain one,
+        // and its schema check never panics on what it gets.
+        let outlined = conf::parse_outlined(&text);
+        assert_eq!(
+            outlined.as_ref().map(|o| &o.0).ok(),
+            conf::parse(&text).as_ref().ok()
+        );
+        if let Ok((_, keys)) = &outlined {
+            let _ = conf::schema::check(&opticon::collector::config::SCHEMA, keys);
+            let _ = conf::schema::check(&opticon::agent::config::SCHEMA, keys);
+        }
         if let Ok(dict) = conf::parse(&text) {
             accepted += 1;
             let node = Node::Dict(dict);
