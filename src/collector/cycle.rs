@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The meters the collector adds to every record.
-const OWN_METERS: [&str; 6] = [
+pub const OWN_METERS: [&str; 6] = [
     "status",
     "badness",
     "problems",

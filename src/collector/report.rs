@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 /// The original's overview entry of a host, as JSON text: every scalar
 /// meter keyed by its full name, plus the first load average and the
-/// list of problems. Written
+/// list of problems, and `seen`: the last time the agent's own meters
+/// were updated (what a dashboard shows as "last seen"). Written
 /// straight from the meters (no document tree): the collector writes one
 /// per host per cycle.
 pub fn overview_entry(meters: &HostMeters, out: &mut String) {
@@ -45,6 +46,14 @@ pub fn overview_entry(meters: &HostMeters, out: &mut String) {
         write_json_string(out, name.as_str());
         out.push(':');
         write_scalar(out, value);
+    }
+    let seen = meters
+        .iter()
+        .filter(|(n, _)| !super::cycle::OWN_METERS.contains(&n.as_str()))
+        .map(|(_, m)| m.updated)
+        .max();
+    if let Some(seen) = seen {
+        let _ = write!(out, "{}\"seen\":{seen}", if first { "" } else { "," });
     }
     out.push('}');
 }

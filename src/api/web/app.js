@@ -183,7 +183,15 @@ const COLUMNS = [
   ["ram", "Free RAM", (h) => h.ram ?? -1],
   ["rtt", "RTT ms", (h) => h.rtt ?? -1],
   ["loss", "Loss %", (h) => h.loss ?? -1],
+  ["seen", "Last seen", (h) => h.seen ?? 0],
 ];
+
+/** How long ago a Unix time was, shortly. */
+function ago(t) {
+  if (!t) return "-";
+  const s = Math.max(0, Math.round(Date.now() / 1000 - t));
+  return s < 120 ? s + " s" : s < 7200 ? Math.round(s / 60) + " min" : s < 172800 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " d";
+}
 
 function hostRow(id, e) {
   const n = (k) => (typeof e[k] === "number" ? e[k] : undefined);
@@ -192,7 +200,7 @@ function hostRow(id, e) {
   const h = {
     id, hostname: e.hostname || id, status: e.status || "STALE", ip: e["link/ip"] || e["agent/ip"] || "",
     cpu: n("pcpu"), load: n("loadavg"), disk: sum("io/rdops", "io/wrops"), net: sum("net/in_kbs", "net/out_kbs"),
-    ram: n("mem/free"), rtt: n("link/rtt"), loss: n("link/loss"), problems,
+    ram: n("mem/free"), rtt: n("link/rtt"), loss: n("link/loss"), seen: n("seen"), problems,
   };
   h.search = (h.hostname + " " + h.ip + " " + problems).toLowerCase();
   return h;
@@ -258,7 +266,8 @@ function fleetView(tenant) {
         el("span", { class: "cpu" }, document.createTextNode(h.cpu === undefined ? "-" : h.cpu.toFixed(1).padStart(5, "\u2007") + " %"), h.cpu === undefined ? null : bar(h.cpu)),
         el("span", { class: "n", text: fmt(h.load) }), el("span", { class: "n", text: fmt(h.disk) }),
         el("span", { class: "n", text: fmt(h.net) }), el("span", { class: "n", text: h.ram === undefined ? "-" : short(h.ram * 1024) + "B" }),
-        el("span", { class: "n", text: fmt(h.rtt) }), el("span", { class: "n", text: fmt(h.loss) }));
+        el("span", { class: "n", text: fmt(h.rtt) }), el("span", { class: "n", text: fmt(h.loss) }),
+        el("span", { class: "n", text: ago(h.seen), title: h.seen ? utc(h.seen) + " UTC" : null }));
       r.style.top = i * view.rowH + "px";
       rows.push(r);
     }
