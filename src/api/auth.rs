@@ -33,6 +33,8 @@ pub enum Access {
         name: String,
         /// The only tenant it may see.
         tenant: Uuid,
+        /// Whether it may only read (a Keystone `reader`).
+        read_only: bool,
     },
     /// Everything.
     Admin,
@@ -323,7 +325,11 @@ impl Store {
         let user = self.user(&name)?;
         Some(match (user.admin, user.tenant) {
             (true, _) => Access::Admin,
-            (false, Some(tenant)) => Access::User { name, tenant },
+            (false, Some(tenant)) => Access::User {
+                name,
+                tenant,
+                read_only: false,
+            },
             (false, None) => Access::Guest,
         })
     }

@@ -34,18 +34,28 @@ pub static SCHEMA: Schema = Schema {
                 ("admin_hosts", Shape::Value),
                 // The original's name for one admin address.
                 ("admin_host", Shape::Value),
+                ("auth_method", Shape::Value),
+                ("keystone_url", Shape::Value),
+                ("cache_ttl", Shape::Value),
+                ("negative_ttl", Shape::Value),
+                ("timeout", Shape::Value),
+                ("cache_size", Shape::Value),
+                ("service_token", Shape::Value),
+                (
+                    "roles",
+                    Shape::Keys(&[
+                        ("admin", Shape::Value),
+                        ("edit", Shape::Value),
+                        ("view", Shape::Value),
+                    ]),
+                ),
+                ("admin_projects", Shape::Value),
             ]),
         ),
         ("cors", Shape::Keys(&[("origins", Shape::Value)])),
     ]),
     // The original's other authentication back ends and its query plugin.
-    ignored: &[
-        "auth/auth_method",
-        "auth/keystone_url",
-        "auth/unithost_url",
-        "auth/unithost_account_url",
-        "plugin",
-    ],
+    ignored: &["auth/unithost_url", "auth/unithost_account_url", "plugin"],
 };
 
 /// The API's settings (`opticon-api.conf`).
@@ -67,6 +77,11 @@ pub struct ApiConfig {
     pub limits: server::Limits,
     /// Serve the dashboard under `/ui/` (`network/ui`).
     pub ui: bool,
+    /// Keystone, when `auth_method` is `openstack` or `both`.
+    pub keystone: Option<super::keystone::KeystoneConfig>,
+    /// Whether internal users and their sessions are accepted (not with
+    /// `auth_method openstack`).
+    pub internal: bool,
 }
 
 /// A list of networks at `key` (one string is a list of one).
@@ -136,6 +151,12 @@ impl ApiConfig {
             },
             proxies: networks(doc, "network/proxies", &[])?,
             cors_origins,
+            keystone: super::keystone::KeystoneConfig::from_dict(doc)?,
+            internal: match doc.path("auth/auth_method").and_then(Node::as_str) {
+                Some("openstack") => false,
+                None if doc.path("auth/keystone_url").is_some() => false,
+                _ => true,
+            },
             ui: match doc.path("network/ui") {
                 None | Some(Node::Bool(true)) => true,
                 Some(Node::Bool(false)) => false,

@@ -28,6 +28,9 @@ pub enum ApiError {
     TooManyLogins(u64),
     /// 500, logged.
     Internal(String),
+    /// A Keystone token that gives no access: 401 (invalid), 403 (no
+    /// project, not a tenant, no role) or 503 (Keystone unreachable).
+    Keystone(super::keystone::Refusal),
 }
 
 impl From<DbError> for ApiError {
@@ -68,6 +71,15 @@ impl ApiError {
             ApiError::Internal(m) => {
                 svc::log::err(m);
                 Response::error(500, "Internal server error")
+            }
+            ApiError::Keystone(r) => {
+                use super::keystone::Refusal;
+                let status = match r {
+                    Refusal::Invalid => 401,
+                    Refusal::Unavailable(_) => 503,
+                    _ => 403,
+                };
+                Response::error(status, &r.to_string())
             }
         }
     }

@@ -85,6 +85,33 @@ impl Api {
                  # TYPE opticon_collector_up gauge\nopticon_collector_up {up}\n"
             );
         }
+        if let Some(ks) = &self.keystone {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (name, help, v) in [
+                (
+                    "validations",
+                    "Tokens validated at Keystone.",
+                    &ks.stats.validations,
+                ),
+                (
+                    "cache_hits",
+                    "Keystone tokens answered from the cache.",
+                    &ks.stats.cache_hits,
+                ),
+                ("refused", "Keystone tokens refused.", &ks.stats.refused),
+                (
+                    "unavailable",
+                    "Calls that found Keystone unreachable or failing.",
+                    &ks.stats.unavailable,
+                ),
+            ] {
+                let _ = write!(
+                    out,
+                    "# HELP opticon_api_keystone_{name}_total {help}\n# TYPE opticon_api_keystone_{name}_total counter\nopticon_api_keystone_{name}_total {}\n",
+                    v.load(Relaxed)
+                );
+            }
+        }
         if let Some(Node::Dict(reasons)) = metrics.path("rejected") {
             out.push_str("# HELP opticon_collector_rejected_total Datagrams rejected, by reason.\n# TYPE opticon_collector_rejected_total counter\n");
             for (reason, n) in reasons.iter() {

@@ -24,6 +24,7 @@ pub mod freshness;
 pub mod graphs;
 pub mod http;
 pub mod input;
+pub mod keystone;
 pub mod metrics;
 pub mod records;
 pub mod routes;

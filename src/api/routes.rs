@@ -34,6 +34,8 @@ pub struct Api {
     pub(super) shared: Arc<Shared>,
     /// Seconds after which published data is stale, and when read.
     pub(super) stale_after: Mutex<Option<(std::time::Instant, i64)>>,
+    /// Keystone, when configured.
+    pub(super) keystone: Option<super::keystone::Keystone>,
 }
 
 /// What the daemon keeps across reloads of the configuration.
@@ -73,6 +75,7 @@ impl Api {
         shared: Arc<Shared>,
     ) -> Result<Api, auth::AuthError> {
         let store = Store::open(&cfg.db)?;
+        let cfg_keystone = cfg.keystone.clone();
         Ok(Api {
             db: Db::new(&cfg.db),
             cfg,
@@ -81,6 +84,7 @@ impl Api {
             latest: Mutex::new(HashMap::new()),
             shared,
             stale_after: Mutex::new(None),
+            keystone: cfg_keystone.map(super::keystone::Keystone::new),
         })
     }
 
@@ -99,22 +103,38 @@ impl Api {
         peer.ip()
     }
 
-    fn access(&self, req: &Request, client: IpAddr) -> Access {
+    /// Who the request is from: a Keystone token in `X-Auth-Token` (when
+    /// Keystone is configured), else an internal session or the admin
+    /// token in `X-Opticon-Token`.
+    fn access(&self, req: &Request, client: IpAddr) -> Result<Access, ApiError> {
+        if let (Some(ks), Some(token)) = (&self.keystone, req.header("x-auth-token")) {
+            return ks
+                .validate(token, |t| {
+                    self.db
+                        .tenant_dir(t)
+                        .join(crate::db::tenant::TENANT_FILE)
+                        .is_file()
+                })
+                .map(|v| v.access)
+                .map_err(ApiError::Keystone);
+        }
         let Some(token) = req.header("x-opticon-token") else {
-            return Access::Guest;
+            return Ok(Access::Guest);
         };
-        if let Some(a) = self.store.session(token) {
-            return a;
+        if self.cfg.internal {
+            if let Some(a) = self.store.session(token) {
+                return Ok(a);
+            }
         }
         if let Some(admin) = &self.cfg.admin_token {
             let from_admin_host = self.cfg.admin_hosts.iter().any(|n| n.contains(client));
             if auth::same(token.to_ascii_lowercase().as_bytes(), admin.as_bytes())
                 && from_admin_host
             {
-                return Access::Admin;
+                return Ok(Access::Admin);
             }
         }
-        Access::Guest
+        Ok(Access::Guest)
     }
 
     /// Before the body of an `Expect: 100-continue` request: the refusal
@@ -123,10 +143,13 @@ impl Api {
     /// use, 404 for a path that names no tenant), else `None`.
     pub fn precheck(&self, req: &Request, peer: SocketAddr) -> Option<Response> {
         let client = self.client(req, peer);
-        let access = self.access(req, client);
+        let access = match self.access(req, client) {
+            Ok(a) => a,
+            Err(e) => return Some(e.response()),
+        };
         let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         let refusal = match (req.method.as_str(), segs.as_slice()) {
-            ("POST", ["login"]) | ("OPTIONS", _) => None,
+            ("POST", ["login"]) | ("POST", ["login", "keystone"]) | ("OPTIONS", _) => None,
             _ if access == Access::Guest => Some(ApiError::Unauthenticated),
             (_, ["user", _]) | (_, ["any", ..]) => self.admin(&access).err(),
             (m, [t, rest @ ..]) => match uuid(t, "tenant") {
@@ -154,7 +177,10 @@ impl Api {
                 return super::web::to_dashboard();
             }
         }
-        let access = self.access(req, client);
+        let access = match self.access(req, client) {
+            Ok(a) => a,
+            Err(e) => return e.response(),
+        };
         let mut response = if req.method == "OPTIONS" {
             // As the original: 200 and an empty object.
             Response::json(200, "{}\n".into())
@@ -211,7 +237,12 @@ impl Api {
                 "bear",
                 Node::Str("\\(^(oo)^)/ \\(^(oo)^)/ \\(^(oo)^)/".into()),
             ))),
-            ("POST", ["login"]) => json(self.login(req, client)),
+            ("POST", ["login"]) if self.cfg.internal => json(self.login(req, client)),
+            ("POST", ["login"]) => Err(ApiError::NotFound(
+                "internal users are off (auth_method openstack): log in with Keystone".into(),
+            )),
+            ("POST", ["login", "keystone"]) => json(self.keystone_login(req)),
+            ("GET", ["auth", "methods"]) => json(Ok(self.auth_methods())),
             ("GET", ["metrics"]) => {
                 let allowed = *access == Access::Admin
                     || self.cfg.admin_hosts.iter().any(|n| n.contains(client));
@@ -221,6 +252,19 @@ impl Api {
                 Ok(Routed::Text(self.prometheus()?))
             }
             _ if *access == Access::Guest => Err(ApiError::Unauthenticated),
+            // A Keystone reader reads.
+            (m, _)
+                if m != "GET"
+                    && matches!(
+                        access,
+                        Access::User {
+                            read_only: true,
+                            ..
+                        }
+                    ) =>
+            {
+                Err(ApiError::Forbidden)
+            }
             ("GET", []) => json(Ok(views::tenant_list(&self.db, |t| access.may(t))?)),
             ("GET", ["token"]) => {
                 let tenants = match access {

@@ -39,6 +39,47 @@ impl Api {
         }
     }
 
+    /// `POST /login/keystone`: a Keystone token for a user name, password
+    /// and project (name or id; domain default `Default`), asked of
+    /// Keystone by the API so that the dashboard talks to its own origin
+    /// only. The token is then sent as `X-Auth-Token`.
+    pub(super) fn keystone_login(&self, req: &Request) -> Reply {
+        let Some(ks) = &self.keystone else {
+            return Err(ApiError::NotFound("Keystone is not configured".into()));
+        };
+        let b = body(req)?;
+        let (Some(user), Some(password), Some(project)) = (
+            text_field(&b, "username"),
+            text_field(&b, "password"),
+            text_field(&b, "project"),
+        ) else {
+            return Err(ApiError::BadRequest(
+                "username, password and project are required".into(),
+            ));
+        };
+        let domain = text_field(&b, "domain").unwrap_or_else(|| "Default".into());
+        let token = ks
+            .password_login(&user, &password, &project, &domain)
+            .map_err(ApiError::Keystone)?;
+        let mut d = Dict::new();
+        d.insert("token", Node::Str(token));
+        d.insert("header", Node::Str("X-Auth-Token".into()));
+        Ok(Node::Dict(d))
+    }
+
+    /// `GET /auth/methods`: how one logs in here, for the dashboard's
+    /// login page.
+    pub(super) fn auth_methods(&self) -> Node {
+        let mut methods = Vec::new();
+        if self.cfg.internal {
+            methods.push(Node::Str("internal".into()));
+        }
+        if self.keystone.is_some() {
+            methods.push(Node::Str("openstack".into()));
+        }
+        views::wrap("methods", Node::Array(methods))
+    }
+
     pub(super) fn user(&self, method: &str, name: &str, req: &Request) -> Reply {
         if name.is_empty() || name.len() > 64 || !name.bytes().all(|c| c.is_ascii_graphic()) {
             return Err(ApiError::BadRequest(format!("{name:?} is not a user name")));

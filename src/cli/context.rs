@@ -2,11 +2,11 @@
 //! in once when needed), the tenant, `--json`, and small readers of the
 //! API's answers.
 
-use super::client::Endpoint;
 use super::config::load_config;
 use super::error::{usage, CommandError};
 use super::token::{is_tty, prompt, read_cache, write_cache};
 use crate::conf::{self, Dict, Node};
+use crate::svc::httpc::Endpoint;
 use getopts::Matches;
 use std::io::Write;
 

@@ -1,6 +1,6 @@
 //! Why a command failed, and the message and exit status that follow.
 
-use super::client::ClientError;
+use crate::svc::httpc::ClientError;
 use std::fmt;
 
 /// Exit status of a command the API refused or could not answer.

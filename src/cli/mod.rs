@@ -6,10 +6,9 @@
 //!   it), with one file per family of commands.
 //! * [`context`]: what every command works with: endpoint, token, tenant.
 //! * [`config`]: the config files; [`token`]: the token cache and the
-//!   login prompt; [`client`]: the HTTP client; [`show`]: the host and
+//!   login prompt; [`show`]: the host and
 //!   overview screens, graphs included; [`error`]: why a command failed.
 
-pub mod client;
 pub mod commands;
 pub mod config;
 pub mod context;

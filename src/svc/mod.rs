@@ -12,10 +12,14 @@
 //!   output (agent probes, collector notifications).
 //! * [`pool`]: a fixed pool of worker threads.
 //! * [`text`]: aligned tables and sizes for `opticon` and `opticon-db`.
+//! * [`httpc`]: a bounded HTTP/1.1 client (the API for `opticon`,
+//!   Keystone for `opticon` and `opticon-api`).
+//! * [`net`]: IPv4 addresses mapped into IPv6 shown as IPv4.
 
 pub mod cli;
 pub mod daemon;
 pub mod exec;
+pub mod httpc;
 pub mod log;
 pub mod net;
 pub mod pool;

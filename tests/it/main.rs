@@ -18,6 +18,7 @@ mod demo;
 mod fuzz;
 mod http;
 mod install;
+mod keystone;
 mod operator;
 mod probes;
 mod static_build;

@@ -190,7 +190,7 @@ fn original_keys_load_with_one_warning() {
             "network { port 1888 }\nauth { admin_token: \"a9f3c2d1-0000-4000-8000-0123456789ab\" \
              admin_host: 127.0.0.1 auth_method: internal }\ndatabase { path /var/opticon/db }\n\
              plugin { querytool /bin/true }\n",
-            "ignoring keys of the original Opticon that this one does not use: auth/auth_method (2:82), plugin (4:1)",
+            "ignoring keys of the original Opticon that this one does not use: plugin (4:1)",
         ),
         (
             "opticon-agent",

@@ -1,6 +1,7 @@
-//! A small HTTP/1.1 client for the API: one request per connection,
-//! `Content-Length` bodies, plain `http://` (put a TLS proxy in front of
-//! the API for traffic that leaves the machine).
+//! A small HTTP/1.1 client: one request per connection, bodies read to
+//! the close, plain `http://` (a TLS server is reached through a local
+//! TLS proxy). Used by `opticon` for the API and for Keystone, and by
+//! `opticon-api` for Keystone; bounded in bytes and in time.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -15,7 +16,28 @@ pub const MAX_RESPONSE: usize = 128 << 20;
 /// and reading the whole response).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where the API is.
+/// One answer: status, headers (names in lower case) and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where a server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// The URL as configured, for messages.
@@ -110,6 +132,18 @@ impl Endpoint {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<(u16, String), ClientError> {
+        self.exchange(method, path, headers, body)
+            .map(|r| (r.status, r.body))
+    }
+
+    /// Send one request; returns the whole reply.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Reply, ClientError> {
         let unreachable = |e| ClientError::Unreachable(self.url.clone(), e);
         let deadline = Instant::now() + self.timeout;
         let addr = (self.host.as_str(), self.port)
@@ -147,12 +181,21 @@ impl Endpoint {
         let (head, body) = text
             .split_once("\r\n\r\n")
             .ok_or_else(|| ClientError::BadResponse(self.url.clone()))?;
-        let status = head
-            .split(' ')
-            .nth(1)
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| ClientError::BadResponse(self.url.clone()))?;
-        Ok((status, body.to_string()))
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Ok(Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        })
     }
 
     /// The whole response, until the server closes: refused past

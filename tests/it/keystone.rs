@@ -1,0 +1,330 @@
+//! `auth_method both` against a fake Keystone (identity v3 shapes) on
+//! loopback: valid, reader, admin, expired, unscoped, foreign project,
+//! revoked, slow and down tokens; the cache (no second validation inside
+//! the TTL), the negative cache, failing closed, tenant isolation, the
+//! login through the API and the counters in `/metrics`.
+
+use crate::common;
+
+use common::{
+    create_tenant, free_port, give_to_service_user, start_daemon, Dir, ADMIN_TOKEN, OTHER_TENANT,
+    TENANT,
+};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const FOREIGN: &str = "99999999-9999-4999-8999-999999999999";
+
+/// The fake: answers `GET /v3/auth/tokens` by the subject token, and a
+/// password login; counts validations per token.
+struct FakeKeystone {
+    port: u16,
+    seen: Arc<Mutex<HashMap<String, usize>>>,
+    down: Arc<AtomicBool>,
+}
+
+fn token_doc(project: Option<&str>, roles: &[&str], expires: &str) -> String {
+    let roles: Vec<String> = roles
+        .iter()
+        .map(|r| format!("{{\"id\": \"r-{r}\", \"name\": \"{r}\"}}"))
+        .collect();
+    let project = project
+        .map(|p| format!(", \"project\": {{\"id\": \"{}\", \"name\": \"p\", \"domain\": {{\"id\": \"default\", \"name\": \"Default\"}}}}", p.replace('-', "")))
+        .unwrap_or_default();
+    format!(
+        "{{\"token\": {{\"methods\": [\"password\"], \"user\": {{\"id\": \"u1\", \"name\": \"ann\", \"domain\": {{\"id\": \"default\", \"name\": \"Default\"}}}}, \"expires_at\": \"{expires}\", \"issued_at\": \"2026-01-01T00:00:00.000000Z\", \"roles\": [{}]{project}}}}}",
+        roles.join(", ")
+    )
+}
+
+fn serve(mut s: TcpStream, seen: &Mutex<HashMap<String, usize>>, down: &AtomicBool) {
+    if down.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = r.read_exact(&mut body);
+    let future = "2099-01-01T00:00:00.000000Z";
+    let (status, extra, doc) = if line.starts_with("POST /v3/auth/tokens") {
+        if String::from_utf8_lossy(&body).replace(" ", "").contains("\"password\":\"pw\"") {
+            (
+                201,
+                "X-Subject-Token: tok-a\r\n",
+                token_doc(Some(TENANT), &["member"], future),
+            )
+        } else {
+            (401, "", "{\"error\": {\"code\": 401}}".into())
+        }
+    } else {
+        let subject = headers.get("x-subject-token").cloned().unwrap_or_default();
+        *seen.lock().unwrap().entry(subject.clone()).or_default() += 1;
+        match subject.as_str() {
+            "tok-a" | "tok-fresh" => (
+                200,
+                "",
+                token_doc(Some(TENANT), &["reader", "member"], future),
+            ),
+            "tok-reader" => (200, "", token_doc(Some(TENANT), &["reader"], future)),
+            "tok-admin" => (
+                200,
+                "",
+                token_doc(Some(OTHER_TENANT), &["admin", "member", "reader"], future),
+            ),
+            "tok-expired" => (
+                200,
+                "",
+                token_doc(Some(TENANT), &["member"], "2020-01-01T00:00:00.000000Z"),
+            ),
+            "tok-unscoped" => (200, "", token_doc(None, &[], future)),
+            "tok-foreign" => (200, "", token_doc(Some(FOREIGN), &["member"], future)),
+            "tok-slow" => {
+                std::thread::sleep(Duration::from_secs(4));
+                (200, "", token_doc(Some(TENANT), &["member"], future))
+            }
+            _ => (
+                404,
+                "",
+                "{\"error\": {\"code\": 404, \"message\": \"Could not find token\"}}".into(),
+            ),
+        }
+    };
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+        doc.len()
+    );
+}
+
+impl FakeKeystone {
+    fn start() -> FakeKeystone {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let (s2, d2) = (Arc::clone(&seen), Arc::clone(&down));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (s3, d3) = (Arc::clone(&s2), Arc::clone(&d2));
+                std::thread::spawn(move || serve(conn, &s3, &d3));
+            }
+        });
+        FakeKeystone { port, seen, down }
+    }
+
+    fn validations(&self, token: &str) -> usize {
+        self.seen.lock().unwrap().get(token).copied().unwrap_or(0)
+    }
+}
+
+/// One request; status and body.
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        raw.split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn keystone_tokens_are_validated_cached_and_fail_closed() {
+    let ks = FakeKeystone::start();
+    let dir = Dir::new("keystone");
+    create_tenant(&dir, TENANT, "alpha");
+    create_tenant(&dir, OTHER_TENANT, "beta");
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\n\
+             auth {{ admin_token \"{ADMIN_TOKEN}\" auth_method both keystone_url \"http://127.0.0.1:{}\"\n\
+             cache_ttl 300 negative_ttl 30 timeout 1 admin_projects [\"{OTHER_TENANT}\"]\n\
+             roles {{ admin [admin] edit [member] view [reader] }} }}\n",
+            dir.s("db"),
+            ks.port
+        ),
+    )
+    .unwrap();
+    let _api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
+    let get = |path: &str, token: &str| call(port, "GET", path, &[("X-Auth-Token", token)], "");
+    let a = format!("/{TENANT}/host/overview");
+    let b = format!("/{OTHER_TENANT}/host/overview");
+
+    // A valid member token: its project is its tenant, and only that.
+    assert_eq!(get(&a, "tok-a").0, 200);
+    let (status, who) = get("/token", "tok-a");
+    assert_eq!(status, 200);
+    assert!(who.contains("AUTH_USER") && who.contains(TENANT), "{who}");
+    for path in [
+        b.clone(),
+        format!("/{OTHER_TENANT}/meter"),
+        format!("/{OTHER_TENANT}/summary"),
+        "/session".into(),
+        "/any/host/overview".into(),
+    ] {
+        assert_eq!(get(&path, "tok-a").0, 403, "{path}");
+    }
+    assert_eq!(
+        call(
+            port,
+            "DELETE",
+            &format!("/{OTHER_TENANT}"),
+            &[("X-Auth-Token", "tok-a")],
+            ""
+        )
+        .0,
+        403
+    );
+    // Cached: many requests, one validation.
+    for _ in 0..5 {
+        assert_eq!(get(&a, "tok-a").0, 200);
+    }
+    assert_eq!(ks.validations("tok-a"), 1, "validated once inside the TTL");
+    // A reader reads and may not write.
+    assert_eq!(get(&a, "tok-reader").0, 200);
+    let set = call(
+        port,
+        "POST",
+        &format!("/{TENANT}/watcher/pcpu"),
+        &[("X-Auth-Token", "tok-reader")],
+        "{\"watcher\": {\"warning\": {\"cmp\": \"gt\", \"val\": 90}}}",
+    );
+    assert_eq!(set.0, 403, "{}", set.1);
+    let set = call(
+        port,
+        "POST",
+        &format!("/{TENANT}/watcher/pcpu"),
+        &[("X-Auth-Token", "tok-a")],
+        "{\"watcher\": {\"warning\": {\"cmp\": \"gt\", \"val\": 90}}}",
+    );
+    assert_eq!(set.0, 200, "{}", set.1);
+    // An admin-role token of an admin project administers.
+    let (status, list) = get("/", "tok-admin");
+    assert!(
+        status == 200 && list.contains(TENANT) && list.contains(OTHER_TENANT),
+        "{status} {list}"
+    );
+    // Refusals, each saying why, and remembered.
+    let (status, why) = get(&a, "tok-expired");
+    assert_eq!(status, 401, "{why}");
+    let (status, why) = get(&a, "tok-unscoped");
+    assert!(
+        status == 403 && why.contains("not scoped to a project"),
+        "{status} {why}"
+    );
+    let (status, why) = get(&a, "tok-foreign");
+    assert!(
+        status == 403 && why.contains("is no Opticon tenant"),
+        "{status} {why}"
+    );
+    let (status, _) = get(&a, "tok-revoked");
+    assert_eq!(status, 401);
+    assert_eq!(get(&a, "tok-revoked").0, 401);
+    assert_eq!(ks.validations("tok-revoked"), 1, "refusals are cached");
+    // Slow Keystone: 503 within the timeout, not a hang.
+    let started = std::time::Instant::now();
+    let (status, why) = get(&a, "tok-slow");
+    assert!(
+        status == 503 && why.contains("Keystone cannot be reached"),
+        "{status} {why}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // Down: cached tokens still served, others refused (fail closed).
+    ks.down.store(true, Ordering::SeqCst);
+    assert_eq!(get(&a, "tok-a").0, 200, "a cached token survives an outage");
+    assert_eq!(
+        get(&a, "tok-fresh").0,
+        503,
+        "an unknown token is refused while Keystone is down"
+    );
+    ks.down.store(false, Ordering::SeqCst);
+    assert_eq!(get(&a, "tok-fresh").0, 200, "an outage is not cached");
+    // Internal users keep working beside Keystone (auth_method both).
+    let (status, methods) = call(port, "GET", "/auth/methods", &[], "");
+    assert!(
+        status == 200 && methods.contains("internal") && methods.contains("openstack"),
+        "{methods}"
+    );
+    // The dashboard's login through the API.
+    let (status, body) = call(
+        port,
+        "POST",
+        "/login/keystone",
+        &[],
+        &format!("{{\"username\": \"ann\", \"password\": \"pw\", \"project\": \"{TENANT}\"}}"),
+    );
+    assert!(status == 200 && body.contains("tok-a"), "{status} {body}");
+    let (status, _) = call(
+        port,
+        "POST",
+        "/login/keystone",
+        &[],
+        &format!("{{\"username\": \"ann\", \"password\": \"no\", \"project\": \"{TENANT}\"}}"),
+    );
+    assert_eq!(status, 401);
+    // The counters.
+    let (_, metrics) = call(
+        port,
+        "GET",
+        "/metrics",
+        &[("X-Opticon-Token", ADMIN_TOKEN)],
+        "",
+    );
+    for name in ["validations", "cache_hits", "refused", "unavailable"] {
+        assert!(
+            metrics.contains(&format!("opticon_api_keystone_{name}_total ")),
+            "{name}: {metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("opticon_api_keystone_unavailable_total 0\n"),
+        "{metrics}"
+    );
+}
