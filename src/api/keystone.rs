@@ -398,57 +398,15 @@ impl Keystone {
         project: &str,
         domain: &str,
     ) -> Result<String, Refusal> {
+        use crate::svc::keystone::{password_login, Login};
         let endpoint = self.endpoint().map_err(|e| self.outage(e.to_string()))?;
-        let body = password_body(user, password, project, domain);
-        let reply = endpoint
-            .exchange(
-                "POST",
-                "/auth/tokens",
-                &[("Accept", "application/json")],
-                Some(&body),
-            )
-            .map_err(|e| self.outage(e.to_string()))?;
-        match reply.status {
-            201 | 200 => reply
-                .header("x-subject-token")
-                .map(str::to_string)
-                .ok_or_else(|| self.outage("no X-Subject-Token in its answer".into())),
-            400 | 401 | 403 | 404 => Err(Refusal::Invalid),
-            s => Err(self.outage(format!("it answered {s}"))),
+        match password_login(&endpoint, user, password, project, domain) {
+            Ok(Login::Token(t)) => Ok(t),
+            Ok(Login::Refused(_)) => Err(Refusal::Invalid),
+            Ok(Login::Failed(s)) => Err(self.outage(format!("it answered {s}"))),
+            Err(e) => Err(self.outage(e.to_string())),
         }
     }
-}
-
-/// The body of a Keystone v3 password login scoped to a project (an id
-/// when it is a UUID, else a name in `domain`).
-pub fn password_body(user: &str, password: &str, project: &str, domain: &str) -> String {
-    let s = |v: &str| Node::Str(v.to_string());
-    let mut dom = Dict::new();
-    dom.insert("name", s(domain));
-    let mut u = Dict::new();
-    u.insert("name", s(user));
-    u.insert("domain", Node::Dict(dom.clone()));
-    u.insert("password", s(password));
-    let mut pw = Dict::new();
-    pw.insert("user", Node::Dict(u));
-    let mut identity = Dict::new();
-    identity.insert("methods", Node::Array(vec![s("password")]));
-    identity.insert("password", Node::Dict(pw));
-    let mut proj = Dict::new();
-    if Uuid::parse_str(project).is_ok() {
-        proj.insert("id", s(project));
-    } else {
-        proj.insert("name", s(project));
-        proj.insert("domain", Node::Dict(dom));
-    }
-    let mut scope = Dict::new();
-    scope.insert("project", Node::Dict(proj));
-    let mut auth = Dict::new();
-    auth.insert("identity", Node::Dict(identity));
-    auth.insert("scope", Node::Dict(scope));
-    let mut top = Dict::new();
-    top.insert("auth", Node::Dict(auth));
-    Node::Dict(top).to_json(false)
 }
 
 #[cfg(test)]

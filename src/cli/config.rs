@@ -16,16 +16,23 @@ pub(super) fn home() -> Option<PathBuf> {
 /// opticon(1)); anything else is an error.
 pub static SCHEMA: Schema = Schema {
     keys: Shape::Keys(&[
-        ("endpoints", Shape::Keys(&[("opticon", Shape::Value)])),
+        (
+            "endpoints",
+            Shape::Keys(&[("opticon", Shape::Value), ("keystone", Shape::Value)]),
+        ),
         (
             "defaults",
-            Shape::Keys(&[("tenant", Shape::Value), ("admin_token", Shape::Value)]),
+            Shape::Keys(&[
+                ("tenant", Shape::Value),
+                ("admin_token", Shape::Value),
+                ("project", Shape::Value),
+                ("domain", Shape::Value),
+            ]),
         ),
     ]),
     // The original's other authentication back ends.
     ignored: &[
         "auth_method",
-        "endpoints/keystone",
         "endpoints/unithost",
         "endpoints/unithost_identity",
     ],

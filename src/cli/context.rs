@@ -21,6 +21,13 @@ pub struct Cli {
     /// `--username`/`--password` are this run's login (not the account a
     /// `user-*` command acts on): they win over every stored token.
     pub(super) explicit_login: bool,
+    /// Keystone, when logins go there (`-X`, `endpoints/keystone`).
+    pub(super) keystone: Option<Endpoint>,
+    /// The Keystone project and domain to log in to.
+    pub(super) project: Option<String>,
+    pub(super) domain: String,
+    /// Whether the token is Keystone's (sent as `X-Auth-Token`).
+    pub(super) token_is_keystone: bool,
 }
 
 impl Cli {
@@ -47,6 +54,7 @@ impl Cli {
         }
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut cached = false;
+        let mut token_is_keystone = false;
         let command = m.free.first().map(String::as_str).unwrap_or("");
         let explicit_login = !command.starts_with("user-")
             && (m.opt_present("username") || m.opt_present("password"));
@@ -65,6 +73,7 @@ impl Cli {
                         && user.as_deref() == Some(c.user.as_str()) =>
                 {
                     cached = true;
+                    token_is_keystone = c.keystone;
                     Some(c.token)
                 }
                 _ => None,
@@ -78,11 +87,29 @@ impl Cli {
                         .map(str::to_string)
                 })
                 .or_else(|| {
-                    let t = read_cache(&url).map(|c| c.token);
-                    cached = t.is_some();
-                    t
+                    let c = read_cache(&url)?;
+                    cached = true;
+                    token_is_keystone = c.keystone;
+                    Some(c.token)
                 })
         };
+        let keystone = match m.opt_str("keystone-url").or_else(|| {
+            cfg.path("endpoints/keystone")
+                .and_then(Node::as_str)
+                .map(str::to_string)
+        }) {
+            Some(u) => {
+                let mut u = u.trim_end_matches('/').to_string();
+                if !u.ends_with("/v3") {
+                    u.push_str("/v3");
+                }
+                let mut e = Endpoint::parse(&u)?;
+                e.timeout = api.timeout;
+                Some(e)
+            }
+            None => None,
+        };
+        let text = |k: &str| cfg.path(k).and_then(Node::as_str).map(str::to_string);
         let tenant = m
             .opt_str("tenant")
             .or_else(|| env("OPTICON_TENANT"))
@@ -98,6 +125,13 @@ impl Cli {
             json: m.opt_present("json"),
             cached,
             explicit_login,
+            keystone,
+            project: m.opt_str("project").or_else(|| text("defaults/project")),
+            domain: m
+                .opt_str("domain")
+                .or_else(|| text("defaults/domain"))
+                .unwrap_or_else(|| "Default".into()),
+            token_is_keystone,
         })
     }
 
@@ -118,6 +152,31 @@ impl Cli {
             Some(p) => p,
             None => prompt(&format!("Password for {user}"), true)?,
         };
+        if let Some(ks) = &self.keystone {
+            use crate::svc::keystone::{password_login, Login};
+            let project = self
+                .project
+                .clone()
+                .or_else(|| self.tenant.clone())
+                .ok_or_else(|| usage("Keystone login: --project (or --tenant) is required"))?;
+            return match password_login(ks, &user, &password, &project, &self.domain)? {
+                Login::Token(token) => {
+                    write_cache(&self.api.url, &user, &token, true);
+                    self.token = Some(token);
+                    self.token_is_keystone = true;
+                    self.cached = false;
+                    Ok(())
+                }
+                Login::Refused(s) => Err(CommandError::Other(format!(
+                    "Keystone at {} refused {user} for project {project} ({s}): wrong user name, password, project or domain",
+                    ks.url
+                ))),
+                Login::Failed(s) => Err(CommandError::Other(format!(
+                    "Keystone at {} answered {s}",
+                    ks.url
+                ))),
+            };
+        }
         let mut body = Dict::new();
         body.insert("username", Node::Str(user.clone()));
         body.insert("password", Node::Str(password));
@@ -151,7 +210,8 @@ impl Cli {
             .and_then(Node::as_str)
             .map(str::to_string)
             .ok_or_else(|| CommandError::Other("login: no token in the answer".into()))?;
-        write_cache(&self.api.url, &user, &token);
+        write_cache(&self.api.url, &user, &token, false);
+        self.token_is_keystone = false;
         self.token = Some(token);
         // A token just issued is not retried with another login.
         self.cached = false;
@@ -176,7 +236,14 @@ impl Cli {
             let (status, text) = self.api.request(
                 method,
                 path,
-                &[("X-Opticon-Token", token.as_str())],
+                &[(
+                    if self.token_is_keystone {
+                        "X-Auth-Token"
+                    } else {
+                        "X-Opticon-Token"
+                    },
+                    token.as_str(),
+                )],
                 body.as_deref(),
             )?;
             if status == 401 && attempt == 0 && self.cached {

@@ -32,6 +32,24 @@ pub fn options() -> Options {
         "UUID",
     );
     o.optopt("H", "host", "host UUID or hostname", "HOST");
+    o.optopt(
+        "X",
+        "keystone-url",
+        "log in with Keystone here (default: endpoints/keystone)",
+        "URL",
+    );
+    o.optopt(
+        "",
+        "project",
+        "Keystone: the project to log in to (default: the tenant)",
+        "NAME|ID",
+    );
+    o.optopt(
+        "",
+        "domain",
+        "Keystone: the user's and project's domain (default Default)",
+        "NAME",
+    );
     o.optopt("k", "key", "tenant key, base64", "KEY");
     o.optopt("n", "name", "tenant name", "NAME");
     o.optopt("l", "username", "user name", "USER");

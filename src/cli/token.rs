@@ -17,6 +17,8 @@ pub(super) struct Cached {
     pub(super) token: String,
     /// The user who logged in (empty in a cache of an older version).
     pub(super) user: String,
+    /// Whether it is a Keystone token (sent as `X-Auth-Token`).
+    pub(super) keystone: bool,
 }
 
 /// The cached login for `url`, if any.
@@ -32,15 +34,20 @@ pub(super) fn read_cache(url: &str) -> Option<Cached> {
             .and_then(Node::as_str)
             .unwrap_or_default()
             .to_string(),
+        keystone: doc.get("kind").and_then(Node::as_str) == Some("keystone"),
     })
 }
 
 /// Cache `user`'s `token` for `url`, readable by the user alone.
-pub(super) fn write_cache(url: &str, user: &str, token: &str) {
+pub(super) fn write_cache(url: &str, user: &str, token: &str, keystone: bool) {
     let Some(path) = cache_path() else { return };
     let mut d = Dict::new();
     d.insert("url", Node::Str(url.into()));
     d.insert("user", Node::Str(user.into()));
+    d.insert(
+        "kind",
+        Node::Str(if keystone { "keystone" } else { "internal" }.into()),
+    );
     d.insert("token", Node::Str(token.into()));
     let text = Node::Dict(d).to_json(true);
     let written = std::fs::OpenOptions::new()

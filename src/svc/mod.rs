@@ -15,11 +15,13 @@
 //! * [`httpc`]: a bounded HTTP/1.1 client (the API for `opticon`,
 //!   Keystone for `opticon` and `opticon-api`).
 //! * [`net`]: IPv4 addresses mapped into IPv6 shown as IPv4.
+//! * [`keystone`]: a Keystone v3 password login.
 
 pub mod cli;
 pub mod daemon;
 pub mod exec;
 pub mod httpc;
+pub mod keystone;
 pub mod log;
 pub mod net;
 pub mod pool;

@@ -68,7 +68,10 @@ fn serve(mut s: TcpStream, seen: &Mutex<HashMap<String, usize>>, down: &AtomicBo
     let _ = r.read_exact(&mut body);
     let future = "2099-01-01T00:00:00.000000Z";
     let (status, extra, doc) = if line.starts_with("POST /v3/auth/tokens") {
-        if String::from_utf8_lossy(&body).replace(" ", "").contains("\"password\":\"pw\"") {
+        if String::from_utf8_lossy(&body)
+            .replace(" ", "")
+            .contains("\"password\":\"pw\"")
+        {
             (
                 201,
                 "X-Subject-Token: tok-a\r\n",
@@ -326,5 +329,52 @@ fn keystone_tokens_are_validated_cached_and_fail_closed() {
     assert!(
         !metrics.contains("opticon_api_keystone_unavailable_total 0\n"),
         "{metrics}"
+    );
+
+    // The client logs in at Keystone, caches the token (0600) and sends
+    // it as X-Auth-Token.
+    let client = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_opticon"))
+            .env("HOME", dir.path(""))
+            .env_remove("OPTICON_TOKEN")
+            .args(["-c", "/dev/null", "-A", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "-X",
+                &format!("http://127.0.0.1:{}", ks.port),
+                "--tenant",
+                TENANT,
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = client(&["--username", "ann", "--password", "pw", "host-list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache = dir.path(".opticon-token-cache");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(
+        text.contains("\"kind\": \"keystone\"") && text.contains("tok-a"),
+        "{text}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let out = client(&["host-list"]);
+    assert!(
+        out.status.success(),
+        "the cached Keystone token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = client(&["--username", "ann", "--password", "bad", "host-list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused ann"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

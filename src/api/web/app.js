@@ -12,6 +12,8 @@ const $main = () => document.getElementById("main");
 
 const state = {
   token: sessionStorage.getItem("opticon.token"),
+  // Which header carries it: X-Opticon-Token, or X-Auth-Token for Keystone.
+  header: sessionStorage.getItem("opticon.header") || "X-Opticon-Token",
   level: null, // AUTH_ADMIN or AUTH_USER
   tenants: [],
   timer: null,
@@ -33,7 +35,7 @@ function banner(text, isError) {
 /** Call the API; a 401 sends the user to the login with a reason. */
 async function api(method, path, body) {
   const headers = {};
-  if (state.token) headers["X-Opticon-Token"] = state.token;
+  if (state.token) headers[state.header] = state.token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {
@@ -63,6 +65,7 @@ function logout(reason) {
   state.token = null;
   state.level = null;
   sessionStorage.removeItem("opticon.token");
+  sessionStorage.removeItem("opticon.header");
   stopRefresh();
   showLogin(reason || "");
 }
@@ -121,18 +124,43 @@ function showLogin(reason) {
   const user = el("input", { id: "username", autocomplete: "username" });
   const pass = el("input", { id: "password", type: "password", autocomplete: "current-password" });
   const token = el("input", { id: "token", autocomplete: "off", placeholder: "admin or session token (optional)" });
+  // Keystone, when the API says it is configured.
+  const method = el("select", { id: "method" }, el("option", { value: "internal", text: "Opticon user" }));
+  const project = el("input", { id: "project", placeholder: "project name or id" });
+  const domain = el("input", { id: "domain", value: "Default" });
+  const keystoneFields = el("div", { id: "keystone-fields", hidden: "" },
+    el("label", { for: "project", text: "Project" }), project, el("label", { for: "domain", text: "Domain" }), domain);
+  const methodRow = el("div", { id: "method-row", hidden: "" }, el("label", { for: "method", text: "Log in as" }), method);
+  method.addEventListener("change", () => { keystoneFields.hidden = method.value !== "openstack"; });
+  fetch("/auth/methods").then((r) => r.json()).then((d) => {
+    const methods = d.methods || [];
+    if (methods.includes("openstack")) {
+      method.append(el("option", { value: "openstack", text: "OpenStack (Keystone)" }));
+      if (!methods.includes("internal")) { method.value = "openstack"; method.firstChild.remove(); keystoneFields.hidden = false; }
+      methodRow.hidden = false;
+    }
+  }).catch(() => {});
   const form = el("form", { class: "card login", id: "login" },
-    el("h1", { text: "Log in to Opticon" }),
+    el("h1", { text: "Log in to Opticon" }), methodRow,
     el("label", { for: "username", text: "User name" }), user,
-    el("label", { for: "password", text: "Password" }), pass,
+    el("label", { for: "password", text: "Password" }), pass, keystoneFields,
     el("label", { for: "token", text: "or a token (the admin token counts only from an admin host)" }), token,
     el("p", null, el("button", { class: "primary", type: "submit", text: "Log in" })), err);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     err.textContent = "";
     try {
+      state.header = "X-Opticon-Token";
       if (token.value.trim()) {
         state.token = token.value.trim();
+      } else if (method.value === "openstack") {
+        const res = await fetch("/login/keystone", { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ username: user.value, password: pass.value, project: project.value, domain: domain.value || "Default" }) });
+        const doc = await res.json().catch(() => ({}));
+        if (res.status === 401) { err.textContent = "Keystone refused the user name, password or project (401)."; return; }
+        if (!res.ok || !doc.token) { err.textContent = (doc.error || res.statusText) + " (" + res.status + ")"; return; }
+        state.token = doc.token;
+        state.header = "X-Auth-Token";
       } else {
         const res = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ username: user.value, password: pass.value }) });
@@ -143,6 +171,7 @@ function showLogin(reason) {
         state.token = doc.token;
       }
       sessionStorage.setItem("opticon.token", state.token);
+      sessionStorage.setItem("opticon.header", state.header);
       await whoami();
       location.hash = "#/";
       route();
