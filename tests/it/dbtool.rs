@@ -1149,3 +1149,49 @@ fn a_full_disk_loses_nothing_stored() {
         String::from_utf8_lossy(&fsck.stdout)
     );
 }
+
+/// The original's optional probes' meters are defined, with its types,
+/// units and descriptions, so a host sending them is shown with names.
+#[test]
+fn the_original_meter_set_is_defined() {
+    let root = Root::new("meterset");
+    root.ok(&["tenant-create", "--tenant", TENANT]);
+    let doc = Node::Dict(conf::parse(&root.ok(&["-t", TENANT, "meter-list", "--json"])).unwrap());
+    let Some(Node::Dict(meters)) = doc.path("meter") else {
+        panic!("{}", doc.to_json(false))
+    };
+    for (id, kind, unit) in [
+        ("vm", "table", ""),
+        ("vm/cpu", "frac", "%"),
+        ("vm/ram", "string", "MB"),
+        ("temp/v", "integer", "C"),
+        ("fan/v", "integer", "%"),
+        ("bgp/peer", "string", ""),
+        ("phdns/pblk", "frac", "%"),
+        ("mysql/qps", "frac", "q/s"),
+        ("cntr/size", "integer", "MB"),
+        ("health/s", "string", ""),
+        ("lb/gw", "string", ""),
+        ("mssql/erps", "integer", "e/s"),
+        ("port/in", "integer", "Kb/s"),
+        ("cnt/image", "string", ""),
+    ] {
+        let m = meters
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not defined"));
+        assert_eq!(m.path("type").and_then(Node::as_str), Some(kind), "{id}");
+        assert_eq!(
+            m.path("unit").and_then(Node::as_str).unwrap_or(""),
+            unit,
+            "{id}"
+        );
+        assert!(
+            m.path("description")
+                .and_then(Node::as_str)
+                .is_some_and(|d| !d.is_empty()),
+            "{id}"
+        );
+    }
+    let watchers = root.ok(&["-t", TENANT, "watcher-list"]);
+    assert!(watchers.contains("mysql/erps"), "{watchers}");
+}
