@@ -692,3 +692,99 @@ fn a_swapless_host_is_healthy_under_the_shipped_watchers() {
     let v = opticon::collector::judge::judge(&host, &defs, 0.0);
     assert_eq!(v.problems, ["mem/swap"]);
 }
+
+/// The original's optional probes, each against a stand-in of the tool
+/// it calls (tests/fixtures/stubs on the PATH) or a fixture tree: their
+/// meters as the agent reads them, rates from a state file.
+#[test]
+fn optional_probes_read_their_tools() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/probes");
+    let stubs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stubs");
+    let t = Duration::from_secs(30);
+    let state = std::env::temp_dir().join(format!("opticon-probe-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let run_with = |env: &str, probe: &str, options: &[(&str, String)]| {
+        let options: Vec<(String, String)> = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let mut out = Vec::new();
+        exec::run_exec(
+            &format!("{env} PATH={stubs}:$PATH {dir}/{probe}"),
+            &options,
+            t,
+            &mut out,
+        )
+        .unwrap_or_else(|e| panic!("{probe}: {e}"));
+        out
+    };
+    let run = |probe: &str, options: &[(&str, String)]| run_with("", probe, options);
+    let num = |r: &Readings, name: &str| match get(r, name) {
+        MeterValue::Scalar(s) => s.as_ref().as_f64().unwrap(),
+        other => panic!("{name}: {other:?}"),
+    };
+    let now = opticon::model::unix_now();
+    // MySQL: a replica, rates over the ten seconds since the last run.
+    let mysql_state = state.join("mysql.state");
+    std::fs::write(&mysql_state, format!("{} 1000 100 5\n", now - 10)).unwrap();
+    let m = run(
+        "mysql.probe",
+        &[("state", mysql_state.display().to_string())],
+    );
+    assert_eq!(
+        get(&m, "mysql/conf"),
+        &MeterValue::Scalar(opticon::model::Scalar::Str("SLAVE".into()))
+    );
+    assert!((90.0..=101.0).contains(&num(&m, "mysql/qps")), "{m:?}");
+    assert!((4.5..=5.1).contains(&num(&m, "mysql/cps")), "{m:?}");
+    assert!((0.4..=0.6).contains(&num(&m, "mysql/erps")), "{m:?}");
+    // BGP peers from vtysh.
+    let b = run("bgp-zebra.probe", &[]);
+    assert_eq!(get(&b, "bgp/peer"), &strs(&["192.0.2.2", "2001:db8::3"]));
+    assert_eq!(get(&b, "bgp/as"), &strs(&["65001", "65002"]));
+    assert_eq!(
+        get(&b, "bgp/recv"),
+        &MeterValue::Array(Array::Int(vec![1234, 17]))
+    );
+    assert_eq!(get(&b, "bgp/up"), &strs(&["3d01h02m", "00:01:05"]));
+    // Virtual machines from virsh: 20 s of CPU in 10 s on 2 cores.
+    let vm_state = state.join("libvirt");
+    std::fs::create_dir_all(&vm_state).unwrap();
+    for vm in ["web1", "db1"] {
+        std::fs::write(
+            vm_state.join(format!("{vm}.vm")),
+            format!("{} 100\n", now - 10),
+        )
+        .unwrap();
+    }
+    let v = run_with(
+        "STUB_CPU=120",
+        "libvirt.probe",
+        &[("state", vm_state.display().to_string())],
+    );
+    assert_eq!(get(&v, "vm/name"), &strs(&["web1", "db1"]));
+    assert_eq!(get(&v, "vm/cores"), &strs(&["2", "2"]));
+    assert_eq!(get(&v, "vm/ram"), &strs(&["2048", "2048"]));
+    match get(&v, "vm/cpu") {
+        MeterValue::Array(Array::Frac(c)) => {
+            assert!(c.iter().all(|p| (85.0..=101.0).contains(p)), "{c:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Pi-hole's summary through curl.
+    let p = run("pihole.probe", &[]);
+    assert_eq!(num(&p, "phdns/sz"), 121860.0);
+    assert_eq!(num(&p, "phdns/bnow"), 1109.0);
+    assert!((num(&p, "phdns/pblk") - 13.17).abs() < 0.01);
+    // Fans and temperatures from a hwmon tree.
+    let hwmon = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hwmon").to_string();
+    let s = run("sensors.probe", &[("root", hwmon)]);
+    assert_eq!(get(&s, "fan/id"), &strs(&["nct6775/CPU Fan"]));
+    assert_eq!(get(&s, "fan/v"), &MeterValue::Array(Array::Int(vec![1250])));
+    assert_eq!(
+        get(&s, "temp/v"),
+        &MeterValue::Array(Array::Int(vec![48, 52]))
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
