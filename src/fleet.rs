@@ -161,13 +161,7 @@ impl FakeHost {
         set("df/fs", strs(&["ext4", "ext4", "xfs", "xfs", "btrfs"]));
         set(
             "df/size",
-            MeterValue::Array(Array::Int(vec![
-                20_511_356,
-                51_200_000,
-                104_857_600,
-                10_485_760,
-                209_715_200,
-            ])),
+            MeterValue::Array(Array::Int(vec![20_030, 50_000, 102_400, 10_240, 204_800])),
         );
         // Disks fill slowly (a few change each minute) and are now and
         // then cleaned up.

@@ -372,7 +372,9 @@ impl Builtin {
         ));
         out.push((
             "df/size".into(),
-            MeterValue::Array(Array::Int(rows.iter().map(|r| r.1).collect())),
+            // MB, as the original's agent sent it (its clients divide
+            // by 1024 and print GB).
+            MeterValue::Array(Array::Int(rows.iter().map(|r| r.1 / 1024).collect())),
         ));
         out.push((
             "df/pused".into(),

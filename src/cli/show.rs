@@ -204,7 +204,15 @@ fn table(out: &mut String, title: &str, rows: Option<&Node>, columns: &[&str], c
     };
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| columns.iter().map(|c| text(r.path(c))).collect())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| match (title, c.as_str()) {
+                    ("Storage", "size") => megabytes(r.path(c)),
+                    _ => text(r.path(c)),
+                })
+                .collect()
+        })
         .collect();
     let mut widths: Vec<usize> = columns.iter().map(|c| c.len()).collect();
     for row in &cells {
@@ -234,6 +242,16 @@ fn table(out: &mut String, title: &str, rows: Option<&Node>, columns: &[&str], c
         let _ = writeln!(out, "{}", line(row));
     }
     out.push('\n');
+}
+
+/// A size in MB (the original's `df/size`) in human units.
+fn megabytes(n: Option<&Node>) -> String {
+    match n.and_then(Node::as_f64) {
+        Some(mb) if mb >= 1024.0 * 1024.0 => format!("{:.1} TB", mb / 1048576.0),
+        Some(mb) if mb >= 1024.0 => format!("{:.1} GB", mb / 1024.0),
+        Some(mb) => format!("{mb:.0} MB"),
+        None => "-".into(),
+    }
 }
 
 /// The elements of an array as text, separated by `sep`.

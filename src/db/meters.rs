@@ -150,7 +150,7 @@ const DEFAULTS: &[DefaultMeter] = &[
     ("os/hw", "string", "", "Hardware Platform", None, None, None),
     ("df", "table", "", "Storage", None, None, None),
     ("df/device", "string", "", "Device", None, None, None),
-    ("df/size", "integer", "KB", "Size", None, None, None),
+    ("df/size", "integer", "MB", "Size", None, None, None),
     (
         "df/pused",
         "frac",

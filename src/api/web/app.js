@@ -406,7 +406,8 @@ async function hostView(tenant, host, query) {
     if (!Array.isArray(rows) || !rows.length) return null;
     const cols = columns || Object.keys(rows[0]);
     const [desc] = describe(meters, key);
-    const body = rows.map((r) => cols.map((c) => c === "pused" && typeof r[c] === "number" ? el("span", null, document.createTextNode(r[c] + " %"), bar(r[c])) : r[c]));
+    const body = rows.map((r) => cols.map((c) => c === "pused" && typeof r[c] === "number" ? el("span", null, document.createTextNode(r[c] + " %"), bar(r[c]))
+      : key === "df" && c === "size" && typeof r[c] === "number" ? short(r[c] * 1048576) + "B" : r[c]));
     const numeric = new Set(cols.filter((c) => typeof rows[0][c] === "number"));
     return el("div", { class: "card", id: "table-" + key }, el("h2", { text: titleText || desc }), table(cols.map((c) => { const [d, u] = describe(meters, key + "/" + c); return d === key + "/" + c ? c : d + (u ? " (" + u + ")" : ""); }), body, numeric));
   };
