@@ -175,30 +175,6 @@ pub struct Keystone {
     pub stats: KeystoneStats,
 }
 
-/// Seconds since the epoch of an ISO 8601 UTC time (`2026-12-01T10:00:00.000000Z`).
-fn parse_expiry(text: &str) -> Option<i64> {
-    let t = text.trim_end_matches('Z');
-    let t = t.split('.').next()?;
-    let (date, time) = t.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut h = time.split(':').map(|x| x.parse::<i64>());
-    let (hh, mm, ss) = (
-        h.next()?.ok()?,
-        h.next()?.ok()?,
-        h.next().unwrap_or(Ok(0)).ok()?,
-    );
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
 impl Keystone {
     /// A validator for `cfg`.
     pub fn new(cfg: KeystoneConfig) -> Keystone {
@@ -322,7 +298,7 @@ impl Keystone {
         let expires = tok
             .path("token/expires_at")
             .and_then(Node::as_str)
-            .and_then(parse_expiry)
+            .and_then(crate::db::time::parse_iso)
             .ok_or_else(|| self.outage("its answer has no token/expires_at".into()))?;
         if expires <= crate::model::unix_now() {
             return Err(Refusal::Invalid);
@@ -411,15 +387,13 @@ impl Keystone {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn keystone_times() {
-        assert_eq!(parse_expiry("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(crate::db::time::parse_iso("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            parse_expiry("2026-12-01T10:00:00.000000Z"),
+            crate::db::time::parse_iso("2026-12-01T10:00:00.000000Z"),
             Some(1_796_119_200)
         );
-        assert_eq!(parse_expiry("garbage"), None);
+        assert_eq!(crate::db::time::parse_iso("garbage"), None);
     }
 }

@@ -216,6 +216,23 @@ pub fn parse_age(spec: &str) -> Result<i64, BadTimeSpec> {
     n.checked_mul(scale).ok_or_else(bad)
 }
 
+/// Seconds since the epoch of an ISO 8601 UTC time as Keystone and
+/// other APIs write it: `2026-12-01T10:00:00[.000000][Z]`.
+pub fn parse_iso(text: &str) -> Option<i64> {
+    let t = text.trim().trim_end_matches('Z');
+    let t = t.split('.').next()?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut h = time.split(':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm) = (h.next()??, h.next()??);
+    let ss = h.next().flatten().unwrap_or(0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
