@@ -13,6 +13,7 @@ use common::{
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -376,5 +377,164 @@ fn keystone_tokens_are_validated_cached_and_fail_closed() {
         String::from_utf8_lossy(&out.stderr).contains("refused ann"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A real Keystone (Debian's python3-keystone under uwsgi, started by
+/// tests/keystone/run), since a fake only knows what its author read:
+/// the client's login, the API's validation of a member token, the admin
+/// project's admin, and a revoked and a garbage token.
+#[test]
+fn a_real_keystone() {
+    let have = ["keystone-manage", "uwsgi"].iter().all(|b| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !have {
+        common::unavailable("a real Keystone (python3-keystone, uwsgi-core, uwsgi-plugin-python3)");
+        return;
+    }
+    let dir = Dir::new("keystone-real");
+    let ks_port = free_port();
+    let mut ks =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keystone/run"))
+            .arg(dir.path("keystone"))
+            .arg(ks_port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+    struct Group(i32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) of the Keystone process group we started.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+    let _group = Group(ks.id() as i32);
+    let mut ids = String::new();
+    BufReader::new(ks.stdout.take().unwrap())
+        .read_line(&mut ids)
+        .unwrap();
+    let ids = opticon::conf::parse(&ids).unwrap_or_else(|e| panic!("{e}: {ids}"));
+    let id = |k: &str| {
+        ids.get(k)
+            .and_then(opticon::conf::Node::as_str)
+            .unwrap()
+            .to_string()
+    };
+    let (admin_project, alpha) = (id("admin_project"), id("alpha"));
+    let alpha_tenant = uuid::Uuid::parse_str(&alpha).unwrap().to_string();
+    let admin_tenant = uuid::Uuid::parse_str(&admin_project).unwrap().to_string();
+    create_tenant(&dir, &alpha_tenant, "alpha");
+    create_tenant(&dir, &admin_tenant, "ops");
+    give_to_service_user(&dir.path("db"));
+    let port = free_port();
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\n\
+             auth {{ auth_method openstack keystone_url \"http://127.0.0.1:{ks_port}\" timeout 30 admin_projects [\"{admin_project}\"] }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let _api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
+    let client = |user: &str, password: &str, project: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_opticon"))
+            .env("HOME", dir.path(""))
+            .env_remove("OPTICON_TOKEN")
+            .args(["-c", "/dev/null", "-A", &format!("http://127.0.0.1:{port}")])
+            .args([
+                "-X",
+                &format!("http://127.0.0.1:{ks_port}/v3"),
+                "--project",
+                project,
+            ])
+            .args(["--username", user, "--password", password])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // ann, a member of alpha, logs in with the client and reads her tenant.
+    let out = client(
+        "ann",
+        "pw-ann",
+        "alpha",
+        &["--tenant", &alpha_tenant, "host-list"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cache = std::fs::read_to_string(dir.path(".opticon-token-cache")).unwrap();
+    let token = opticon::conf::parse(&cache)
+        .unwrap()
+        .get("token")
+        .and_then(opticon::conf::Node::as_str)
+        .unwrap()
+        .to_string();
+    let (status, who) = call(port, "GET", "/token", &[("X-Auth-Token", &token)], "");
+    assert!(
+        status == 200 && who.contains("AUTH_USER") && who.contains(&alpha_tenant),
+        "{status} {who}"
+    );
+    assert_eq!(
+        call(
+            port,
+            "GET",
+            &format!("/{admin_tenant}/host/overview"),
+            &[("X-Auth-Token", &token)],
+            ""
+        )
+        .0,
+        403
+    );
+    // The admin of the admin project is Opticon's administrator.
+    let out = client("admin", "secret", "admin", &["tenant-list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && listed.contains(&alpha_tenant),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Internal logins are off with auth_method openstack.
+    assert_eq!(
+        call(
+            port,
+            "POST",
+            "/login",
+            &[],
+            "{\"username\": \"x\", \"password\": \"y\"}"
+        )
+        .0,
+        404
+    );
+    // A garbage token, then ann's token revoked at Keystone (after the
+    // cache forgot it: a new API).
+    assert_eq!(
+        call(port, "GET", "/token", &[("X-Auth-Token", "garbage")], "").0,
+        401
+    );
+    let revoked = call(
+        ks_port,
+        "DELETE",
+        "/v3/auth/tokens",
+        &[("X-Auth-Token", &token), ("X-Subject-Token", &token)],
+        "",
+    );
+    assert_eq!(revoked.0, 204, "{}", revoked.1);
+    drop(_api);
+    std::fs::copy(dir.path("api.conf"), dir.path("api2.conf")).unwrap();
+    let _api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api2");
+    assert_eq!(
+        call(port, "GET", "/token", &[("X-Auth-Token", &token)], "").0,
+        401,
+        "a revoked token"
     );
 }
