@@ -407,18 +407,19 @@ fn a_real_keystone() {
             .process_group(0)
             .spawn()
             .unwrap();
-    struct Group(i32);
+    /// Keystone's whole process group, killed and reaped at the end.
+    struct Group(std::process::Child);
     impl Drop for Group {
         fn drop(&mut self) {
             // SAFETY: kill(2) of the Keystone process group we started.
-            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+            unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+            let _ = self.0.wait();
         }
     }
-    let _group = Group(ks.id() as i32);
+    let stdout = ks.stdout.take().unwrap();
+    let _group = Group(ks);
     let mut ids = String::new();
-    BufReader::new(ks.stdout.take().unwrap())
-        .read_line(&mut ids)
-        .unwrap();
+    BufReader::new(stdout).read_line(&mut ids).unwrap();
     let ids = opticon::conf::parse(&ids).unwrap_or_else(|e| panic!("{e}: {ids}"));
     let id = |k: &str| {
         ids.get(k)
