@@ -300,6 +300,9 @@ const DEFAULTS: &[DefaultMeter] = &[
     ("who/tty", "string", "", "TTY", None, None, None),
     ("who/remote", "string", "", "Remote Host", None, None, None),
     // The original's optional probes (reference 6.4).
+    ("http", "table", "", "Web Sites", None, None, None),
+    ("http/site", "string", "", "Site", None, None, None),
+    ("http/count", "integer", "", "Requests", None, None, None),
     ("fan", "table", "", "System Fans", None, None, None),
     ("fan/id", "string", "", "Fan", None, None, None),
     ("fan/u", "string", "", "Unit", None, None, None),

@@ -777,6 +777,16 @@ fn optional_probes_read_their_tools() {
     assert_eq!(num(&p, "phdns/sz"), 121860.0);
     assert_eq!(num(&p, "phdns/bnow"), 1109.0);
     assert!((num(&p, "phdns/pblk") - 13.17).abs() < 0.01);
+    // Apache's busiest virtual hosts from mod_status.
+    let h = run("modstatus.probe", &[]);
+    assert_eq!(
+        get(&h, "http/site"),
+        &strs(&["shop.example.net", "www.example.net"])
+    );
+    assert_eq!(
+        get(&h, "http/count"),
+        &MeterValue::Array(Array::Int(vec![2, 1]))
+    );
     // Fans and temperatures from a hwmon tree.
     let hwmon = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hwmon").to_string();
     let s = run("sensors.probe", &[("root", hwmon)]);
