@@ -363,6 +363,39 @@ impl Keystone {
         ))
     }
 
+    /// The user's projects that are Opticon tenants, from
+    /// `GET /v3/auth/projects` with their token (for `/token?projects`).
+    pub fn projects(
+        &self,
+        token: &str,
+        is_tenant: impl Fn(Uuid) -> bool,
+    ) -> Result<Vec<Uuid>, Refusal> {
+        let endpoint = self.endpoint().map_err(|e| self.outage(e.to_string()))?;
+        let reply = endpoint
+            .exchange(
+                "GET",
+                "/auth/projects",
+                &[("X-Auth-Token", token), ("Accept", "application/json")],
+                None,
+            )
+            .map_err(|e| self.outage(e.to_string()))?;
+        match reply.status {
+            200 => {}
+            401 | 403 | 404 => return Err(Refusal::Invalid),
+            s => return Err(self.outage(format!("it answered {s}"))),
+        }
+        let doc = Node::Dict(conf::parse(&reply.body).map_err(|e| self.outage(e.to_string()))?);
+        Ok(match doc.path("projects") {
+            Some(Node::Array(list)) => list
+                .iter()
+                .filter_map(|p| p.path("id").and_then(Node::as_str))
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .filter(|t| is_tenant(*t))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     /// Log in at Keystone with a password, scoped to a project (name or
     /// id) in a domain: the token from `X-Subject-Token`. The dashboard
     /// logs in through this, since its page may talk to its own origin

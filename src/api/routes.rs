@@ -274,6 +274,25 @@ impl Api {
                 let mut d = Dict::new();
                 d.insert("userlevel", Node::Str(access.level().into()));
                 d.insert("tenants", Node::Array(tenants));
+                // A Keystone user's other projects that are tenants, when asked.
+                if let (Some(ks), Some(token), Some(_)) = (
+                    &self.keystone,
+                    req.header("x-auth-token"),
+                    req.param("projects"),
+                ) {
+                    let ids = ks
+                        .projects(token, |t| {
+                            self.db
+                                .tenant_dir(t)
+                                .join(crate::db::tenant::TENANT_FILE)
+                                .is_file()
+                        })
+                        .map_err(ApiError::Keystone)?;
+                    d.insert(
+                        "projects",
+                        Node::Array(ids.into_iter().map(|t| Node::Str(t.to_string())).collect()),
+                    );
+                }
                 json(Ok(views::wrap("token", Node::Dict(d))))
             }
             ("GET", ["session"]) => {

@@ -68,7 +68,22 @@ fn serve(mut s: TcpStream, seen: &Mutex<HashMap<String, usize>>, down: &AtomicBo
     let mut body = vec![0; len];
     let _ = r.read_exact(&mut body);
     let future = "2099-01-01T00:00:00.000000Z";
-    let (status, extra, doc) = if line.starts_with("POST /v3/auth/tokens") {
+    let (status, extra, doc) = if line.starts_with("GET /v3/auth/projects") {
+        let me = headers.get("x-auth-token").cloned().unwrap_or_default();
+        if me == "tok-a" {
+            let ids = [TENANT, OTHER_TENANT, FOREIGN].map(|t| t.replace('-', ""));
+            (
+                200,
+                "",
+                format!(
+                    "{{\"projects\": [{{\"id\": \"{}\"}}, {{\"id\": \"{}\"}}, {{\"id\": \"{}\"}}]}}",
+                    ids[0], ids[1], ids[2]
+                ),
+            )
+        } else {
+            (401, "", "{}".into())
+        }
+    } else if line.starts_with("POST /v3/auth/tokens") {
         if String::from_utf8_lossy(&body)
             .replace(" ", "")
             .contains("\"password\":\"pw\"")
@@ -206,6 +221,18 @@ fn keystone_tokens_are_validated_cached_and_fail_closed() {
     let (status, who) = get("/token", "tok-a");
     assert_eq!(status, 200);
     assert!(who.contains("AUTH_USER") && who.contains(TENANT), "{who}");
+    // Its other projects that are tenants, when asked.
+    let (status, mine) = get("/token?projects=1", "tok-a");
+    assert_eq!(status, 200, "{mine}");
+    let doc = opticon::conf::Node::Dict(opticon::conf::parse(&mine).unwrap());
+    let Some(opticon::conf::Node::Array(projects)) = doc.path("token/projects") else {
+        panic!("{mine}")
+    };
+    assert_eq!(
+        projects.len(),
+        2,
+        "the foreign project is no tenant: {mine}"
+    );
     for path in [
         b.clone(),
         format!("/{OTHER_TENANT}/meter"),
