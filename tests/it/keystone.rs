@@ -359,6 +359,30 @@ fn keystone_tokens_are_validated_cached_and_fail_closed() {
         "{metrics}"
     );
 
+    // The dashboard's Keystone login, in headless Chromium.
+    let chromium = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if chromium {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/browser/keystone_login.py"
+            ))
+            .args([&format!("http://127.0.0.1:{port}"), TENANT, "ann", "pw"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        common::unavailable("chromium");
+    }
+
     // The client logs in at Keystone, caches the token (0600) and sends
     // it as X-Auth-Token.
     let client = |args: &[&str]| {
