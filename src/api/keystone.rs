@@ -273,28 +273,11 @@ impl Keystone {
         token: &str,
         is_tenant: &impl Fn(Uuid) -> bool,
     ) -> Result<(Validated, i64), Refusal> {
-        let endpoint = self.endpoint().map_err(|e| self.outage(e.to_string()))?;
         let asker = self.cfg.service_token.as_deref().unwrap_or(token);
-        let reply = endpoint
-            .exchange(
-                "GET",
-                "/auth/tokens",
-                &[
-                    ("X-Auth-Token", asker),
-                    ("X-Subject-Token", token),
-                    ("Accept", "application/json"),
-                ],
-                None,
-            )
-            .map_err(|e| self.outage(e.to_string()))?;
-        match reply.status {
-            200 => {}
-            401 | 403 | 404 => return Err(Refusal::Invalid),
-            s => return Err(self.outage(format!("it answered {s}"))),
-        }
-        let doc = conf::parse(&reply.body)
-            .map_err(|e| self.outage(format!("its answer is not JSON: {e}")))?;
-        let tok = Node::Dict(doc);
+        let tok = self.get_json(
+            "/auth/tokens",
+            &[("X-Auth-Token", asker), ("X-Subject-Token", token)],
+        )?;
         let expires = tok
             .path("token/expires_at")
             .and_then(Node::as_str)
@@ -363,6 +346,25 @@ impl Keystone {
         ))
     }
 
+    /// A `GET` of Keystone answered in JSON: 401, 403 and 404 refuse the
+    /// token; anything else that is not 200 is an outage.
+    fn get_json(&self, path: &str, headers: &[(&str, &str)]) -> Result<Node, Refusal> {
+        let endpoint = self.endpoint().map_err(|e| self.outage(e.to_string()))?;
+        let mut all = headers.to_vec();
+        all.push(("Accept", "application/json"));
+        let reply = endpoint
+            .exchange("GET", path, &all, None)
+            .map_err(|e| self.outage(e.to_string()))?;
+        match reply.status {
+            200 => {}
+            401 | 403 | 404 => return Err(Refusal::Invalid),
+            s => return Err(self.outage(format!("it answered {s}"))),
+        }
+        conf::parse(&reply.body)
+            .map(Node::Dict)
+            .map_err(|e| self.outage(format!("its answer is not JSON: {e}")))
+    }
+
     /// The user's projects that are Opticon tenants, from
     /// `GET /v3/auth/projects` with their token (for `/token?projects`).
     pub fn projects(
@@ -370,21 +372,7 @@ impl Keystone {
         token: &str,
         is_tenant: impl Fn(Uuid) -> bool,
     ) -> Result<Vec<Uuid>, Refusal> {
-        let endpoint = self.endpoint().map_err(|e| self.outage(e.to_string()))?;
-        let reply = endpoint
-            .exchange(
-                "GET",
-                "/auth/projects",
-                &[("X-Auth-Token", token), ("Accept", "application/json")],
-                None,
-            )
-            .map_err(|e| self.outage(e.to_string()))?;
-        match reply.status {
-            200 => {}
-            401 | 403 | 404 => return Err(Refusal::Invalid),
-            s => return Err(self.outage(format!("it answered {s}"))),
-        }
-        let doc = Node::Dict(conf::parse(&reply.body).map_err(|e| self.outage(e.to_string()))?);
+        let doc = self.get_json("/auth/projects", &[("X-Auth-Token", token)])?;
         Ok(match doc.path("projects") {
             Some(Node::Array(list)) => list
                 .iter()
