@@ -38,10 +38,9 @@ impl Api {
                 Some((d.path, meta.len(), meta.modified().ok()?))
             }),
         };
-        let written = stamp.as_ref().and_then(|s| {
-            let secs = s.2.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-            Some(secs as i64)
-        });
+        let written = stamp
+            .as_ref()
+            .and_then(|s| crate::db::published::unix_seconds(s.2));
         let aged = |text: String| match written {
             Some(w) => self.latest_with_age(text, w),
             None => text,

@@ -94,20 +94,20 @@ impl Dashboard {
     pub fn serve(&self, req: &Request) -> Response {
         let name = req.path.trim_start_matches("/ui").trim_start_matches('/');
         let mut r = if name.is_empty() || name == "index.html" {
-            if req.header("if-none-match") == Some(self.index_etag.as_str()) {
-                not_modified()
-            } else {
-                Response {
-                    status: 200,
-                    content_type: "text/html; charset=utf-8",
-                    headers: Vec::new(),
-                    body: self.index.clone(),
-                }
+            let unchanged = req.header("if-none-match") == Some(self.index_etag.as_str());
+            Response {
+                status: if unchanged { 304 } else { 200 },
+                content_type: "text/html; charset=utf-8",
+                headers: vec![
+                    ("Cache-Control", "no-cache".into()),
+                    ("ETag", self.index_etag.clone()),
+                ],
+                body: if unchanged {
+                    Vec::new()
+                } else {
+                    self.index.clone()
+                },
             }
-            .with(&[
-                ("Cache-Control", "no-cache".into()),
-                ("ETag", self.index_etag.clone()),
-            ])
         } else if let Some(a) = self.assets.iter().find(|a| a.hashed == name) {
             Response {
                 status: 200,
@@ -123,22 +123,6 @@ impl Dashboard {
         };
         secure(&mut r);
         r
-    }
-}
-
-fn not_modified() -> Response {
-    Response {
-        status: 304,
-        content_type: "text/html; charset=utf-8",
-        headers: Vec::new(),
-        body: Vec::new(),
-    }
-}
-
-impl Response {
-    fn with(mut self, headers: &[(&'static str, String)]) -> Response {
-        self.headers.extend_from_slice(headers);
-        self
     }
 }
 

@@ -41,10 +41,11 @@ pub fn write_interval(root: &std::path::Path) -> i64 {
 
 /// When a file was last written (Unix seconds), if it exists.
 pub fn written_at(path: &std::path::Path) -> Option<i64> {
-    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    let secs = modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
+    unix_seconds(std::fs::metadata(path).ok()?.modified().ok()?)
+}
+
+/// A file time as Unix seconds (before 1970: none).
+pub fn unix_seconds(t: std::time::SystemTime) -> Option<i64> {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(secs as i64)
 }

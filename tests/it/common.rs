@@ -248,3 +248,16 @@ pub fn create_tenant(dir: &Dir, id: &str, name: &str) -> String {
         .expect("tenant-create prints the key")
         .to_string()
 }
+
+/// `api.conf` for an API on 127.0.0.1:`port` over the test's database,
+/// with the admin token.
+pub fn write_api_conf(dir: &Dir, port: u16) {
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN_TOKEN}\" }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+}

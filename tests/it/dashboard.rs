@@ -73,14 +73,7 @@ fn stack(tag: &str, fleet: usize) -> Stack {
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.path("api.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN_TOKEN}\" }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
+    common::write_api_conf(&dir, port);
     std::fs::write(
         dir.path("agent.conf"),
         format!(

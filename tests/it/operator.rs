@@ -52,14 +52,7 @@ fn admin(dir: &Dir, url: &str, args: &[&str]) -> String {
 /// An API on a free port over the test's database.
 fn start_api(dir: &Dir) -> (common::Daemon, String) {
     let port = free_port();
-    std::fs::write(
-        dir.path("api.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN_TOKEN}\" }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
+    common::write_api_conf(dir, port);
     std::fs::write(dir.path("none.conf"), "").unwrap();
     let api = start_daemon(dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
     (api, format!("http://127.0.0.1:{port}"))
