@@ -20,6 +20,8 @@
 //! * [`db`]: the date-partitioned database (tenants, hosts, day files,
 //!   host logs, meter definitions, the files the collector publishes, and
 //!   the JSON views the API and `opticon-db --json` share).
+//! * [`export`]: records to a time-series engine (Prometheus remote
+//!   write, InfluxDB line protocol) through a spool on disk.
 //! * [`svc`]: the daemon skeleton, logging, signals, pid files, privilege
 //!   dropping, running commands, worker pools and text tables.
 //!
@@ -45,6 +47,7 @@ pub mod conf;
 pub mod crypto;
 pub mod db;
 pub mod dbtool;
+pub mod export;
 pub mod fleet;
 pub mod loadgen;
 pub mod model;

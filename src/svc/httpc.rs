@@ -136,13 +136,32 @@ impl Endpoint {
             .map(|r| (r.status, r.body))
     }
 
-    /// Send one request; returns the whole reply.
+    /// Send one request (a JSON body, if any); returns the whole reply.
     pub fn exchange(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&str>,
+    ) -> Result<Reply, ClientError> {
+        let body = body.unwrap_or("").as_bytes();
+        let json: &[(&str, &str)] = if body.is_empty() {
+            &[]
+        } else {
+            &[("Content-Type", "application/json")]
+        };
+        let all: Vec<(&str, &str)> = json.iter().chain(headers).copied().collect();
+        self.send(method, path, &all, body)
+    }
+
+    /// Send one request with a body of any kind (its headers, such as
+    /// `Content-Type`, in `headers`); returns the whole reply.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
     ) -> Result<Reply, ClientError> {
         let unreachable = |e| ClientError::Unreachable(self.url.clone(), e);
         let deadline = Instant::now() + self.timeout;
@@ -160,22 +179,19 @@ impl Endpoint {
             .map_err(unreachable)?;
         s.set_write_timeout(Some(self.timeout))
             .map_err(unreachable)?;
-        let body = body.unwrap_or("");
         let mut req = format!(
             "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.prefix,
             self.host,
             body.len()
         );
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).map_err(unreachable)?;
+        let mut req = req.into_bytes();
+        req.extend_from_slice(body);
+        s.write_all(&req).map_err(unreachable)?;
         let raw = self.read_bounded(&mut s, deadline)?;
         let text = String::from_utf8_lossy(&raw);
         let (head, body) = text
