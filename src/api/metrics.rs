@@ -138,6 +138,9 @@ impl Api {
                 }
             }
         }
+        if let Some(Node::Dict(targets)) = metrics.path("export") {
+            export_metrics(&mut out, targets);
+        }
         if let Some(ms) = metrics.path("write_cycle_ms").and_then(Node::as_f64) {
             let _ = write!(out, "# HELP opticon_collector_write_cycle_seconds Duration of the last write cycle.\n# TYPE opticon_collector_write_cycle_seconds gauge\nopticon_collector_write_cycle_seconds {}\n", ms / 1e3);
         }
@@ -207,5 +210,94 @@ impl Api {
             }
         }
         Ok(out)
+    }
+}
+
+/// Each export target's counters, as the collector published them.
+fn export_metrics(out: &mut String, targets: &crate::conf::Dict) {
+    use std::fmt::Write;
+    let families: [(&str, &str, &str, &str, f64); 9] = [
+        (
+            "queued",
+            "opticon_export_samples_queued_total",
+            "counter",
+            "Samples written to the target's spool.",
+            1.0,
+        ),
+        (
+            "waiting",
+            "opticon_export_samples_waiting",
+            "gauge",
+            "Samples in the spool, not yet delivered.",
+            1.0,
+        ),
+        (
+            "sent",
+            "opticon_export_samples_sent_total",
+            "counter",
+            "Samples the engine acknowledged.",
+            1.0,
+        ),
+        (
+            "requests",
+            "opticon_export_requests_total",
+            "counter",
+            "Requests sent (retries included).",
+            1.0,
+        ),
+        (
+            "retried",
+            "opticon_export_requests_retried_total",
+            "counter",
+            "Requests retried after a 5xx, a 429 or no answer.",
+            1.0,
+        ),
+        (
+            "spool_bytes",
+            "opticon_export_spool_bytes",
+            "gauge",
+            "Bytes of the target's spool on disk.",
+            1.0,
+        ),
+        (
+            "last_success",
+            "opticon_export_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last delivered request (0: none yet).",
+            1.0,
+        ),
+        (
+            "latency_ms",
+            "opticon_export_request_seconds",
+            "gauge",
+            "Duration of the last answered request.",
+            1e-3,
+        ),
+        (
+            "mean_latency_ms",
+            "opticon_export_request_mean_seconds",
+            "gauge",
+            "Mean duration of answered requests.",
+            1e-3,
+        ),
+    ];
+    for (key, name, kind, help, scale) in families {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (target, t) in targets.iter() {
+            let v = t.path(key).and_then(Node::as_f64).unwrap_or(0.0) * scale;
+            let _ = writeln!(out, "{name}{{target=\"{target}\"}} {v}");
+        }
+    }
+    out.push_str("# HELP opticon_export_samples_dropped_total Samples not delivered, by reason.\n# TYPE opticon_export_samples_dropped_total counter\n");
+    for (target, t) in targets.iter() {
+        if let Some(Node::Dict(reasons)) = t.path("dropped") {
+            for (reason, n) in reasons.iter() {
+                let _ = writeln!(
+                    out,
+                    "opticon_export_samples_dropped_total{{target=\"{target}\",reason=\"{reason}\"}} {}",
+                    n.as_int().unwrap_or(0)
+                );
+            }
+        }
     }
 }

@@ -48,9 +48,11 @@ pub static SCHEMA: Schema = Schema {
                 ("call", Shape::Value),
                 ("debounce", Shape::Value),
                 ("batch", Shape::Value),
+                ("role", Shape::Value),
             ]),
         ),
         ("limits", crate::db::limits::SHAPE),
+        crate::export::EXPORT_SHAPE,
     ]),
     // The original read watcher dumps, and meter, graph and summary
     // definitions from the same tree (meters come from opticon-meter.conf
@@ -104,6 +106,8 @@ pub struct CollectorConfig {
     pub ping_interval: u64,
     /// Per-tenant limits unless a tenant's metadata sets its own.
     pub limits: super::limits::TenantLimits,
+    /// Engines every stored record is exported to.
+    pub export: Vec<crate::export::TargetConfig>,
 }
 
 impl CollectorConfig {
@@ -157,6 +161,7 @@ impl CollectorConfig {
             },
             ping_interval: conf::positive(doc, "ping/interval", 10)?,
             limits: super::limits::TenantLimits::from_dict(doc)?,
+            export: crate::export::targets_from_dict(doc)?,
         })
     }
 }

@@ -100,6 +100,7 @@ impl Collector {
                 continue;
             };
             written += usize::from(stored);
+            self.export_host(key, &meters, now);
             if let Some(h) = self.hosts.get(&key) {
                 *by_status.entry(h.status.as_str()).or_default() += 1;
             }
@@ -146,6 +147,7 @@ impl Collector {
                 svc::log::err(&format!("sync: {e}"));
             }
         }
+        self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
         self.usage.retain(|t, _| tenants.contains_key(t));

@@ -107,6 +107,8 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     ));
     let mut collector = Collector::new(cfg, defs);
     collector.rcvbuf = rcvbuf;
+    // Sender threads, after detaching (threads do not survive a fork).
+    collector.start_exports();
     let mut next_write = next_boundary(Duration::from_secs(collector.cfg.write_interval));
     let mut next_refresh = Instant::now();
     // After detaching: threads do not survive the fork.
@@ -168,6 +170,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
         }
     }
     collector.write_cycle();
+    collector.stop_exports();
     let (received, rejected) = collector.totals();
     let refused: String = rejected
         .iter()

@@ -47,6 +47,10 @@ pub(super) struct HostState {
     pub(super) writer: ParkedWriter,
     /// Payload bytes received since the last write cycle.
     pub(super) cycle_bytes: u64,
+    /// The agent's time of its latest sample.
+    pub(super) agent_time: i64,
+    /// The agent time last exported.
+    pub(super) exported: i64,
     /// Definitions, with the tenant's and the host's file times they
     /// were built from.
     pub(super) defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
@@ -134,6 +138,8 @@ impl Collector {
             remote: from,
             writer: ParkedWriter::default(),
             cycle_bytes: 0,
+            agent_time: 0,
+            exported: 0,
             defs: None,
         };
         if let Ok(Some((_, mut meters))) = host::latest(&dir) {

@@ -133,6 +133,29 @@ impl Collector {
         if let Some(errors) = report::kernel_rcvbuf_errors() {
             m.insert("machine_udp_rcvbuf_errors", Node::Int(errors as i64));
         }
+        let mut export = Dict::new();
+        for (name, c) in self.export_counts() {
+            let mut d = Dict::new();
+            let ms = |v: f64| Node::Frac((v * 1e3).round() / 1e3);
+            d.insert("queued", Node::Int(c.queued as i64));
+            d.insert("waiting", Node::Int(c.waiting as i64));
+            d.insert("sent", Node::Int(c.sent as i64));
+            d.insert("requests", Node::Int(c.requests as i64));
+            d.insert("retried", Node::Int(c.retried as i64));
+            let mut dropped = Dict::new();
+            for (reason, n) in &c.dropped {
+                dropped.insert(*reason, Node::Int(*n as i64));
+            }
+            d.insert("dropped", Node::Dict(dropped));
+            d.insert("spool_bytes", Node::Int(c.spool_bytes as i64));
+            d.insert("last_success", Node::Int(c.last_success));
+            d.insert("latency_ms", ms(c.latency_ms.0));
+            d.insert("mean_latency_ms", ms(c.latency_ms.1));
+            export.insert(name, Node::Dict(d));
+        }
+        if !export.is_empty() {
+            m.insert("export", Node::Dict(export));
+        }
         let path = self.db.root().join(METRICS_FILE);
         let text = Node::Dict(m).to_json(true) + "\n";
         if let Err(e) = crate::db::write_replace(&path, text.as_bytes()) {

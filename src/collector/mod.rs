@@ -16,6 +16,8 @@
 //! * [`limits`]: what one tenant may use (hosts, new hosts a minute,
 //!   bytes per host per cycle), so it cannot crowd out the others.
 //! * [`metrics`]: the collector's own counters and open sessions.
+//! * [`export`]: each stored record to the configured time-series
+//!   engines (through the export service's spools).
 //! * [`ping`]: ICMP echoes to every host (`link/rtt`, `link/loss`).
 //!
 //! [`config`] reads `opticon-collector.conf`, [`state`] holds the state
@@ -24,6 +26,7 @@
 pub mod config;
 pub mod cycle;
 pub mod daemon;
+pub mod export;
 pub mod hosts;
 pub mod judge;
 pub mod limits;

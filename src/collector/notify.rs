@@ -16,7 +16,17 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// Where and when to notify (`notify { call debounce batch }`).
+/// A collector's part in a pair that receives the same hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs the notification command (a collector alone is primary).
+    Primary,
+    /// Judges like the primary but only logs what it would send, so a
+    /// pair does not notify twice.
+    Secondary,
+}
+
+/// Where and when to notify (`notify { call debounce batch role }`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
     /// Command run with the JSON document on stdin; none: log only.
@@ -25,6 +35,8 @@ pub struct NotifyConfig {
     pub debounce: u64,
     /// Seconds a change must have lasted to go along with another.
     pub batch: u64,
+    /// Whether this collector sends, or holds (the secondary of a pair).
+    pub role: Role,
 }
 
 impl NotifyConfig {
@@ -45,6 +57,17 @@ impl NotifyConfig {
                 .map(String::from),
             debounce: secs("debounce", 290)?,
             batch: secs("batch", 120)?,
+            role: match doc.path("notify/role") {
+                None => Role::Primary,
+                Some(Node::Str(s)) if s == "primary" => Role::Primary,
+                Some(Node::Str(s)) if s == "secondary" => Role::Secondary,
+                Some(other) => {
+                    return Err(ValueError::new(
+                        "notify/role",
+                        format!("{} is not primary or secondary", other.to_json(false)),
+                    ))
+                }
+            },
         })
     }
 }
@@ -141,8 +164,14 @@ impl Notifier {
     }
 
     fn fire(&self, tenant: Uuid, host: Uuid, p: Pending) {
+        let secondary = self.cfg.role == Role::Secondary;
         svc::log::warn(&format!(
-            "notify: host {host} ({}) of tenant {tenant}: {} -> {}{}",
+            "notify{}: host {host} ({}) of tenant {tenant}: {} -> {}{}",
+            if secondary {
+                " (held: secondary of a pair)"
+            } else {
+                ""
+            },
             p.hostname,
             p.old.as_str(),
             p.new.as_str(),
@@ -152,7 +181,7 @@ impl Notifier {
                 format!(" ({})", p.problems.join(", "))
             }
         ));
-        let (Some(call), Some(pool)) = (&self.cfg.call, &self.pool) else {
+        let (Some(call), Some(pool), false) = (&self.cfg.call, &self.pool, secondary) else {
             return;
         };
         let mut d = Dict::new();

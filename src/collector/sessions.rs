@@ -32,6 +32,8 @@ pub(super) struct TenantInfo {
     pub(super) modified: Option<SystemTime>,
     /// Its limits: the config's, overlaid with its metadata.
     pub(super) limits: TenantLimits,
+    /// Its metadata (export targets read the tenant's ids there).
+    pub(super) metadata: Option<crate::conf::Dict>,
 }
 
 /// One open session.
@@ -97,6 +99,7 @@ impl Collector {
                             defs: Arc::new(defs),
                             modified,
                             limits,
+                            metadata: doc.get("metadata").and_then(Node::as_dict).cloned(),
                         },
                     );
                 }
@@ -282,6 +285,9 @@ impl Collector {
                 return Err(Rejection::OverLimit);
             }
             h.cycle_bytes += plain.len() as u64;
+            // Exported samples carry the agent's time: both collectors of
+            // a pair export the same timestamps, which engines deduplicate.
+            h.agent_time = h.agent_time.max(sent);
             h.queue_payload(&received);
             Ok(())
         });

@@ -53,6 +53,8 @@ pub struct Collector {
     pub(super) usage: HashMap<Uuid, super::limits::TenantUse>,
     /// When a refusal was last logged, per source address and tenant.
     pub(super) refusal_logged: HashMap<(std::net::IpAddr, Uuid), Instant>,
+    /// The running export targets.
+    pub(super) exports: Vec<crate::export::Target>,
 }
 
 impl Collector {
@@ -78,6 +80,7 @@ impl Collector {
             pinger: None,
             refusal_logged: HashMap::new(),
             usage: HashMap::new(),
+            exports: Vec::new(),
         };
         c.refresh_tenants();
         c
@@ -98,7 +101,14 @@ impl Collector {
         if cfg.notify != self.cfg.notify {
             self.notifier = notify::Notifier::new(cfg.notify.clone());
         }
+        let restart_exports = cfg.export != self.cfg.export;
+        if restart_exports {
+            self.stop_exports();
+        }
         self.cfg = CollectorConfig { listen, db, ..cfg };
+        if restart_exports {
+            self.start_exports();
+        }
         self.global = global;
         self.tenants.clear();
         for h in self.hosts.values_mut() {

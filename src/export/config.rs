@@ -27,7 +27,7 @@ pub static TARGET_SHAPE: Shape = Shape::Keys(&[
 ]);
 
 /// The `export` section's shape, for the collector's schema.
-pub static EXPORT_SHAPE: (&str, Shape) = ("export", Shape::Named(&TARGET_SHAPE));
+pub const EXPORT_SHAPE: (&str, Shape) = ("export", Shape::Named(&TARGET_SHAPE));
 
 /// Where the engine keeps a sample's tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -142,7 +142,8 @@ fn run(cfg: &TargetConfig, spool: &Spool, stats: &SenderStats, stop: &AtomicBool
             continue;
         };
         let mut attempt = 0u32;
-        while !stop.load(Relaxed) {
+        // A retried request the full spool dropped meanwhile is given up.
+        while !stop.load(Relaxed) && (attempt == 0 || spool.holds(frame.segment, frame.index)) {
             let started = Instant::now();
             stats.requests.fetch_add(1, Relaxed);
             let outcome = post(cfg, &mut endpoints, &frame);

@@ -470,6 +470,15 @@ impl Spool {
         );
     }
 
+    /// Whether the frame is still waiting (a full spool may have dropped
+    /// it while its sender retried).
+    pub fn holds(&self, segment: u64, index: usize) -> bool {
+        let st = self.lock();
+        st.segments
+            .iter()
+            .any(|s| s.seq == segment && s.done == index && index < s.frames.len())
+    }
+
     /// Whether [`Spool::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed

@@ -191,7 +191,16 @@ impl Endpoint {
         req.push_str("\r\n");
         let mut req = req.into_bytes();
         req.extend_from_slice(body);
-        s.write_all(&req).map_err(unreachable)?;
+        // A server may answer and close before reading the whole body
+        // (a 400 for a path it does not serve): its answer still counts.
+        if let Err(e) = s.write_all(&req) {
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) {
+                return Err(unreachable(e));
+            }
+        }
         let raw = self.read_bounded(&mut s, deadline)?;
         let text = String::from_utf8_lossy(&raw);
         let (head, body) = text
@@ -243,6 +252,10 @@ impl Endpoint {
                     ) =>
                 {
                     return Err(ClientError::Timeout(self.url.clone(), self.timeout))
+                }
+                // Reset after the answer arrived: the answer stands.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => {
+                    return Ok(raw)
                 }
                 Err(e) => return Err(ClientError::Unreachable(self.url.clone(), e)),
             }

@@ -15,6 +15,8 @@ mod crash;
 mod dashboard;
 mod dbtool;
 mod demo;
+mod engines;
+mod export;
 mod fuzz;
 mod http;
 mod install;
