@@ -79,6 +79,9 @@ install:
 		if [ -e $(DESTDIR)$(SYSCONF)/$$conf ]; then echo "keeping $(DESTDIR)$(SYSCONF)/$$conf"; \
 		else install -m $$mode etc/$$conf $(DESTDIR)$(SYSCONF)/$$conf; fi; \
 	done
+	# A Grafana dashboard over what the collector exports (reference,
+	# replaced on each install).
+	install -m 644 etc/grafana-opticon.json $(DESTDIR)$(SYSCONF)/grafana-opticon.json
 	for f in etc/init.d/*; do \
 		sed 's|/usr/local/sbin|$(PREFIX)/sbin|' $$f > $(DESTDIR)/etc/init.d/$${f##*/}; \
 		chmod 755 $(DESTDIR)/etc/init.d/$${f##*/}; \
@@ -104,6 +107,7 @@ uninstall:
 	rm -f $(DESTDIR)/etc/init.d/opticon-agent $(DESTDIR)/etc/init.d/opticon-collector $(DESTDIR)/etc/init.d/opticon-api
 	rm -f $(DESTDIR)/etc/systemd/system/opticon-agent.service $(DESTDIR)/etc/systemd/system/opticon-collector.service $(DESTDIR)/etc/systemd/system/opticon-api.service
 	rm -f $(DESTDIR)/etc/cron.d/opticon-db
+	rm -f $(DESTDIR)$(SYSCONF)/grafana-opticon.json
 	rm -f $(addprefix $(DESTDIR)$(PROBEDIR)/,$(notdir $(PROBES)))
 	rmdir $(DESTDIR)$(PROBEDIR) 2>/dev/null || true
 	@echo "left in place: $(DESTDIR)$(SYSCONF) (configs), $(DESTDIR)$(DBDIR) (data)"

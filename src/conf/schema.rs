@@ -246,7 +246,9 @@ fn hint(
         .map(|(name, _)| (distance(&lower, name), *name))
         .filter(|(d, name)| *d <= 2.max(name.len() / 3) && *d < name.len())
         .min();
-    if let Some((_, name)) = close {
+    // A one-letter slip beside it, else the same key in another section
+    // (`port` at the top: `network/port`), else a wider slip beside it.
+    if let Some((1, name)) = close {
         return Some(format!("{prefix}{name}"));
     }
     let mut everywhere = Vec::new();
@@ -254,6 +256,7 @@ fn hint(
     everywhere
         .into_iter()
         .find(|p| p.rsplit('/').next() == Some(lower.as_str()))
+        .or_else(|| close.map(|(_, name)| format!("{prefix}{name}")))
 }
 
 /// Check a file's outline against a schema: the unknown and repeated keys

@@ -239,10 +239,12 @@ fn agent_records_arrive(kind: Kind, with_influx: bool) {
     assert!(
         wait_for(PATIENCE, || {
             host = host_ids(&dir, "c-db").pop().unwrap_or_default();
+            // Rates (pcpu, net, io) come from the second sample on.
             !host.is_empty()
-                && !rw
-                    .query(&format!("opticon_df_pused{{host=\"{host}\"}}"))
-                    .is_empty()
+                && ["df_pused", "pcpu", "net_in_kbs", "io_rdops"].iter().all(|m| {
+                    !rw.query(&format!("opticon_{m}{{host=\"{host}\"}}"))
+                        .is_empty()
+                })
         }),
         "no series arrived: {}",
         std::fs::read_to_string(dir.path("c.log")).unwrap_or_default()
@@ -265,6 +267,42 @@ fn agent_records_arrive(kind: Kind, with_influx: bool) {
         );
     }
     assert_eq!(counter(&dir, "c-db", "rw", "dropped/rejected"), 0);
+    if kind == Kind::Victoria {
+        dashboard_queries_answer(&rw, &host);
+    }
+}
+
+/// Every query of the shipped Grafana dashboard answers with data (its
+/// variables set to this host and tenant).
+fn dashboard_queries_answer(engine: &Engine, host: &str) {
+    fn exprs(n: &Node, out: &mut Vec<String>) {
+        match n {
+            Node::Dict(d) => {
+                for (k, v) in d.iter() {
+                    match (k, v) {
+                        ("expr" | "definition", Node::Str(e)) => out.push(e.clone()),
+                        _ => exprs(v, out),
+                    }
+                }
+            }
+            Node::Array(a) => a.iter().for_each(|v| exprs(v, out)),
+            _ => {}
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/grafana-opticon.json");
+    let doc = conf::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut all = Vec::new();
+    exprs(&Node::Dict(doc), &mut all);
+    assert!(all.len() >= 12, "{all:?}");
+    for e in all {
+        // label_values(selector, label): the selector must match.
+        let q = match e.strip_prefix("label_values(") {
+            Some(rest) => rest.rsplit_once(',').unwrap().0.to_string(),
+            None => e.clone(),
+        };
+        let q = q.replace("$tenant", TENANT).replace("$host", host);
+        assert!(!engine.query(&q).is_empty(), "dashboard query {e} ({q}) has no data");
+    }
 }
 
 #[test]
