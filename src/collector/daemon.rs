@@ -123,6 +123,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     collector.queue = Some(queue.stats());
     let ping_every = Duration::from_secs(collector.cfg.ping_interval);
     collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
+    let mut idle = 0u32;
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
@@ -147,8 +148,20 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
             }
             handled += 1;
         }
+        let now = Instant::now();
         if handled == 0 {
-            std::thread::sleep(receive::NAP);
+            // Nap while traffic may still come; then block until a
+            // datagram or the next thing due (a signal is seen within
+            // IDLE_WAIT).
+            idle = idle.saturating_add(1);
+            if idle < receive::IDLE_NAPS {
+                std::thread::sleep(receive::NAP);
+            } else {
+                let due = next_write.min(next_refresh);
+                queue.wait(due.saturating_duration_since(now).min(IDLE_WAIT));
+            }
+        } else {
+            idle = 0;
         }
         let now = Instant::now();
         if now >= next_refresh {
@@ -183,6 +196,10 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     drop(pidfile);
     Ok(())
 }
+
+/// Longest an idle main loop blocks: a signal (SIGTERM, SIGHUP) is
+/// acted on within it.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
 
 /// The next instant aligned to a multiple of `every` in wall-clock time
 /// (records land on whole minutes with the default interval).

@@ -11,13 +11,16 @@
 //! bytes: a sender of large datagrams cannot grow the collector's memory
 //! past `network/queue_bytes`.
 //!
-//! Neither side blocks per datagram: the thread reads until the socket is
-//! empty and then naps for [`NAP`], and the consumer takes the whole queue
-//! at once and polls the same way. At a steady 2,000 datagrams a second,
-//! waking a sleeping thread for each one cost a quarter of the collector's
-//! CPU; napping costs a millisecond of latency, and the kernel's receive
-//! buffer holds far more than a millisecond of any rate the collector can
-//! process.
+//! Neither side blocks per datagram while traffic flows: the thread reads
+//! until the socket is empty and then naps for [`NAP`], and the consumer
+//! takes the whole queue at once and naps the same way. At a steady 2,000
+//! datagrams a second, waking a sleeping thread for each one cost a
+//! quarter of the collector's CPU; napping costs a millisecond of latency,
+//! and the kernel's receive buffer holds far more than a millisecond of
+//! any rate the collector can process. Once [`IDLE_NAPS`] naps in a row
+//! found nothing, each side blocks instead (the thread in poll(2), the
+//! consumer on a condition variable the thread signals), so an idle
+//! collector costs nothing.
 
 use crate::wire::peek;
 use std::collections::VecDeque;
@@ -26,11 +29,16 @@ use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// How long an idle side waits before looking again.
+/// How long a side that just ran dry waits before looking again.
 pub const NAP: Duration = Duration::from_millis(1);
+/// Naps in a row that found nothing before a side blocks instead.
+pub const IDLE_NAPS: u32 = 20;
+/// Longest block of the receive thread in poll(2), so that it sees a
+/// stop.
+const IDLE_POLL_MS: libc::c_int = 500;
 /// Datagrams read per system call at most.
 pub const BATCH: usize = 32;
 /// Largest datagram read (the largest UDP payload).
@@ -68,9 +76,17 @@ pub struct Bounds {
     pub max_datagram: usize,
 }
 
+/// The queue between the thread and the consumer, and whether the
+/// consumer waits for it (both under one lock: no wake-up is lost).
+#[derive(Default)]
+struct Shared {
+    queue: VecDeque<Received>,
+    waiting: bool,
+}
+
 /// The consuming end of the receive queue; stops the thread when dropped.
 pub struct Queue {
-    shared: Arc<Mutex<VecDeque<Received>>>,
+    shared: Arc<(Mutex<Shared>, Condvar)>,
     local: VecDeque<Received>,
     stats: QueueStats,
     stop: Arc<AtomicBool>,
@@ -80,7 +96,7 @@ pub struct Queue {
 /// `bounds`.
 pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
     sock.set_nonblocking(true)?;
-    let shared = Arc::new(Mutex::new(VecDeque::new()));
+    let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
     let stats = QueueStats::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (queue, thread_stats, thread_stop) =
@@ -93,11 +109,13 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
         .spawn(move || {
             let mut reader = BatchReader::new();
             let mut batch = Vec::with_capacity(BATCH);
+            let mut empty = 0u32;
             while !thread_stop.load(Ordering::Relaxed) {
                 batch.clear();
                 match reader.read(&sock, &mut batch) {
                     Ok(0) => {}
                     Ok(_) => {
+                        empty = 0;
                         batch.retain(|(d, _)| match peek(d) {
                             Ok(_) if d.len() > max_datagram => {
                                 thread_stats.early[3].fetch_add(1, Ordering::Relaxed);
@@ -113,9 +131,10 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
                                 false
                             }
                         });
-                        let Ok(mut q) = queue.lock() else {
+                        let Ok(mut shared) = queue.0.lock() else {
                             return;
                         };
+                        let q = &mut shared.queue;
                         for d in batch.drain(..) {
                             let cost = d.0.len() + ENTRY_OVERHEAD;
                             let queued = thread_stats.bytes.load(Ordering::Relaxed);
@@ -127,12 +146,20 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
                             }
                         }
                         thread_stats.depth.store(q.len(), Ordering::Relaxed);
+                        if shared.waiting && !shared.queue.is_empty() {
+                            queue.1.notify_one();
+                        }
                         continue;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(_) => {}
                 }
-                std::thread::sleep(NAP);
+                empty = empty.saturating_add(1);
+                if empty < IDLE_NAPS {
+                    std::thread::sleep(NAP);
+                } else {
+                    wait_readable(&sock, IDLE_POLL_MS);
+                }
             }
         })?;
     Ok(Queue {
@@ -147,8 +174,8 @@ impl Queue {
     /// The next datagram if one is waiting.
     pub fn try_next(&mut self) -> Option<Received> {
         if self.local.is_empty() {
-            let mut q = self.shared.lock().ok()?;
-            std::mem::swap(&mut *q, &mut self.local);
+            let mut shared = self.shared.0.lock().ok()?;
+            std::mem::swap(&mut shared.queue, &mut self.local);
             self.stats.depth.store(0, Ordering::Relaxed);
         }
         let next = self.local.pop_front()?;
@@ -156,6 +183,27 @@ impl Queue {
             .bytes
             .fetch_sub(next.0.len() + ENTRY_OVERHEAD, Ordering::Relaxed);
         Some(next)
+    }
+
+    /// Block until a datagram is waiting or `limit` passed (an idle
+    /// consumer with nothing due before then).
+    pub fn wait(&mut self, limit: Duration) {
+        if !self.local.is_empty() {
+            return;
+        }
+        let (lock, ready) = &*self.shared;
+        let Ok(mut shared) = lock.lock() else {
+            return;
+        };
+        if !shared.queue.is_empty() {
+            return;
+        }
+        shared.waiting = true;
+        let mut shared = match ready.wait_timeout_while(shared, limit, |s| s.queue.is_empty()) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        };
+        shared.waiting = false;
     }
 
     /// Shared counters for the metrics.
@@ -167,6 +215,19 @@ impl Queue {
 impl Drop for Queue {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Block until `sock` is readable or `ms` milliseconds passed.
+fn wait_readable(sock: &UdpSocket, ms: libc::c_int) {
+    let mut fd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd that lives across the call.
+    unsafe {
+        libc::poll(&mut fd, 1, ms);
     }
 }
 

@@ -15,7 +15,7 @@
 //! every length is known before it is written, so nothing is encoded
 //! twice.
 
-use super::series::{metric_name, sanitize, Row};
+use super::series::{sanitize, Row};
 use super::snappy;
 
 /// The labels of every series of one host.
@@ -58,6 +58,9 @@ pub struct Batch {
     format: Format,
     raw: Vec<u8>,
     samples: usize,
+    /// A row's encoded labels, and the metric name being written.
+    scratch: Vec<u8>,
+    name: String,
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -69,11 +72,19 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn varint_len(v: u64) -> usize {
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
+}
+
+/// A `Label` message, as field 1 of a TimeSeries.
+fn label(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x0a);
+    varint(out, (field_len(name.len()) + field_len(value.len())) as u64);
+    bytes_field(out, 0x0a, name.as_bytes());
+    bytes_field(out, 0x12, value.as_bytes());
 }
 
 fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
@@ -103,6 +114,8 @@ impl Batch {
             format,
             raw: Vec::with_capacity(64 << 10),
             samples: 0,
+            scratch: Vec::new(),
+            name: String::new(),
         }
     }
 
@@ -122,21 +135,23 @@ impl Batch {
             return;
         }
         match self.format {
-            Format::RemoteWrite => {
-                for (leaf, value) in &fields {
-                    self.series(host, row, leaf, *value, ms);
-                }
-            }
+            Format::RemoteWrite => self.row_series(host, row, &fields, ms),
             Format::Influx => self.line(host, row, &fields, ms),
         }
         self.samples += fields.len();
     }
 
-    fn series(&mut self, host: &HostLabels<'_>, row: &Row<'_>, leaf: &str, value: f64, ms: i64) {
-        let name = metric_name(row.group, leaf);
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(4 + row.labels.len());
+    /// One TimeSeries per field: the row's labels (all but `__name__`)
+    /// are sorted and encoded once, each field adds its name and sample.
+    fn row_series(
+        &mut self,
+        host: &HostLabels<'_>,
+        row: &Row<'_>,
+        fields: &[(&str, f64)],
+        ms: i64,
+    ) {
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(3 + row.labels.len());
         labels.extend([
-            ("__name__", name.as_str()),
             ("host", host.host),
             ("hostname", host.hostname),
             ("tenant", host.tenant),
@@ -144,27 +159,44 @@ impl Batch {
         labels.extend(row.labels.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         labels.retain(|(_, v)| !v.is_empty());
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let label_lens: usize = labels
-            .iter()
-            .map(|(k, v)| field_len(field_len(k.len()) + field_len(v.len())))
-            .sum();
-        let sample = 9 + 1 + varint_len(ms as u64);
-        let series = label_lens + field_len(sample);
-        let out = &mut self.raw;
-        out.push(0x0a);
-        varint(out, series as u64);
-        for (k, v) in &labels {
-            out.push(0x0a);
-            varint(out, (field_len(k.len()) + field_len(v.len())) as u64);
-            bytes_field(out, 0x0a, k.as_bytes());
-            bytes_field(out, 0x12, v.as_bytes());
+        let split = labels.partition_point(|(k, _)| *k < "__name__");
+        self.scratch.clear();
+        let mut before = 0;
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i == split {
+                before = self.scratch.len();
+            }
+            label(&mut self.scratch, k, v);
         }
-        out.push(0x12);
-        varint(out, sample as u64);
-        out.push(0x09);
-        out.extend_from_slice(&value.to_le_bytes());
-        out.push(0x10);
-        varint(out, ms as u64);
+        if split == labels.len() {
+            before = self.scratch.len();
+        }
+        self.name.clear();
+        self.name.push_str("opticon_");
+        if !row.group.is_empty() {
+            self.name.push_str(&sanitize(row.group));
+            self.name.push('_');
+        }
+        let prefix = self.name.len();
+        let sample = 9 + 1 + varint_len(ms as u64);
+        for (leaf, value) in fields {
+            self.name.truncate(prefix);
+            self.name.push_str(&sanitize(leaf));
+            let name_label = field_len(field_len(8) + field_len(self.name.len()));
+            let series = self.scratch.len() + name_label + field_len(sample);
+            let out = &mut self.raw;
+            out.push(0x0a);
+            varint(out, series as u64);
+            out.extend_from_slice(&self.scratch[..before]);
+            label(out, "__name__", &self.name);
+            out.extend_from_slice(&self.scratch[before..]);
+            out.push(0x12);
+            varint(out, sample as u64);
+            out.push(0x09);
+            out.extend_from_slice(&value.to_le_bytes());
+            out.push(0x10);
+            varint(out, ms as u64);
+        }
     }
 
     fn line(&mut self, host: &HostLabels<'_>, row: &Row<'_>, fields: &[(&str, f64)], ms: i64) {

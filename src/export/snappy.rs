@@ -52,10 +52,7 @@ fn compress_fragment(src: &[u8], table: &mut [u16], out: &mut Vec<u8>) {
             table[h] = ip as u16;
             if candidate < ip && load32(src, candidate) == here {
                 literal(&src[next_emit..ip], out);
-                let mut len = 4;
-                while ip + len < src.len() && src[candidate + len] == src[ip + len] {
-                    len += 1;
-                }
+                let len = 4 + match_length(src, candidate + 4, ip + 4);
                 copy(ip - candidate, len, out);
                 ip += len;
                 next_emit = ip;
@@ -70,6 +67,29 @@ fn compress_fragment(src: &[u8], table: &mut [u16], out: &mut Vec<u8>) {
         }
     }
     literal(&src[next_emit..], out);
+}
+
+/// How many bytes from `ip` on repeat those from `candidate` on (an
+/// earlier position), compared eight at a time.
+fn match_length(src: &[u8], candidate: usize, ip: usize) -> usize {
+    let max = src.len() - ip;
+    let load = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&src[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut n = 0;
+    while n + 8 <= max {
+        let diff = load(candidate + n) ^ load(ip + n);
+        if diff != 0 {
+            return n + (diff.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    while n < max && src[candidate + n] == src[ip + n] {
+        n += 1;
+    }
+    n
 }
 
 fn literal(bytes: &[u8], out: &mut Vec<u8>) {

@@ -6,7 +6,7 @@
 
 use crate::common::{
     self, create_tenant, free_port, give_to_service_user, start_daemon, wait_for, wait_for_log,
-    Daemon, Dir, Rng, PATIENCE, TENANT,
+    Daemon, Dir, Rng, ADMIN_TOKEN, PATIENCE, TENANT,
 };
 use crate::engines::{Engine, Kind};
 use opticon::conf::{self, Node};
@@ -241,10 +241,12 @@ fn agent_records_arrive(kind: Kind, with_influx: bool) {
             host = host_ids(&dir, "c-db").pop().unwrap_or_default();
             // Rates (pcpu, net, io) come from the second sample on.
             !host.is_empty()
-                && ["df_pused", "pcpu", "net_in_kbs", "io_rdops"].iter().all(|m| {
-                    !rw.query(&format!("opticon_{m}{{host=\"{host}\"}}"))
-                        .is_empty()
-                })
+                && ["df_pused", "pcpu", "net_in_kbs", "io_rdops"]
+                    .iter()
+                    .all(|m| {
+                        !rw.query(&format!("opticon_{m}{{host=\"{host}\"}}"))
+                            .is_empty()
+                    })
         }),
         "no series arrived: {}",
         std::fs::read_to_string(dir.path("c.log")).unwrap_or_default()
@@ -301,7 +303,10 @@ fn dashboard_queries_answer(engine: &Engine, host: &str) {
             None => e.clone(),
         };
         let q = q.replace("$tenant", TENANT).replace("$host", host);
-        assert!(!engine.query(&q).is_empty(), "dashboard query {e} ({q}) has no data");
+        assert!(
+            !engine.query(&q).is_empty(),
+            "dashboard query {e} ({q}) has no data"
+        );
     }
 }
 
@@ -376,8 +381,40 @@ fn an_engine_outage_loses_nothing_and_the_spool_empties() {
         .value("sum(count_over_time(opticon_badness[10m]))")
         .unwrap_or(0.0);
     assert!(count >= 3.0 * 24.0, "{count} samples for 3 hosts over 30 s");
+    // The target's counters in the API's /metrics.
+    let port = free_port();
+    std::fs::write(
+        dir.path("api.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {port} }}\ndatabase {{ path {} }}\nauth {{ admin_token \"{ADMIN_TOKEN}\" }}\n",
+            dir.s("c-db")
+        ),
+    )
+    .unwrap();
+    let _api = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-api"), "api");
+    let out = Command::new("curl")
+        .args(["-s", "-H", &format!("X-Opticon-Token: {ADMIN_TOKEN}")])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sent = format!(
+        "opticon_export_samples_sent_total{{target=\"vm\"}} {}\n",
+        counter(&dir, "c-db", "vm", "sent")
+    );
+    assert!(text.contains(&sent), "{sent} not in {text}");
+    for line in [
+        "opticon_export_samples_waiting{target=\"vm\"} 0\n",
+        "opticon_export_samples_dropped_total{target=\"vm\",reason=\"spool_full\"} 0\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
 }
 
+/// A full spool, a refusing engine, and the tenant placements: the id
+/// from the tenant's metadata in the URL path (here VictoriaMetrics'
+/// own `/prometheus/api/v1/write`), and a header target the tenant has no
+/// id for.
 #[test]
 fn a_full_spool_drops_the_oldest_and_a_400_is_not_retried() {
     let dir = Dir::new("export-full");
@@ -385,6 +422,19 @@ fn a_full_spool_drops_the_oldest_and_a_400_is_not_retried() {
         return;
     };
     let key = databases(&dir, &["c"]);
+    let set = Command::new(env!("CARGO_BIN_EXE_opticon-db"))
+        .args([
+            "-p",
+            &dir.s("c-db"),
+            "tenant-set-metadata",
+            "--tenant",
+            TENANT,
+        ])
+        .args(["vm_path", "prometheus"])
+        .status()
+        .unwrap();
+    assert!(set.success());
+    give_to_service_user(&dir.path("c-db"));
     let (udp, down) = (free_port(), free_port());
     collector_conf(
         &dir,
@@ -393,7 +443,9 @@ fn a_full_spool_drops_the_oldest_and_a_400_is_not_retried() {
         "",
         &format!(
             "export {{\n  full {{ type: remote_write, url: \"http://127.0.0.1:{down}/api/v1/write\", spool: 65536, batch: 200, retry_min: 0.2, retry_max: 0.5 }}\n  \
-               refused {{ type: remote_write, url: \"{}/api/v1/nosuch\" }}\n}}\n",
+               refused {{ type: remote_write, url: \"{0}/api/v1/nosuch\" }}\n  \
+               path {{ type: remote_write, url: \"{0}/{{tenant}}/api/v1/write\", tenant: path, tenant_key: vm_path }}\n  \
+               header {{ type: remote_write, url: \"{0}/api/v1/write\", tenant: header, header: THANOS-TENANT }}\n}}\n",
             refuser.url()
         ),
     );
@@ -428,6 +480,23 @@ fn a_full_spool_drops_the_oldest_and_a_400_is_not_retried() {
     assert!(counter(&dir, "c-db", "refused", "requests") > 0);
     assert!(refused <= counter(&dir, "c-db", "refused", "queued"));
     wait_for_log(&dir.path("c.log"), "refused a request of");
+    assert!(
+        counter(&dir, "c-db", "path", "sent") > 0,
+        "the path target delivered"
+    );
+    assert_eq!(counter(&dir, "c-db", "path", "dropped/rejected"), 0);
+    assert!(counter(&dir, "c-db", "header", "dropped/no_tenant_id") > 0);
+    assert_eq!(counter(&dir, "c-db", "header", "queued"), 0);
+    wait_for_log(
+        &dir.path("c.log"),
+        &format!("export header: tenant {TENANT} has no metadata export_id"),
+    );
+    let log = std::fs::read_to_string(dir.path("c.log")).unwrap();
+    assert_eq!(
+        log.matches("has no metadata export_id").count(),
+        1,
+        "named once"
+    );
     drop(refuser);
     let late = Engine::start_on(Kind::Victoria, &dir, "late", down, &[]);
     assert!(
@@ -546,6 +615,9 @@ fn random_host(rng: &mut Rng) -> HostMeters {
     m
 }
 
+/// A decoded series: sorted labels, the value's bits, the timestamp.
+type Series = (Vec<(String, String)>, u64, i64);
+
 #[test]
 fn encoders_decode_with_independent_decoders() {
     let ok = Command::new(PYTHON)
@@ -654,7 +726,7 @@ fn encoders_decode_with_independent_decoders() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let got: Vec<(Vec<(String, String)>, u64, i64)> = text
+    let got: Vec<Series> = text
         .lines()
         .map(|line| {
             let d = conf::parse(line).unwrap();
