@@ -30,6 +30,14 @@ impl Api {
         stale_after(write_interval(self.db.root()))
     }
 
+    /// Whether the collector published within the stale time (what it
+    /// keeps, such as the host index, is then current).
+    pub(super) fn collector_live(&self) -> bool {
+        let metrics = self.db.root().join(crate::db::published::METRICS_FILE);
+        crate::db::published::written_at(&metrics)
+            .is_some_and(|w| unix_now() - w <= self.stale_after())
+    }
+
     /// An overview document written at `written` with its `age` and
     /// `stale` flag; when stale, every host's status is `STALE` (what it
     /// was stays in `stored_status`). Both edit the text without parsing

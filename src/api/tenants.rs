@@ -151,7 +151,11 @@ impl Api {
             ("DELETE", ["watcher", id @ ..]) if !id.is_empty() => {
                 self.delete_watchers(t, None, &id.join("/"))
             }
-            ("GET", ["host"]) => Ok(views::host_list(&views::hosts_usage(&self.db, t)?)),
+            ("GET", ["host"]) => Ok(views::host_list(&views::hosts_usage_indexed(
+                &self.db,
+                t,
+                self.collector_live(),
+            )?)),
 
             (_, ["host", h, more @ ..]) => {
                 let h = uuid(h, "host")?;

@@ -161,6 +161,7 @@ impl Collector {
         if let Err(e) = self.publish_sessions(now) {
             svc::log::warn(&e.to_string());
         }
+        self.publish_indexes();
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
             self.purge_silent();
@@ -182,6 +183,7 @@ impl Collector {
         let dir = self.db.host_dir(key.0, key.1);
         let h = self.hosts.get_mut(&key)?;
         let (mut meters, mut base) = h.unpack();
+        let mut fresh = false;
         h.cycle_bytes = 0;
         // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
         // agent still sends: the host starts afresh, as a new one.
@@ -194,6 +196,7 @@ impl Collector {
             h.badness = 0.0;
             h.status = Status::Unset;
             base = None;
+            fresh = true;
         }
         let old = h.status;
         // The collector's own meters always have room: a host at the
@@ -280,7 +283,12 @@ impl Collector {
             false
         } else {
             match writer.append(now, &meters) {
-                Ok(_) => true,
+                Ok(_) => {
+                    let disk = writer.day_disk_bytes().unwrap_or(0);
+                    h.writer = writer.park();
+                    self.index_append(key, now, disk, fresh);
+                    return Some((meters, true));
+                }
                 Err(e) => {
                     svc::log::err(&format!("host {}: {e}", key.1));
                     false
@@ -305,14 +313,18 @@ impl Collector {
     }
 
     /// Delete hosts whose last record is older than `interval/purge`.
-    fn purge_silent(&self) {
+    fn purge_silent(&mut self) {
         if self.cfg.purge == 0 {
             return;
         }
         let cutoff = unix_now() - self.cfg.purge as i64;
+        let mut purged = Vec::new();
         for t in self.tenants.keys() {
             match self.db.purge_stale(*t, cutoff) {
                 Ok(hosts) => {
+                    if !hosts.is_empty() {
+                        purged.push(*t);
+                    }
                     for h in hosts {
                         svc::log::info(&format!(
                             "tenant {t}: purged host {h}, silent since before {}",
@@ -323,13 +335,20 @@ impl Collector {
                 Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
             }
         }
+        for t in purged {
+            self.index_rebuild(t);
+        }
     }
 
     /// Keep every tenant within its storage quota (oldest days first).
-    fn enforce_quotas(&self) {
+    fn enforce_quotas(&mut self) {
+        let mut trimmed = Vec::new();
         for t in self.tenants.keys() {
             match self.db.enforce_quota(*t) {
                 Ok((days, why)) => {
+                    if !days.is_empty() {
+                        trimmed.push(*t);
+                    }
                     for d in days {
                         svc::log::info(&format!("tenant {t}: over quota, deleted {}", d.stem()));
                     }
@@ -339,6 +358,9 @@ impl Collector {
                 }
                 Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
             }
+        }
+        for t in trimmed {
+            self.index_rebuild(t);
         }
     }
 }

@@ -13,6 +13,8 @@
 //! * [`cycle`]: every interval, each host is [`judge`]d and stored, with
 //!   one sync; [`report`] writes each tenant's overview and summary, and
 //!   [`notify`] runs the notification command for status changes.
+//! * [`index`]: each tenant's host index (first and last record, bytes)
+//!   for the API's host list.
 //! * [`limits`]: what one tenant may use (hosts, new hosts a minute,
 //!   bytes per host per cycle), so it cannot crowd out the others.
 //! * [`metrics`]: the collector's own counters and open sessions.
@@ -28,6 +30,7 @@ pub mod cycle;
 pub mod daemon;
 pub mod export;
 pub mod hosts;
+pub mod index;
 pub mod judge;
 pub mod limits;
 pub mod metrics;

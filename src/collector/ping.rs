@@ -230,7 +230,7 @@ impl Pinger {
             .map(Arc::new)
             .collect();
         for s in &socks {
-            let _ = s.sock.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = s.sock.set_read_timeout(Some(STOP_CHECK));
             let (s, shared, stop) = (Arc::clone(s), Arc::clone(&shared), Arc::clone(&stop));
             let spawned = std::thread::Builder::new()
                 .name("ping-receive".into())
@@ -271,6 +271,10 @@ impl Drop for Pinger {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// How often an idle ping thread looks whether the collector stops: it
+/// blocks otherwise (an idle collector must not wake for nothing).
+const STOP_CHECK: Duration = Duration::from_secs(2);
 
 fn send(
     socks: &[Arc<Socket>],
@@ -318,7 +322,7 @@ fn send(
         let rest = every.saturating_sub(round.elapsed());
         let until = Instant::now() + rest;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100).min(rest));
+            std::thread::sleep(STOP_CHECK.min(rest));
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Collector {
     pub(super) refusal_logged: HashMap<(std::net::IpAddr, Uuid), Instant>,
     /// The running export targets.
     pub(super) exports: Vec<crate::export::Target>,
+    /// Each tenant's host index.
+    pub(super) indexes: HashMap<Uuid, super::index::TenantIndex>,
 }
 
 impl Collector {
@@ -81,6 +83,7 @@ impl Collector {
             refusal_logged: HashMap::new(),
             usage: HashMap::new(),
             exports: Vec::new(),
+            indexes: HashMap::new(),
         };
         c.refresh_tenants();
         c

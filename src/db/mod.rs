@@ -18,6 +18,7 @@ pub mod delta;
 pub mod format;
 pub mod fsck;
 pub mod host;
+pub mod index;
 pub mod limits;
 pub mod log;
 pub mod meters;

@@ -133,6 +133,33 @@ pub fn hosts_usage(db: &Db, t: Uuid) -> Result<Vec<(Uuid, host::Usage)>, DbError
     Ok(items)
 }
 
+/// Every host's usage from the tenant's index (`tenant.hosts`, which the
+/// collector keeps while `collector_live`), looking on disk only at
+/// hosts the index lacks; a walk of every host without a usable index.
+pub fn hosts_usage_indexed(
+    db: &Db,
+    t: Uuid,
+    collector_live: bool,
+) -> Result<Vec<(Uuid, host::Usage)>, DbError> {
+    let indexed = match collector_live {
+        true => super::index::read(&db.tenant_dir(t)),
+        false => None,
+    };
+    let Some(indexed) = indexed else {
+        return hosts_usage(db, t);
+    };
+    let known: std::collections::HashMap<Uuid, host::Usage> = indexed.into_iter().collect();
+    let mut items = Vec::new();
+    for h in db.hosts(t)? {
+        let usage = match known.get(&h) {
+            Some(u) => *u,
+            None => host::usage(&db.host_dir(t, h))?,
+        };
+        items.push((h, usage));
+    }
+    Ok(items)
+}
+
 /// `{"host": [{id, usage, start, end}]}`.
 pub fn host_list(items: &[(Uuid, host::Usage)]) -> Node {
     let list = items

@@ -124,13 +124,15 @@ impl Target {
         };
         let format = self.cfg.format;
         let max = self.cfg.batch;
+        if !self.batches.contains_key(&route) {
+            self.batches.insert(route.clone(), Batch::new(format));
+        }
         for row in &out {
             let mut fields = &row.fields[..];
             while !fields.is_empty() {
-                let batch = self
-                    .batches
-                    .entry(route.clone())
-                    .or_insert_with(|| Batch::new(format));
+                let Some(batch) = self.batches.get_mut(&route) else {
+                    return;
+                };
                 let room = max.saturating_sub(batch.samples()).max(1);
                 let (now, later) = fields.split_at(room.min(fields.len()));
                 batch.add(host, row, now, ms);

@@ -560,3 +560,83 @@ fn opticon_db_refuses_a_path_that_is_no_database() {
         text(&out.stdout)
     );
 }
+
+/// The host list comes from the index the collector keeps
+/// (`tenant.hosts`), agrees with the files (`opticon-db host-list --json`
+/// walks them), and follows a host deleted between two cycles.
+#[test]
+fn the_host_list_reads_the_collectors_index() {
+    let dir = Dir::new("op-index");
+    let key = common::create_tenant(&dir, TENANT, "indexed");
+    give_to_service_user(&dir.path("db"));
+    let udp = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address 127.0.0.1 port {udp} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let _collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
+    let (_api, url) = start_api(&dir);
+    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args([
+            "--port",
+            &udp.to_string(),
+            "--tenant",
+            TENANT,
+            "--key",
+            &key,
+        ])
+        .args(["--hosts", "3", "--duration", "3", "--rate", "6"])
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    let index = dir.path(&format!("db/{TENANT}/tenant.hosts"));
+    let list = || -> Vec<(String, Node)> {
+        let out = admin(&dir, &url, &["host-list", "--json"]);
+        let doc = conf::parse(&out).unwrap();
+        let Some(Node::Array(hosts)) = doc.get("host") else {
+            panic!("{out}")
+        };
+        let mut v: Vec<(String, Node)> = hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.path("id").unwrap().as_str().unwrap().to_string(),
+                    h.clone(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    assert!(wait_for(PATIENCE, || index.exists() && list().len() == 3));
+    // Quiet now: the index and the files agree on every host's records.
+    std::thread::sleep(Duration::from_secs(2));
+    let walked = opticon_db(&dir, &["host-list", "--tenant", TENANT, "--json"]);
+    let walked = conf::parse(&walked).unwrap();
+    let Some(Node::Array(walked)) = walked.get("host") else {
+        panic!()
+    };
+    let served = list();
+    for w in walked {
+        let id = w.path("id").unwrap().as_str().unwrap();
+        let (_, s) = served.iter().find(|(h, _)| h == id).unwrap();
+        for k in ["start", "end"] {
+            assert_eq!(s.path(k), w.path(k), "{id} {k}");
+        }
+        let (a, b) = (
+            s.path("usage").and_then(Node::as_int).unwrap(),
+            w.path("usage").and_then(Node::as_int).unwrap(),
+        );
+        assert!((a - b).abs() * 10 <= b, "{id}: index {a} bytes, files {b}");
+    }
+    // Deleted between two cycles: gone from the list at once.
+    let gone = served[0].0.clone();
+    opticon_db(&dir, &["host-delete", "--tenant", TENANT, "--host", &gone]);
+    let now = list();
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().all(|(h, _)| *h != gone));
+}

@@ -360,6 +360,14 @@ impl HostWriter {
         Ok(n)
     }
 
+    /// Disk bytes (allocated blocks, as `dir_bytes` counts them) of the
+    /// day file last appended to, for the collector's host index.
+    pub fn day_disk_bytes(&self) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let (_, f, _) = self.day.as_ref()?;
+        f.metadata().ok().map(|m| m.blocks() * 512)
+    }
+
     /// Close the files and release the lock, keeping what the next append
     /// needs in a compact form (the previous sample encoded): a process
     /// that writes many hosts holds descriptors only while it writes.

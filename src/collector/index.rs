@@ -1,0 +1,130 @@
+//! Each tenant's host index (`tenant.hosts`, see `db::index`): the first
+//! and last record time and the bytes of every host, kept as the cycle
+//! stores records and published once a cycle, so that the API's host list
+//! reads one file instead of every host's day files.
+
+use super::state::Collector;
+use crate::db::host::Usage;
+use crate::db::{index, views};
+use crate::svc;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// One host as the index keeps it: its usage, and how its bytes split
+/// into the day file being written and everything else.
+#[derive(Debug, Default, Clone, Copy)]
+struct Kept {
+    usage: Usage,
+    /// Bytes of all but the current day file, once measured this run.
+    rest: Option<u64>,
+    /// The current day (Unix days) and its file's bytes.
+    day: Option<i64>,
+    day_bytes: u64,
+}
+
+/// One tenant's index in memory.
+#[derive(Debug, Default)]
+pub(super) struct TenantIndex {
+    hosts: HashMap<Uuid, Kept>,
+    changed: bool,
+}
+
+/// The UTC day of a time, as day files are named.
+fn day(t: i64) -> i64 {
+    t.div_euclid(86_400)
+}
+
+impl Collector {
+    /// The tenant's index: as published last (or rebuilt from its files
+    /// when there is none, or after a quota run deleted some of them).
+    fn tenant_index(&mut self, tenant: Uuid) -> Option<&mut TenantIndex> {
+        if !self.indexes.contains_key(&tenant) {
+            let dir = self.db.tenant_dir(tenant);
+            let hosts = match index::read(&dir) {
+                Some(h) => h,
+                None => match views::hosts_usage(&self.db, tenant) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        svc::log::warn(&format!("tenant {tenant}: host index: {e}"));
+                        return None;
+                    }
+                },
+            };
+            let idx = TenantIndex {
+                hosts: hosts
+                    .into_iter()
+                    .map(|(h, usage)| {
+                        (
+                            h,
+                            Kept {
+                                usage,
+                                ..Kept::default()
+                            },
+                        )
+                    })
+                    .collect(),
+                changed: true,
+            };
+            self.indexes.insert(tenant, idx);
+        }
+        self.indexes.get_mut(&tenant)
+    }
+
+    /// A record was appended for a host at `time`, its day file now
+    /// taking `disk` bytes; `fresh`: the host starts anew (deleted).
+    /// The rest of the host's bytes are measured once a run, so the
+    /// index says what `opticon-db host-list` counts on disk.
+    pub(super) fn index_append(&mut self, key: (Uuid, Uuid), time: i64, disk: u64, fresh: bool) {
+        let host_dir = self.db.host_dir(key.0, key.1);
+        let Some(idx) = self.tenant_index(key.0) else {
+            return;
+        };
+        let k = idx.hosts.entry(key.1).or_default();
+        if fresh {
+            *k = Kept::default();
+        }
+        let today = day(time);
+        let rest = match (k.rest, k.day) {
+            (Some(rest), Some(d)) if d != today => rest + k.day_bytes,
+            (Some(rest), _) => rest,
+            (None, _) => crate::db::dir_bytes(&host_dir)
+                .unwrap_or(k.usage.bytes)
+                .saturating_sub(disk),
+        };
+        k.rest = Some(rest);
+        k.day = Some(today);
+        k.day_bytes = disk;
+        k.usage.bytes = rest + disk;
+        k.usage.first.get_or_insert(time);
+        k.usage.last = Some(time);
+        idx.changed = true;
+    }
+
+    /// Forget a tenant's index (its files changed under it: a quota run,
+    /// a purge); the next cycle rebuilds it from the files.
+    pub(super) fn index_rebuild(&mut self, tenant: Uuid) {
+        self.indexes.remove(&tenant);
+        let _ = std::fs::remove_file(self.db.tenant_dir(tenant).join(index::HOSTS_FILE));
+    }
+
+    /// Write every changed index.
+    pub(super) fn publish_indexes(&mut self) {
+        let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
+        self.indexes.retain(|t, _| tenants.contains(t));
+        for t in tenants {
+            let dir = self.db.tenant_dir(t);
+            let Some(idx) = self.tenant_index(t) else {
+                continue;
+            };
+            if !idx.changed {
+                continue;
+            }
+            let mut hosts: Vec<(Uuid, Usage)> =
+                idx.hosts.iter().map(|(h, k)| (*h, k.usage)).collect();
+            idx.changed = false;
+            if let Err(e) = index::write(&dir, &mut hosts) {
+                svc::log::warn(&format!("tenant {t}: host index: {e}"));
+            }
+        }
+    }
+}
