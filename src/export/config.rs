@@ -24,6 +24,7 @@ pub static TARGET_SHAPE: Shape = Shape::Keys(&[
     ("include", Shape::Value),
     ("exclude", Shape::Value),
     ("rows", Shape::Value),
+    ("headers", Shape::Value),
 ]);
 
 /// The `export` section's shape, for the collector's schema.
@@ -69,6 +70,9 @@ pub struct TargetConfig {
     pub retry_max: Duration,
     /// Which meters, and how tables are labelled.
     pub rules: SeriesRules,
+    /// Headers every request carries (`Authorization` for InfluxDB 2.x
+    /// or a hosted engine).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The placeholder a path target's URL holds.
@@ -188,6 +192,33 @@ impl TargetConfig {
                     ))
                 }
             }
+            let mut headers = Vec::new();
+            match doc.get("headers") {
+                None => {}
+                Some(Node::Dict(d)) => {
+                    for (name, value) in d.iter() {
+                        let ok_name = !name.is_empty()
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                        match value {
+                            Node::Str(v) if ok_name && !v.contains(['\r', '\n']) => {
+                                headers.push((name.to_string(), v.clone()))
+                            }
+                            _ => {
+                                return Err(ValueError::new(
+                                    format!("headers/{name}"),
+                                    "is not a header name with a one-line string value",
+                                ))
+                            }
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err(ValueError::new(
+                        "headers",
+                        format!("{} is not a dict of header: value", other.to_json(false)),
+                    ))
+                }
+            }
             let retry_min = seconds(doc, "retry_min", 1.0)?;
             let retry_max = seconds(doc, "retry_max", 60.0)?.max(retry_min);
             Ok(TargetConfig {
@@ -206,6 +237,7 @@ impl TargetConfig {
                     exclude: names(doc, "exclude")?,
                     rows,
                 },
+                headers,
             })
         };
         read().map_err(at)
@@ -302,5 +334,18 @@ mod tests {
             t[0].url_for("42"),
             "http://vm:8480/insert/42/prometheus/api/v1/write"
         );
+        let t = targets_from_dict(&doc(
+            "export { i { type: influx, url: \"http://influx:8086/api/v2/write?org=o&bucket=b\", headers { Authorization: \"Token s3cret\" } } }",
+        ))
+        .unwrap();
+        assert_eq!(
+            t[0].headers,
+            [("Authorization".into(), "Token s3cret".into())]
+        );
+        let e = targets_from_dict(&doc(
+            "export { i { type: influx, url: \"http://x/\", headers { \"a b\": c } } }",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "export/i/headers/a b");
     }
 }

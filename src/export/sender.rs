@@ -113,6 +113,7 @@ fn post(cfg: &TargetConfig, endpoints: &mut HashMap<String, Endpoint>, frame: &F
         },
     };
     let mut headers: Vec<(&str, &str)> = cfg.format.headers().to_vec();
+    headers.extend(cfg.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if let Placement::Header(name) = &cfg.placement {
         headers.push((name.as_str(), frame.route.as_str()));
     }

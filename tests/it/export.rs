@@ -763,3 +763,56 @@ fn encoders_decode_with_independent_decoders() {
         assert_eq!(f64::from_bits(g.1), f64::from_bits(e.1), "{:?}", g.0);
     }
 }
+
+/// SIGHUP takes up changed targets (a new one starts over its spool) and
+/// keeps the running ones when the new file is wrong.
+#[test]
+fn a_reload_changes_the_targets_and_keeps_them_on_a_bad_file() {
+    let dir = Dir::new("export-reload");
+    let Some(vm) = Engine::start(Kind::Victoria, &dir, "engine", &[]) else {
+        return;
+    };
+    let key = databases(&dir, &["c"]);
+    let udp = free_port();
+    let target = |name: &str| {
+        format!(
+            "export {{ {name} {{ type: remote_write, url: \"{}\" }} }}\n",
+            vm.write_url()
+        )
+    };
+    collector_conf(&dir, "c", udp, "", &target("first"));
+    let collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "c");
+    let hup = || {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(collector.0.id() as i32, libc::SIGHUP) };
+    };
+    let mut load = loadgen(udp, &key, 2, 4, 8);
+    assert!(wait_for(PATIENCE, || counter(
+        &dir, "c-db", "first", "sent"
+    ) > 0));
+    collector_conf(&dir, "c", udp, "", &target("second"));
+    hup();
+    wait_for_log(&dir.path("c.log"), "export second: to");
+    assert!(wait_for(PATIENCE, || counter(
+        &dir, "c-db", "second", "sent"
+    ) > 0));
+    assert_eq!(
+        counter(&dir, "c-db", "first", "sent"),
+        -1,
+        "the old target is gone"
+    );
+    collector_conf(
+        &dir,
+        "c",
+        udp,
+        "",
+        "export { broken { url: \"http://x/\" } }\n",
+    );
+    hup();
+    wait_for_log(&dir.path("c.log"), "export/broken/type");
+    let sent = counter(&dir, "c-db", "second", "sent");
+    assert!(load.wait().unwrap().success());
+    assert!(wait_for(PATIENCE, || counter(
+        &dir, "c-db", "second", "sent"
+    ) > sent));
+}
