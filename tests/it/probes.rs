@@ -259,6 +259,16 @@ fn rate_probes_report_per_second_changes() {
         get(&out, "top/pmem"),
         &MeterValue::Array(Array::Frac(vec![0.63]))
     );
+    // Ten seconds of no process running: the same columns, empty (the
+    // meter names stay, so the database stores a delta, not a full frame).
+    let mut idle = Vec::new();
+    top.run_at(&c, &mut idle, t1 + Duration::from_secs(10));
+    assert_eq!(
+        get(&idle, "top/pid"),
+        &MeterValue::Array(Array::Int(vec![]))
+    );
+    assert_eq!(get(&idle, "top/name"), &strs(&[]));
+    assert!(idle.iter().all(|(n, _)| n != "top"), "{idle:?}");
     // A counter that went backwards (reboot, wrap) gives no rate, not a lie.
     t.write("proc/net/dev", &dev);
     let mut again = Vec::new();
