@@ -124,6 +124,8 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     let ping_every = Duration::from_secs(collector.cfg.ping_interval);
     collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
     let mut idle = 0u32;
+    let mut batch = Vec::with_capacity(BATCH);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
@@ -139,15 +141,17 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
                 )),
             }
         }
-        // Work through a burst before looking at the clocks again.
-        let mut handled = 0;
-        while handled < 1024 {
+        // Work through a burst before looking at the clocks again, its
+        // MACs and decryption spread over the cores.
+        batch.clear();
+        while batch.len() < BATCH {
             match queue.try_next() {
-                Some((d, from)) => collector.handle(&d, from),
+                Some(d) => batch.push(d),
                 None => break,
             }
-            handled += 1;
         }
+        let handled = batch.len();
+        collector.handle_batch(&batch, workers);
         let now = Instant::now();
         if handled == 0 {
             // Nap while traffic may still come; then block until a
@@ -196,6 +200,9 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     drop(pidfile);
     Ok(())
 }
+
+/// Datagrams taken from the queue at once (and opened in parallel).
+const BATCH: usize = 1024;
 
 /// Longest an idle main loop blocks: a signal (SIGTERM, SIGHUP) is
 /// acted on within it.

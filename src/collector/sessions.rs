@@ -47,6 +47,10 @@ pub(super) struct Session {
     pub(super) window: ReplayWindow,
 }
 
+/// Batches smaller than this are opened on the collector's own thread:
+/// starting the workers would cost more than they save.
+const PARALLEL_BATCH: usize = 64;
+
 /// When a file was last changed (`None` when it is absent).
 pub(super) fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -115,7 +119,14 @@ impl Collector {
     /// Handle one datagram from `from`.
     pub fn handle(&mut self, d: &[u8], from: SocketAddr) {
         self.counters.received += 1;
-        match self.open(d, from) {
+        let r = self.open(d, from);
+        self.count(d, from, r);
+    }
+
+    /// Count (and log, where it means a misconfigured agent) what became
+    /// of a datagram.
+    fn count(&mut self, d: &[u8], from: SocketAddr, r: Result<(), Rejection>) {
+        match r {
             Ok(()) => self.counters.accepted += 1,
             // An agent resends its auth datagram on purpose (UDP may lose
             // it): a repeat of a live session's is no attack.
@@ -262,37 +273,148 @@ impl Collector {
         if derived {
             self.cache_key(m.session);
         }
-        let max_skew = self.cfg.max_skew;
-        let kept = result.and_then(|host| {
-            validate_payload(&plain).map_err(Rejection::BadPayload)?;
-            // A sample time far from the collector's clock is refused as
-            // an auth datagram's would be; what is kept is stamped with
-            // the collector's receive time, by which its meters expire.
-            let now = unix_now();
-            let (sent, received) = restamp_payload(&plain, now).map_err(Rejection::BadPayload)?;
-            let skew = sent.saturating_sub(now);
-            if skew.abs() > max_skew {
-                return Err(Rejection::ClockSkew(skew));
-            }
-            self.touch(host, from);
-            let limit = self
-                .tenants
-                .get(&host.0)
-                .map_or(u64::MAX, |t| t.limits.max_host_bytes_per_cycle);
-            let h = self.hosts.get_mut(&host).ok_or(Rejection::UnknownSession)?;
-            if h.cycle_bytes + plain.len() as u64 > limit {
-                self.usage.entry(host.0).or_default().refused.bytes += 1;
-                return Err(Rejection::OverLimit);
-            }
-            h.cycle_bytes += plain.len() as u64;
-            // Exported samples carry the agent's time: both collectors of
-            // a pair export the same timestamps, which engines deduplicate.
-            h.agent_time = h.agent_time.max(sent);
-            h.queue_payload(&received);
-            Ok(())
-        });
+        let kept = result.and_then(|host| self.keep_meter(host, &plain, from));
         self.plain = plain;
         kept
+    }
+
+    /// A meter datagram unsealed ahead by a worker thread: its replay
+    /// window is checked and moved here, in arrival order.
+    fn open_unsealed(
+        &mut self,
+        m: &MeterHeader,
+        from: SocketAddr,
+        unsealed: Result<&[u8], Rejection>,
+    ) -> Result<(), Rejection> {
+        let s = self
+            .sessions
+            .get_mut(&m.session)
+            .ok_or(Rejection::UnknownSession)?;
+        s.window.check(m.serial)?;
+        let plain = unsealed?;
+        s.window.accept(m.serial);
+        let host = (s.tenant, s.host);
+        self.keep_meter(host, plain, from)
+    }
+
+    /// A verified payload: checked, stamped with the receive time, and
+    /// queued for its host within the tenant's limits.
+    fn keep_meter(
+        &mut self,
+        host: (Uuid, Uuid),
+        plain: &[u8],
+        from: SocketAddr,
+    ) -> Result<(), Rejection> {
+        let max_skew = self.cfg.max_skew;
+        validate_payload(plain).map_err(Rejection::BadPayload)?;
+        // A sample time far from the collector's clock is refused as
+        // an auth datagram's would be; what is kept is stamped with
+        // the collector's receive time, by which its meters expire.
+        let now = unix_now();
+        let (sent, received) = restamp_payload(plain, now).map_err(Rejection::BadPayload)?;
+        let skew = sent.saturating_sub(now);
+        if skew.abs() > max_skew {
+            return Err(Rejection::ClockSkew(skew));
+        }
+        self.touch(host, from);
+        let limit = self
+            .tenants
+            .get(&host.0)
+            .map_or(u64::MAX, |t| t.limits.max_host_bytes_per_cycle);
+        let h = self.hosts.get_mut(&host).ok_or(Rejection::UnknownSession)?;
+        if h.cycle_bytes + plain.len() as u64 > limit {
+            self.usage.entry(host.0).or_default().refused.bytes += 1;
+            return Err(Rejection::OverLimit);
+        }
+        h.cycle_bytes += plain.len() as u64;
+        // Exported samples carry the agent's time: both collectors of
+        // a pair export the same timestamps, which engines deduplicate.
+        h.agent_time = h.agent_time.max(sent);
+        h.queue_payload(&received);
+        Ok(())
+    }
+
+    /// Handle a batch of datagrams in arrival order, with the meter
+    /// datagrams' MACs and decryption (most of the work) spread over
+    /// `workers` threads first when the batch is large enough to pay for
+    /// them. Sessions are only read meanwhile; replay windows, hosts and
+    /// counters change afterwards, in order, as [`Collector::handle`]
+    /// would change them.
+    pub fn handle_batch(&mut self, batch: &[super::receive::Received], workers: usize) {
+        if workers < 2 || batch.len() < PARALLEL_BATCH {
+            for (d, from) in batch {
+                self.handle(d, *from);
+            }
+            return;
+        }
+        // Keys first (deriving one may evict another from the cache: a
+        // datagram whose key is gone by the end is handled in turn).
+        for (d, _) in batch {
+            if let Ok(Datagram::Meter(m)) = peek(d) {
+                if let Some(s) = self.sessions.get_mut(&m.session) {
+                    if s.key.is_none() {
+                        s.key = Some(Box::new(SealKey::new(&s.secret)));
+                        self.cache_key(m.session);
+                    }
+                }
+            }
+        }
+        let jobs: Vec<(usize, MeterHeader<'_>, &SealKey)> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, (d, _))| d.len() <= self.cfg.max_datagram)
+            .filter_map(|(i, (d, _))| match peek(d) {
+                Ok(Datagram::Meter(m)) => {
+                    let key = self.sessions.get(&m.session)?.key.as_deref()?;
+                    Some((i, m, key))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut results: Vec<Option<(Vec<u8>, Result<(), Rejection>)>> =
+            (0..batch.len()).map(|_| None).collect();
+        let unseal_all = |part: &[(usize, MeterHeader<'_>, &SealKey)]| {
+            part.iter()
+                .map(|(i, m, key)| {
+                    let mut plain = Vec::new();
+                    let r = m.unseal(key, &mut plain);
+                    (*i, plain, r)
+                })
+                .collect::<Vec<_>>()
+        };
+        let chunk = jobs.len().div_ceil(workers).max(1);
+        std::thread::scope(|scope| {
+            // This thread takes the first share itself.
+            let mut parts = jobs.chunks(chunk);
+            let own = parts.next().unwrap_or(&[]);
+            let others: Vec<_> = parts.map(|p| scope.spawn(move || unseal_all(p))).collect();
+            let mut all = vec![unseal_all(own)];
+            all.extend(others.into_iter().filter_map(|h| h.join().ok()));
+            for (i, plain, r) in all.into_iter().flatten() {
+                results[i] = Some((plain, r));
+            }
+        });
+        // In order; a session re-keyed by an auth datagram earlier in the
+        // batch has its later datagrams opened again with the new key.
+        let mut rekeyed = std::collections::HashSet::new();
+        for ((d, from), unsealed) in batch.iter().zip(results) {
+            let meter = match peek(d) {
+                Ok(Datagram::Meter(m)) => Some(m),
+                Ok(Datagram::Auth(a)) => {
+                    rekeyed.insert(a.session);
+                    None
+                }
+                Err(_) => None,
+            };
+            match (meter, unsealed) {
+                (Some(m), Some((plain, r))) if !rekeyed.contains(&m.session) => {
+                    self.counters.received += 1;
+                    let r = self.open_unsealed(&m, *from, r.map(|()| plain.as_slice()));
+                    self.count(d, *from, r);
+                }
+                _ => self.handle(d, *from),
+            }
+        }
     }
 
     /// Note a session's newly derived key in the cache, dropping the

@@ -316,14 +316,23 @@ impl MeterHeader<'_> {
         plain: &'p mut Vec<u8>,
     ) -> Result<&'p [u8], Rejection> {
         window.check(self.serial)?;
+        self.unseal(session_key, plain)?;
+        window.accept(self.serial);
+        Ok(plain)
+    }
+
+    /// Verify and decrypt into `plain` (cleared first) without the replay
+    /// window: the part of [`MeterHeader::open`] that needs no session
+    /// state, so that threads can do it ahead (the window is checked and
+    /// moved afterwards, in order, by whoever owns it).
+    pub fn unseal(&self, session_key: &SealKey, plain: &mut Vec<u8>) -> Result<(), Rejection> {
         let (sealed, tag) = self.raw.split_at(self.raw.len() - TAG_LEN);
         if !session_key.verify(&[sealed], tag) {
             return Err(Rejection::BadMac);
         }
-        window.accept(self.serial);
         plain.clear();
         plain.extend_from_slice(&sealed[METER_HEADER_LEN..]);
         session_key.apply_keystream(&meter_nonce(self.serial), plain);
-        Ok(plain)
+        Ok(())
     }
 }
