@@ -47,9 +47,26 @@ fn now() -> i64 {
 
 #[test]
 fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
+    hostile_traffic(false);
+}
+
+/// The same traffic in batches opened on two threads: the same counts,
+/// the same record.
+#[test]
+fn batches_opened_in_parallel_count_and_store_the_same() {
+    hostile_traffic(true);
+}
+
+fn hostile_traffic(batched: bool) {
     let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
     let key = [42u8; 32];
-    let (root, _, mut c) = in_process("traffic", tenant, key, "");
+    let tag = if batched {
+        "traffic-batched"
+    } else {
+        "traffic"
+    };
+    let (root, _, mut c) = in_process(tag, tenant, key, "");
+    let mut feed: Vec<Vec<u8>> = Vec::new();
     let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
     let host_id = Uuid::from_u128(7);
     let tenant_key = SealKey::new(&key);
@@ -149,32 +166,43 @@ fn every_hostile_datagram_is_counted_every_legitimate_sample_stored() {
             // count as another reason, e.g. an unknown session id.
             let at = t.len() - 1 - rng.below(16);
             t[at] ^= 1 << rng.below(8);
-            c.handle(&t, from);
+            feed.push(t.clone());
             tampered += 1;
         }
-        c.handle(d, from);
+        feed.push(d.clone());
         if i == 0 {
-            c.handle(d, from);
+            feed.push(d.clone());
         }
         if i % 5 == 2 {
-            c.handle(d, from);
+            feed.push(d.clone());
             replayed += 1;
         }
         if let Some(h) = hostile_iter.next() {
-            c.handle(&h, from);
+            feed.push(h.clone());
         }
     }
     for h in hostile_iter {
-        c.handle(&h, from);
+        feed.push(h.clone());
     }
-    c.handle(&held_back, from);
+    feed.push(held_back.clone());
     expected.push(("too_old", 1));
     // Sealed by the real session, but not a payload the model accepts.
-    c.handle(&agent.meter_datagram(&[0xff; 24]), from);
+    feed.push(agent.meter_datagram(&[0xff; 24]));
     expected.push(("bad_payload", 1));
     // Larger than network/max_datagram (16384): refused unopened.
-    c.handle(&agent.meter_datagram(&vec![0u8; 20_000]), from);
+    feed.push(agent.meter_datagram(&vec![0u8; 20_000]));
     expected.push(("oversize", 1));
+    if batched {
+        // Batches large enough for the threads (and one small one).
+        let all: Vec<_> = feed.into_iter().map(|d| (d, from)).collect();
+        for part in all.chunks(300) {
+            c.handle_batch(part, 2);
+        }
+    } else {
+        for d in &feed {
+            c.handle(d, from);
+        }
+    }
     // The agent's deliberate resend of its auth datagram (sent again
     // right after the first, in the loop above): no rejection.
     assert_eq!(c.counters.auth_repeats, 1);
