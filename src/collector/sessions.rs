@@ -377,8 +377,7 @@ impl Collector {
                 _ => None,
             })
             .collect();
-        let mut results: Vec<Option<Unsealed>> =
-            (0..batch.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Unsealed>> = (0..batch.len()).map(|_| None).collect();
         let unseal_all = |part: &[(usize, MeterHeader<'_>, &SealKey)]| {
             part.iter()
                 .map(|(i, m, key)| {
