@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 pub enum Kind {
     Victoria,
     Prometheus,
+    /// InfluxDB 1.x (line protocol only).
+    Influx,
 }
 
 impl Kind {
@@ -20,6 +22,7 @@ impl Kind {
         match self {
             Kind::Victoria => "victoria-metrics",
             Kind::Prometheus => "prometheus",
+            Kind::Influx => "influxd",
         }
     }
 }
@@ -108,6 +111,22 @@ impl Engine {
                     "--web.enable-remote-write-receiver".into(),
                 ]);
             }
+            Kind::Influx => {
+                std::fs::create_dir_all(&self.data).unwrap();
+                let conf = self.data.join("influxdb.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n\
+                         [meta]\n  dir = \"{data}/meta\"\n\
+                         [data]\n  dir = \"{data}/data\"\n  wal-dir = \"{data}/wal\"\n\
+                         [http]\n  bind-address = \"{listen}\"\n",
+                        free_port()
+                    ),
+                )
+                .unwrap();
+                cmd.args(["-config".to_string(), conf.display().to_string()]);
+            }
         }
         cmd.args(&self.extra);
         let log = std::fs::OpenOptions::new()
@@ -121,12 +140,13 @@ impl Engine {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let ready = match self.kind {
-            Kind::Victoria => "/health",
-            Kind::Prometheus => "/-/ready",
+        let (ready, ok) = match self.kind {
+            Kind::Victoria => ("/health", 200),
+            Kind::Prometheus => ("/-/ready", 200),
+            Kind::Influx => ("/ping", 204),
         };
         assert!(
-            wait_for(PATIENCE, || self.get(ready).is_some_and(|(s, _)| s == 200)),
+            wait_for(PATIENCE, || self.get(ready).is_some_and(|(s, _)| s == ok)),
             "{} never became ready: {}",
             self.kind.binary(),
             std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -146,6 +166,31 @@ impl Engine {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// InfluxQL against InfluxDB (`q` is sent as a POST form field, as
+    /// its CLI does): the first value of the first series, if any.
+    pub fn influxql(&self, db: &str, q: &str) -> Option<Node> {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "20", "-XPOST"])
+            .arg(format!("{}/query?db={db}", self.url()))
+            .args(["--data-urlencode", &format!("q={q}")])
+            .output()
+            .ok()?;
+        let doc = conf::parse(&String::from_utf8_lossy(&out.stdout)).ok()?;
+        match doc.path("results") {
+            Some(Node::Array(r)) => match r.first()?.path("series") {
+                Some(Node::Array(s)) => match s.first()?.path("values") {
+                    Some(Node::Array(v)) => match v.first()? {
+                        Node::Array(row) => row.get(1).cloned(),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The remote-write URL.

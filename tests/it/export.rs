@@ -816,3 +816,98 @@ fn a_reload_changes_the_targets_and_keeps_them_on_a_bad_file() {
         &dir, "c-db", "second", "sent"
     ) > sent));
 }
+
+/// Line protocol into InfluxDB 1.x itself (Debian's influxdb): the
+/// measurements, tags and fields the man page describes, with the values
+/// `opticon-db host-show` prints.
+#[test]
+fn agent_samples_reach_influxdb() {
+    let dir = Dir::new("export-influxdb");
+    let Some(influx) = Engine::start(Kind::Influx, &dir, "influxdb", &[]) else {
+        return;
+    };
+    influx.influxql("", "CREATE DATABASE opticon");
+    let key = databases(&dir, &["c"]);
+    let udp = free_port();
+    collector_conf(
+        &dir,
+        "c",
+        udp,
+        "",
+        &format!(
+            "export {{ influx {{ type: influx, url: \"{}/write?db=opticon\" }} }}\n",
+            influx.url()
+        ),
+    );
+    let _collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "c");
+    let agent = agent(&dir, &key, &[udp]);
+    let mut host = String::new();
+    assert!(
+        wait_for(PATIENCE, || {
+            host = host_ids(&dir, "c-db").pop().unwrap_or_default();
+            !host.is_empty()
+                && influx
+                    .influxql(
+                        "opticon",
+                        &format!("SELECT last(pcpu) FROM opticon WHERE host = '{host}'"),
+                    )
+                    .is_some()
+        }),
+        "nothing arrived: {}",
+        std::fs::read_to_string(dir.path("c.log")).unwrap_or_default()
+    );
+    drop(agent);
+    let value = |q: &str| influx.influxql("opticon", q).and_then(|n| n.as_f64());
+    let mut last = String::new();
+    let same = wait_for(PATIENCE, || {
+        let record = host_show(&dir, "c-db", &host);
+        let scalar = |name: &str| match record.get(name).map(|m| &m.value) {
+            Some(MeterValue::Scalar(Scalar::Frac(v))) => Some(*v),
+            Some(MeterValue::Scalar(Scalar::Int(v))) => Some(*v as f64),
+            _ => None,
+        };
+        let mount_pused = match (
+            record.get("df/mount").map(|m| &m.value),
+            record.get("df/pused").map(|m| &m.value),
+        ) {
+            (Some(MeterValue::Array(Array::Str(m))), Some(MeterValue::Array(Array::Frac(p)))) => {
+                m.first().cloned().zip(p.first().copied())
+            }
+            _ => None,
+        };
+        let checks = [
+            (
+                scalar("pcpu"),
+                value(&format!("SELECT last(pcpu) FROM opticon WHERE host = '{host}'")),
+            ),
+            (
+                scalar("mem/total"),
+                value(&format!("SELECT last(total) FROM opticon_mem WHERE host = '{host}'")),
+            ),
+            (
+                scalar("badness"),
+                value(&format!("SELECT last(badness) FROM opticon WHERE host = '{host}'")),
+            ),
+            (
+                mount_pused.as_ref().map(|(_, p)| *p),
+                mount_pused.as_ref().and_then(|(m, _)| {
+                    value(&format!(
+                        "SELECT last(pused) FROM opticon_df WHERE host = '{host}' AND mount = '{m}'"
+                    ))
+                }),
+            ),
+            (
+                Some(1.0),
+                value(&format!(
+                    "SELECT last(\"status\"::field) FROM opticon WHERE host = '{host}' AND \"status\"::tag = 'OK'"
+                )),
+            ),
+        ];
+        last = format!("{checks:?}");
+        checks
+            .iter()
+            .all(|(want, got)| want.is_some() && want == got)
+    });
+    assert!(same, "record vs InfluxDB: {last}");
+    assert_eq!(counter(&dir, "c-db", "influx", "dropped/rejected"), 0);
+}
