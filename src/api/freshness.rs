@@ -30,12 +30,18 @@ impl Api {
         stale_after(write_interval(self.db.root()))
     }
 
+    /// Seconds since the collector last published its metrics (`None`:
+    /// it never did).
+    pub(super) fn collector_age(&self) -> Option<i64> {
+        let metrics = self.db.root().join(crate::db::published::METRICS_FILE);
+        crate::db::published::written_at(&metrics).map(|w| (unix_now() - w).max(0))
+    }
+
     /// Whether the collector published within the stale time (what it
     /// keeps, such as the host index, is then current).
     pub(super) fn collector_live(&self) -> bool {
-        let metrics = self.db.root().join(crate::db::published::METRICS_FILE);
-        crate::db::published::written_at(&metrics)
-            .is_some_and(|w| unix_now() - w <= self.stale_after())
+        self.collector_age()
+            .is_some_and(|age| age <= self.stale_after())
     }
 
     /// An overview document written at `written` with its `age` and

@@ -73,9 +73,7 @@ impl Api {
                 );
             }
         }
-        if let Some(written) = crate::db::published::written_at(&self.db.root().join(METRICS_FILE))
-        {
-            let age = (crate::model::unix_now() - written).max(0);
+        if let Some(age) = self.collector_age() {
             let up = u8::from(age <= self.stale_after());
             let _ = write!(
                 out,

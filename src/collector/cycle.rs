@@ -283,19 +283,18 @@ impl Collector {
             false
         } else {
             match writer.append(now, &meters) {
-                Ok(_) => {
-                    let disk = writer.day_disk_bytes().unwrap_or(0);
-                    h.writer = writer.park();
-                    self.index_append(key, now, disk, fresh);
-                    return Some((meters, true));
-                }
+                Ok(_) => true,
                 Err(e) => {
                     svc::log::err(&format!("host {}: {e}", key.1));
                     false
                 }
             }
         };
+        let disk = writer.day_disk_bytes().unwrap_or(0);
         h.writer = writer.park();
+        if stored {
+            self.index_append(key, now, disk, fresh);
+        }
         Some((meters, stored))
     }
 

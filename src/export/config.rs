@@ -4,7 +4,7 @@
 use super::encode::Format;
 use super::series::SeriesRules;
 use crate::conf::schema::Shape;
-use crate::conf::{Dict, Node, ValueError};
+use crate::conf::{positive, Dict, Node, ValueError};
 use crate::svc::httpc::Endpoint;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -108,10 +108,6 @@ fn seconds(doc: &Dict, key: &str, default: f64) -> Result<Duration, ValueError> 
             format!("{} is not a positive number of seconds", n.to_json(false)),
         )),
     }
-}
-
-fn positive(doc: &Dict, key: &str, default: u64) -> Result<u64, ValueError> {
-    crate::conf::positive(doc, key, default)
 }
 
 impl TargetConfig {

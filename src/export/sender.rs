@@ -71,23 +71,13 @@ impl Drop for Sender {
     }
 }
 
-/// A small random source for the jitter (no crate needed for that).
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Jitter {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
-        Jitter(t ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-
-    /// A factor in [0.5, 1).
-    fn factor(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        0.5 + (self.0 >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+/// A jitter factor in [0.5, 1), from the kernel's random source (1
+/// when it fails: the plain backoff).
+fn jitter() -> f64 {
+    let mut b = [0u8; 8];
+    match crate::crypto::random_bytes(&mut b) {
+        Ok(()) => 0.5 + (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64 / 2.0,
+        Err(_) => 1.0,
     }
 }
 
@@ -132,7 +122,6 @@ fn post(cfg: &TargetConfig, endpoints: &mut HashMap<String, Endpoint>, frame: &F
 
 fn run(cfg: &TargetConfig, spool: &Spool, stats: &SenderStats, stop: &AtomicBool) {
     let mut endpoints = HashMap::new();
-    let mut jitter = Jitter::new();
     let mut refusals_logged: Option<Instant> = None;
     let mut retries_logged: Option<Instant> = None;
     while !stop.load(Relaxed) {
@@ -185,7 +174,7 @@ fn run(cfg: &TargetConfig, spool: &Spool, stats: &SenderStats, stop: &AtomicBool
                 Outcome::Retry(why) => {
                     stats.retried.fetch_add(1, Relaxed);
                     let base = cfg.retry_min.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
-                    let wait = base.min(cfg.retry_max.as_secs_f64()) * jitter.factor();
+                    let wait = base.min(cfg.retry_max.as_secs_f64()) * jitter();
                     if retries_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                         retries_logged = Some(Instant::now());
                         svc::log::warn(&format!(

@@ -58,6 +58,22 @@ fn start_api(dir: &Dir) -> (common::Daemon, String) {
     (api, format!("http://127.0.0.1:{port}"))
 }
 
+/// A collector on `address` writing every second over the test's
+/// database; returns it and its UDP port.
+fn start_collector(dir: &Dir, address: &str) -> (common::Daemon, u16) {
+    let udp = free_port();
+    std::fs::write(
+        dir.path("collector.conf"),
+        format!(
+            "network {{ address {address} port {udp} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
+            dir.s("db")
+        ),
+    )
+    .unwrap();
+    let collector = start_daemon(dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
+    (collector, udp)
+}
+
 fn set_mtime(path: &std::path::Path, ago: Duration) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
     f.set_modified(SystemTime::now() - ago).unwrap();
@@ -71,16 +87,7 @@ fn a_stopped_collector_is_seen_as_stopped() {
     let dir = Dir::new("op-stopped");
     let key = common::create_tenant(&dir, TENANT, "stopped");
     give_to_service_user(&dir.path("db"));
-    let udp = free_port();
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!(
-            "network {{ address \"*\" port {udp} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
-    let collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
+    let (collector, udp) = start_collector(&dir, "\"*\"");
     let (_api, url) = start_api(&dir);
     let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
         .args([
@@ -569,16 +576,7 @@ fn the_host_list_reads_the_collectors_index() {
     let dir = Dir::new("op-index");
     let key = common::create_tenant(&dir, TENANT, "indexed");
     give_to_service_user(&dir.path("db"));
-    let udp = free_port();
-    std::fs::write(
-        dir.path("collector.conf"),
-        format!(
-            "network {{ address 127.0.0.1 port {udp} }}\ndatabase {{ path {} }}\ninterval {{ write 1 }}\nping {{ enabled false }}\n",
-            dir.s("db")
-        ),
-    )
-    .unwrap();
-    let _collector = start_daemon(&dir, env!("CARGO_BIN_EXE_opticon-collector"), "collector");
+    let (_collector, udp) = start_collector(&dir, "127.0.0.1");
     let (_api, url) = start_api(&dir);
     let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
         .args([
