@@ -131,10 +131,26 @@ pub fn rebuild(path: &Path) -> Result<usize, DbError> {
     Ok(entries.len())
 }
 
-/// Append an entry, overwriting the oldest once the ring is full.
+/// The newest entry's sequence number that verifies: slots are tried
+/// newest first, so an append checks one checksum, not the whole ring.
+fn newest_seq(buf: &[u8]) -> Option<u64> {
+    let mut slots: Vec<(u64, &[u8])> = buf
+        .get(HEADER_LEN..)?
+        .chunks_exact(SLOT_LEN)
+        .filter_map(|s| Some((u64::from_be_bytes(s[..8].try_into().ok()?), s)))
+        .filter(|(seq, _)| *seq > 0)
+        .collect();
+    slots.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+    slots
+        .into_iter()
+        .find(|(_, s)| parse_slot(s).is_some())
+        .map(|(seq, _)| seq)
+}
+
+/// Append an entry, overwriting the oldest once the ring is full. One
+/// open: the ring is read and written through the same descriptor.
 pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<(), DbError> {
-    let next = read(path)?.first().map_or(1, |e| e.seq + 1);
-    let f = io_at(
+    let mut f = io_at(
         path,
         OpenOptions::new()
             .create(true)
@@ -143,9 +159,12 @@ pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<
             .write(true)
             .open(path),
     )?;
-    let mut head = [0u8; HEADER_LEN];
-    let damaged = std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0).is_err()
-        || check_header(&head, KIND_LOG).is_err();
+    let mut buf = Vec::new();
+    io_at(path, std::io::Read::read_to_end(&mut f, &mut buf))?;
+    let next = newest_seq(&buf).map_or(1, |seq| seq + 1);
+    let damaged = buf
+        .get(..HEADER_LEN)
+        .is_none_or(|head| check_header(head, KIND_LOG).is_err());
     if damaged {
         // A fresh header; the slots that verify stay.
         io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
@@ -181,6 +200,18 @@ mod tests {
         buf[HEADER_LEN + 40] ^= 1;
         fs::write(&path, &buf).unwrap();
         assert_eq!(read(&path).unwrap().len(), LOG_SLOTS - 1);
+        // A damaged newest slot: the next entry follows the newest that
+        // verifies, and takes the damaged one's place.
+        let newest = slot_offset(70);
+        buf[newest + 20] ^= 1;
+        fs::write(&path, &buf).unwrap();
+        append(&path, 2000, "watcher", "after damage").unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(
+            (entries[0].seq, entries[0].message.as_str()),
+            (70, "after damage")
+        );
+        assert_eq!(entries[1].seq, 69);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -174,7 +174,10 @@ pub fn log(level: Level, msg: &str) {
                 }
             }
             if let Some((f, _)) = open.as_mut() {
-                let _ = writeln!(f, "{} [{}] {msg}", stamp(), level.name());
+                // One write per line: lines from several threads or
+                // processes never interleave, and a line costs one call.
+                let line = format!("{} [{}] {msg}\n", stamp(), level.name());
+                let _ = f.write_all(line.as_bytes());
             }
         }
         Target::Syslog => {

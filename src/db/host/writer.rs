@@ -11,6 +11,7 @@ use crate::db::{io_at, DbError};
 use crate::model::binary::{decode_sample, encode_sample};
 use crate::model::HostMeters;
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,8 +95,8 @@ pub struct HostWriter {
     /// Day files left for a newer one since the last sync: their last
     /// appends are made durable by the next sync too.
     unsynced_files: Vec<(PathBuf, File)>,
-    /// The open day file and its length.
-    day: Option<(Date, File, u64)>,
+    /// The open day file.
+    day: Option<OpenDay>,
     encoder: BlockEncoder,
     last_time: Option<i64>,
     frame: Vec<u8>,
@@ -106,11 +107,24 @@ pub struct HostWriter {
     pub moved_aside: Vec<PathBuf>,
 }
 
-/// Where a parked writer stopped: the day file and its length then.
+/// The day file a writer appends to.
+struct OpenDay {
+    date: Date,
+    file: File,
+    /// Its length.
+    len: u64,
+    /// Its inode: a file rebuilt by a repair (written beside and renamed
+    /// into place) is another one, even at the same length.
+    ino: u64,
+}
+
+/// Where a parked writer stopped: the day file, its inode and its length
+/// then.
 #[derive(Debug, Clone)]
 struct WriterMark {
     date: Date,
     len: u64,
+    ino: u64,
     since_key: usize,
 }
 
@@ -267,8 +281,13 @@ impl HostWriter {
                     &newest.path,
                     OpenOptions::new().append(true).open(&newest.path),
                 )?;
-                let len = io_at(&newest.path, file.metadata())?.len();
-                w.day = Some((newest.date, file, len));
+                let meta = io_at(&newest.path, file.metadata())?;
+                w.day = Some(OpenDay {
+                    date: newest.date,
+                    file,
+                    len: meta.len(),
+                    ino: meta.ino(),
+                });
                 let deltas = day
                     .scan
                     .frames
@@ -289,7 +308,7 @@ impl HostWriter {
     }
 
     fn day_file(&mut self, date: Date) -> Result<&mut File, DbError> {
-        if self.day.as_ref().map(|(d, _, _)| *d) != Some(date) {
+        if self.day.as_ref().map(|d| d.date) != Some(date) {
             let path = day_path(&self.dir, date);
             if !path.exists() {
                 // Readers never see a day file without its header.
@@ -308,7 +327,8 @@ impl HostWriter {
                     .read(true)
                     .open(&path),
             )?;
-            let mut len = io_at(&path, f.metadata())?.len();
+            let meta = io_at(&path, f.metadata())?;
+            let mut len = meta.len();
             if len == 0 {
                 let header = format::header(KIND_SAMPLES, date.start());
                 io_at(&path, self.storage.append(&mut f, &path, 0, &header))?;
@@ -317,12 +337,19 @@ impl HostWriter {
             }
             // Blocks never span files: a new day starts with a full frame.
             self.encoder.reset();
-            if let Some((old, file, _)) = self.day.replace((date, f, len)) {
-                self.unsynced_files.push((day_path(&self.dir, old), file));
+            let open = OpenDay {
+                date,
+                file: f,
+                len,
+                ino: meta.ino(),
+            };
+            if let Some(old) = self.day.replace(open) {
+                self.unsynced_files
+                    .push((day_path(&self.dir, old.date), old.file));
             }
         }
         match &mut self.day {
-            Some((_, f, _)) => Ok(f),
+            Some(d) => Ok(&mut d.file),
             None => Err(DbError::Invalid("day file vanished".into())),
         }
     }
@@ -346,15 +373,15 @@ impl HostWriter {
         self.encoder.frame(time, meters, &mut frame);
         let path = day_path(&self.dir, date);
         let storage = Arc::clone(&self.storage);
-        let offset = self.day.as_ref().map_or(0, |(_, _, len)| *len);
+        let offset = self.day.as_ref().map_or(0, |d| d.len);
         let written = self
             .day_file(date)
             .and_then(|f| io_at(&path, storage.append(f, &path, offset, &frame)));
         let n = frame.len();
         self.frame = frame;
         written?;
-        if let Some((_, _, len)) = &mut self.day {
-            *len += n as u64;
+        if let Some(d) = &mut self.day {
+            d.len += n as u64;
         }
         self.last_time = Some(time);
         Ok(n)
@@ -363,9 +390,8 @@ impl HostWriter {
     /// Disk bytes (allocated blocks, as `dir_bytes` counts them) of the
     /// day file last appended to, for the collector's host index.
     pub fn day_disk_bytes(&self) -> Option<u64> {
-        use std::os::unix::fs::MetadataExt;
-        let (_, f, _) = self.day.as_ref()?;
-        f.metadata().ok().map(|m| m.blocks() * 512)
+        let d = self.day.as_ref()?;
+        d.file.metadata().ok().map(|m| m.blocks() * 512)
     }
 
     /// Close the files and release the lock, keeping what the next append
@@ -373,9 +399,10 @@ impl HostWriter {
     /// that writes many hosts holds descriptors only while it writes.
     pub fn park(self) -> ParkedWriter {
         ParkedWriter {
-            mark: self.day.as_ref().map(|(date, _, len)| WriterMark {
-                date: *date,
-                len: *len,
+            mark: self.day.as_ref().map(|d| WriterMark {
+                date: d.date,
+                len: d.len,
+                ino: d.ino,
                 since_key: self.encoder.since_key,
             }),
             last_time: self.last_time,
@@ -406,12 +433,12 @@ impl HostWriter {
         };
         let path = day_path(dir, mark.date);
         let lock = lock(dir)?;
-        // The same length and an intact header: nobody wrote meanwhile.
+        // The same file at the same length: nobody wrote meanwhile (a
+        // repair that rebuilds a file renames a new one into place; one
+        // that cuts a torn tail changes its length). One fstat, no read.
         let intact = |f: &File| {
-            let mut head = [0u8; HEADER_LEN];
-            f.metadata().is_ok_and(|m| m.len() == mark.len)
-                && std::os::unix::fs::FileExt::read_exact_at(f, &mut head, 0).is_ok()
-                && check_header(&head, KIND_SAMPLES).is_ok()
+            f.metadata()
+                .is_ok_and(|m| m.len() == mark.len && m.ino() == mark.ino)
         };
         let file = match OpenOptions::new().read(true).append(true).open(&path) {
             Ok(f) if intact(&f) => f,
@@ -436,7 +463,12 @@ impl HostWriter {
             storage: Arc::new(Disk),
             unsynced_dirs: Vec::new(),
             unsynced_files: Vec::new(),
-            day: Some((mark.date, file, mark.len)),
+            day: Some(OpenDay {
+                date: mark.date,
+                file,
+                len: mark.len,
+                ino: mark.ino,
+            }),
             encoder: BlockEncoder {
                 prev: Some(prev),
                 since_key: mark.since_key,
@@ -457,9 +489,9 @@ impl HostWriter {
         while let Some((path, f)) = self.unsynced_files.pop() {
             io_at(&path, self.storage.sync_file(&f, &path))?;
         }
-        if let Some((date, f, _)) = &self.day {
-            let path = day_path(&self.dir, *date);
-            io_at(&path, self.storage.sync_file(f, &path))?;
+        if let Some(d) = &self.day {
+            let path = day_path(&self.dir, d.date);
+            io_at(&path, self.storage.sync_file(&d.file, &path))?;
         }
         while let Some(dir) = self.unsynced_dirs.pop() {
             io_at(&dir, self.storage.sync_dir(&dir))?;
