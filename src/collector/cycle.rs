@@ -3,67 +3,76 @@
 //! send due notifications, publish the metrics, and now and then purge
 //! silent hosts and enforce quotas.
 
+use super::hosts::HostState;
+use super::report;
 use super::state::Collector;
-use super::{judge, report};
-use crate::db::tenant::HOST_LOG;
-use crate::db::{log as hostlog, HostWriter, ParkedWriter};
-use crate::model::{
-    unix_now, Array, HostMeters, MeterName, MeterValue, Scalar, Status, MAX_METERS_PER_HOST,
-};
+use super::store::{self, CycleContext, Stored};
+use crate::model::{unix_now, Array, MeterValue};
 use crate::svc;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// The meters the collector adds to every record.
-pub const OWN_METERS: [&str; 6] = [
-    "status",
-    "badness",
-    "problems",
-    "link/ip",
-    "link/rtt",
-    "link/loss",
-];
+/// Hosts stored between two looks at the receive queue; their states
+/// are judged and stored on the worker threads, then the cycle's shared
+/// part (index, overview, exports, notifications) goes through them in
+/// order.
+const CHUNK: usize = 512;
 
-/// Drop agent meters (the last ones) until the collector's own fit under
-/// the model's limit; returns how many were dropped.
-fn make_room(meters: &mut HostMeters) -> usize {
-    let missing = OWN_METERS
-        .iter()
-        .filter(|n| meters.get(n).is_none())
-        .count();
-    let over = (meters.len() + missing).saturating_sub(MAX_METERS_PER_HOST);
-    if over == 0 {
-        return 0;
-    }
-    let mut names: Vec<String> = meters
-        .iter()
-        .map(|(n, _)| n.as_str().to_string())
-        .filter(|n| !OWN_METERS.contains(&n.as_str()))
-        .collect();
-    let victims = names.split_off(names.len().saturating_sub(over));
-    for v in &victims {
-        meters.remove(v);
-    }
-    victims.len()
+/// Worker threads of a write cycle: one per core (measured on 2 cores
+/// at 100,000 hosts: 2 threads cut the cycle from 16-48 s to 12-13 s;
+/// at 20,000 hosts 4 and 16 threads gain nothing more, the disk's reads
+/// being serial there, and every thread's heap arena holds memory).
+fn cycle_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
 }
 
-fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
-    if let Ok(n) = MeterName::new(name) {
-        let _ = meters.set(n, value, time);
+/// Judge and store `items` on up to `threads` threads; the results come
+/// back in the order of `items`.
+fn store_all(
+    ctx: &CycleContext,
+    items: &mut [((Uuid, Uuid), HostState)],
+    threads: usize,
+) -> Vec<Stored> {
+    if threads <= 1 || items.len() < 2 * threads {
+        return items
+            .iter_mut()
+            .map(|(k, h)| store::judge_and_store(ctx, *k, h))
+            .collect();
     }
+    let per = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = items
+            .chunks_mut(per)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter_mut()
+                        .map(|(k, h)| store::judge_and_store(ctx, *k, h))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| match p.join() {
+                Ok(stored) => stored,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 impl Collector {
     /// One write cycle: judge every host and store one record each, then
     /// make the cycle durable with one sync. Hosts are visited tenant by
-    /// tenant, so that each tenant's overview is written as it goes; every
-    /// host is packed afterwards.
+    /// tenant, so that each tenant's overview is written as it goes.
     pub fn write_cycle(&mut self) {
         self.write_cycle_with(&mut |_| {});
     }
 
-    /// A write cycle that calls `between` every few hosts, so that the
+    /// A write cycle that calls `between` every [`CHUNK`] hosts, so that the
     /// caller keeps receiving datagrams during a long cycle (the first one
     /// of a large fleet creates a directory and files per host).
     pub fn write_cycle_with(&mut self, between: &mut dyn FnMut(&mut Collector)) {
@@ -85,33 +94,53 @@ impl Collector {
             failed.0 += 1;
             failed.1.get_or_insert(e);
         };
-        for (n, key) in keys.into_iter().enumerate() {
-            if n % 16 == 15 {
-                between(self);
-            }
-            if report.as_ref().map(|r| r.0) != Some(key.0) {
-                if let Err(e) = self.finish_report(report.take()) {
-                    fail(e);
-                }
-                reported.insert(key.0);
-                report = self.start_report(key.0).map_err(&mut fail).ok();
-            }
-            let Some((meters, stored)) = self.judge_and_store(key, now) else {
-                continue;
+        let threads = cycle_threads();
+        // Where the cycle's time goes, for the debug line: the hosts on
+        // the worker threads, the datagrams handled between chunks.
+        let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
+        for chunk in keys.chunks(CHUNK) {
+            let t = Instant::now();
+            between(self);
+            between_time += t.elapsed();
+            let mut items: Vec<((Uuid, Uuid), HostState)> = chunk
+                .iter()
+                .filter_map(|k| self.hosts.remove_entry(k))
+                .collect();
+            let ctx = CycleContext {
+                db: &self.db,
+                tenants: &self.tenants,
+                global: &self.global,
+                pinger: self.pinger.as_ref(),
+                stale: Duration::from_secs(self.cfg.stale),
+                meter_expiry: self.cfg.meter_expiry,
+                now,
             };
-            written += usize::from(stored);
-            self.export_host(key, &meters, now);
-            if let Some(h) = self.hosts.get(&key) {
-                *by_status.entry(h.status.as_str()).or_default() += 1;
-            }
-            if let Some((_, r)) = &mut report {
-                if let Err(e) = r.add(key.1, &meters) {
-                    // This tenant's overview is lost for the cycle.
-                    fail(e.to_string());
-                    report = None;
+            let t = Instant::now();
+            let results = store_all(&ctx, &mut items, threads);
+            hosts_time += t.elapsed();
+            let order: Vec<(Uuid, Uuid)> = items.iter().map(|(k, _)| *k).collect();
+            self.hosts.extend(items);
+            for (key, done) in order.into_iter().zip(results) {
+                if report.as_ref().map(|r| r.0) != Some(key.0) {
+                    if let Err(e) = self.finish_report(report.take()) {
+                        fail(e);
+                    }
+                    reported.insert(key.0);
+                    report = self.start_report(key.0).map_err(&mut fail).ok();
+                }
+                self.shared_part(key, &done, now);
+                written += usize::from(done.stored);
+                if let Some(h) = self.hosts.get(&key) {
+                    *by_status.entry(h.status.as_str()).or_default() += 1;
+                }
+                if let Some((_, r)) = &mut report {
+                    if let Err(e) = r.add(key.1, &done.meters) {
+                        // This tenant's overview is lost for the cycle.
+                        fail(e.to_string());
+                        report = None;
+                    }
                 }
             }
-            self.settle(key, meters, stored);
         }
         if let Err(e) = self.finish_report(report) {
             fail(e);
@@ -142,11 +171,13 @@ impl Collector {
                 }
             ));
         }
+        let sync_started = Instant::now();
         if written > 0 {
             if let Err(e) = self.db.sync() {
                 svc::log::err(&format!("sync: {e}"));
             }
         }
+        let sync_time = sync_started.elapsed();
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -167,105 +198,22 @@ impl Collector {
             self.purge_silent();
             self.enforce_quotas();
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, datagrams between {:.1} ms, sync {:.1} ms)",
             self.sessions.len(),
-            started.elapsed().as_secs_f64() * 1e3
+            ms(started.elapsed()),
+            ms(hosts_time),
+            ms(between_time),
+            ms(sync_time)
         ));
     }
 
-    /// Judge one host, add the collector's meters, log and notify a status
-    /// change, and append its record. Returns the host's meters and whether
-    /// a record was stored.
-    fn judge_and_store(&mut self, key: (Uuid, Uuid), now: i64) -> Option<(HostMeters, bool)> {
-        let defs = self.host_defs(key.0, key.1);
-        let stale = Duration::from_secs(self.cfg.stale);
-        let dir = self.db.host_dir(key.0, key.1);
-        let h = self.hosts.get_mut(&key)?;
-        let (mut meters, mut base) = h.unpack();
-        let mut fresh = false;
-        h.cycle_bytes = 0;
-        // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
-        // agent still sends: the host starts afresh, as a new one.
-        if h.writer.last_time().is_some() && !dir.exists() {
-            svc::log::info(&format!(
-                "host {} of tenant {} was deleted: recording it afresh",
-                key.1, key.0
-            ));
-            h.writer = ParkedWriter::default();
-            h.badness = 0.0;
-            h.status = Status::Unset;
-            base = None;
-            fresh = true;
-        }
-        let old = h.status;
-        // The collector's own meters always have room: a host at the
-        // meter limit loses some of its own meters instead, and says so.
-        let trimmed = make_room(&mut meters);
-        if h.last_seen.elapsed() > stale {
-            h.status = Status::Stale;
-            meters.stamp(now);
-        } else {
-            meters.expire(now, self.cfg.meter_expiry);
-            let v = judge::judge(&meters, &defs, h.badness);
-            h.badness = v.badness;
-            h.status = v.status;
-            let mut problems = v.problems;
-            if trimmed > 0 {
-                problems.push(format!("meters: over the limit, {trimmed} not stored"));
-            }
-            set(
-                &mut meters,
-                "problems",
-                MeterValue::Array(Array::Str(problems)),
-                now,
-            );
-        }
-        let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
-        set(&mut meters, "status", status, now);
-        let badness = (h.badness * 1000.0).round() / 1000.0;
-        set(
-            &mut meters,
-            "badness",
-            MeterValue::Scalar(Scalar::Frac(badness)),
-            now,
-        );
-        let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
-        set(&mut meters, "link/ip", ip, now);
-        if let Some(link) = self.pinger.as_ref().and_then(|p| p.link(h.remote.ip())) {
-            let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
-            set(&mut meters, "link/rtt", round(link.rtt_ms), now);
-            set(&mut meters, "link/loss", round(link.loss_pct), now);
-        }
-        // The writer creates the host directory, which the host log below
-        // needs; it holds descriptors only for this append.
-        let mut writer = match HostWriter::resume(&dir, &h.writer, base) {
-            Ok(w) => w,
-            Err(e) => {
-                svc::log::err(&format!("host {}: {e}", key.1));
-                return Some((meters, false));
-            }
-        };
-        for r in &writer.repairs {
-            svc::log::warn(&format!(
-                "{}: cut torn tail ({} -> {} bytes)",
-                r.path.display(),
-                r.from,
-                r.to
-            ));
-        }
-        for aside in &writer.moved_aside {
-            svc::log::warn(&format!(
-                "{}: damaged header, moved aside (opticon-db fsck --repair merges its samples back); recording on in a fresh file",
-                aside.display()
-            ));
-        }
-        if old != h.status {
-            let msg = format!("Status change {} -> {}", old.as_str(), h.status.as_str());
-            svc::log::info(&format!("host {}: {msg}", key.1));
-            if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
-                svc::log::warn(&e.to_string());
-            }
+    /// What storing a host leaves to the hosts' shared state: its status
+    /// change notified, its index entry, its export.
+    fn shared_part(&mut self, key: (Uuid, Uuid), done: &Stored, now: i64) {
+        if let Some((old, new)) = done.change {
+            let meters = &done.meters;
             let hostname = match meters.get("hostname").and_then(|m| m.value.element(0)) {
                 Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
                 _ => String::new(),
@@ -275,27 +223,12 @@ impl Collector {
                 _ => Vec::new(),
             };
             self.notifier
-                .change(key.0, key.1, &hostname, old, h.status, &problems, now);
+                .change(key.0, key.1, &hostname, old, new, &problems, now);
         }
-        // A cycle in the same second as the last one (the final cycle at
-        // shutdown) has nothing new to store.
-        let stored = if writer.last_time().is_some_and(|t| t >= now) {
-            false
-        } else {
-            match writer.append(now, &meters) {
-                Ok(_) => true,
-                Err(e) => {
-                    svc::log::err(&format!("host {}: {e}", key.1));
-                    false
-                }
-            }
-        };
-        let disk = writer.day_disk_bytes().unwrap_or(0);
-        h.writer = writer.park();
-        if stored {
-            self.index_append(key, now, disk, fresh);
+        if done.stored {
+            self.index_append(key, now, done.disk, done.fresh);
         }
-        Some((meters, stored))
+        self.export_host(key, &done.meters, now);
     }
 
     fn start_report(&self, tenant: Uuid) -> Result<(Uuid, report::TenantReport), String> {

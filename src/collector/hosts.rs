@@ -7,12 +7,12 @@ use super::sessions::mtime;
 use super::state::Collector;
 use crate::conf::{self, Node};
 use crate::db::meters::{self, MeterDef, Origin};
-use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
 use crate::model::binary::{apply_payload, decode_sample, put_varint, PayloadReader};
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
@@ -86,6 +86,48 @@ impl HostState {
         (meters, base)
     }
 
+    /// Pack the meters just judged; when their record was stored, they
+    /// are their own base.
+    pub(super) fn settle(&mut self, meters: &HostMeters, stored: bool) {
+        self.packed = if stored {
+            Packed::pack(meters, Some(meters))
+        } else {
+            Packed::pack(meters, self.base().as_ref())
+        };
+    }
+
+    /// The definitions that apply to this host: its tenant's `base`
+    /// (shared, not copied; built from `tenant.conf` as it was at
+    /// `tenant_modified`), or a copy overlaid with the host's `host.conf`
+    /// at `path` when it has one (rebuilt only when either file changes).
+    pub(super) fn defs(
+        &mut self,
+        base: Arc<Vec<MeterDef>>,
+        tenant_modified: Option<SystemTime>,
+        path: &Path,
+    ) -> Arc<Vec<MeterDef>> {
+        let modified = mtime(path);
+        let stamp = (tenant_modified, modified);
+        if let Some((m, defs)) = &self.defs {
+            if *m == stamp {
+                return Arc::clone(defs);
+            }
+        }
+        let defs = match modified.and_then(|_| conf::load_file(path).ok()) {
+            Some(doc) => match doc.get("meter") {
+                Some(Node::Dict(md)) => {
+                    let mut own = base.as_ref().clone();
+                    let _ = meters::overlay(&mut own, md, Origin::Host);
+                    Arc::new(own)
+                }
+                _ => base,
+            },
+            None => base,
+        };
+        self.defs = Some((stamp, Arc::clone(&defs)));
+        defs
+    }
+
     /// Keep a payload (validated) for the next write cycle.
     pub(super) fn queue_payload(&mut self, payload: &[u8]) {
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
@@ -103,19 +145,6 @@ impl HostState {
 }
 
 impl Collector {
-    /// Pack a host just judged; when its record was stored, the meters
-    /// are their own base.
-    pub(super) fn settle(&mut self, key: (Uuid, Uuid), meters: HostMeters, stored: bool) {
-        let Some(h) = self.hosts.get_mut(&key) else {
-            return;
-        };
-        h.packed = if stored {
-            Packed::pack(&meters, Some(&meters))
-        } else {
-            Packed::pack(&meters, h.base().as_ref())
-        };
-    }
-
     /// Note that a host was heard from, creating its state (restored from
     /// its latest stored record: meters, badness and status survive a
     /// collector restart).
@@ -161,40 +190,6 @@ impl Collector {
         ));
         self.hosts.insert(key, state);
         self.usage.entry(tenant).or_default().hosts += 1;
-    }
-
-    /// The definitions that apply to a host: the tenant's (shared, not
-    /// copied), or a copy overlaid with the host's `host.conf` when it has
-    /// one (rebuilt only when either file changes).
-    pub(super) fn host_defs(&mut self, tenant: Uuid, host: Uuid) -> Arc<Vec<MeterDef>> {
-        let (base, tenant_modified) = match self.tenants.get(&tenant) {
-            Some(t) => (Arc::clone(&t.defs), t.modified),
-            None => (Arc::new(self.global.clone()), None),
-        };
-        let path = self.db.host_dir(tenant, host).join(HOST_FILE);
-        let modified = mtime(&path);
-        let stamp = (tenant_modified, modified);
-        let Some(state) = self.hosts.get_mut(&(tenant, host)) else {
-            return base;
-        };
-        if let Some((m, defs)) = &state.defs {
-            if *m == stamp {
-                return Arc::clone(defs);
-            }
-        }
-        let defs = match modified.and_then(|_| conf::load_file(&path).ok()) {
-            Some(doc) => match doc.get("meter") {
-                Some(Node::Dict(md)) => {
-                    let mut own = base.as_ref().clone();
-                    let _ = meters::overlay(&mut own, md, Origin::Host);
-                    Arc::new(own)
-                }
-                _ => base,
-            },
-            None => base,
-        };
-        state.defs = Some((stamp, Arc::clone(&defs)));
-        defs
     }
 
     /// Drop hosts silent for `interval/forget` from memory, with their

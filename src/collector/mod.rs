@@ -10,8 +10,8 @@
 //!   and queued for their host.
 //! * [`hosts`]: each host's live state, kept [`packed`] between write
 //!   cycles, restored from its latest record when first heard.
-//! * [`cycle`]: every interval, each host is [`judge`]d and stored, with
-//!   one sync; [`report`] writes each tenant's overview and summary, and
+//! * [`cycle`]: every interval, each host is [`judge`]d and [`store`]d
+//!   (on worker threads, a chunk of hosts at a time), with one sync; [`report`] writes each tenant's overview and summary, and
 //!   [`notify`] runs the notification command for status changes.
 //! * [`index`]: each tenant's host index (first and last record, bytes)
 //!   for the API's host list.
@@ -41,6 +41,7 @@ pub mod receive;
 pub mod report;
 pub mod sessions;
 pub mod state;
+pub mod store;
 
 pub use config::CollectorConfig;
 pub use daemon::run;

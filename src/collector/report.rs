@@ -49,7 +49,7 @@ pub fn overview_entry(meters: &HostMeters, out: &mut String) {
     }
     let seen = meters
         .iter()
-        .filter(|(n, _)| !super::cycle::OWN_METERS.contains(&n.as_str()))
+        .filter(|(n, _)| !super::store::OWN_METERS.contains(&n.as_str()))
         .map(|(_, m)| m.updated)
         .max();
     if let Some(seen) = seen {

@@ -1,0 +1,207 @@
+//! Judging and storing one host in a write cycle: everything that touches
+//! only that host (its state in memory, its directory on disk), so that
+//! the cycle runs it for many hosts at once on worker threads and keeps
+//! for itself only what the hosts share (notifications, the tenant's
+//! index, overview and exports).
+
+use super::hosts::HostState;
+use super::judge;
+use super::ping::Pinger;
+use super::sessions::TenantInfo;
+use crate::db::meters::MeterDef;
+use crate::db::tenant::{HOST_FILE, HOST_LOG};
+use crate::db::{log as hostlog, Db, HostWriter, ParkedWriter};
+use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar, Status, MAX_METERS_PER_HOST};
+use crate::svc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The meters the collector adds to every record.
+pub const OWN_METERS: [&str; 6] = [
+    "status",
+    "badness",
+    "problems",
+    "link/ip",
+    "link/rtt",
+    "link/loss",
+];
+
+/// What every host of one cycle is stored against (shared, read-only, by
+/// the worker threads).
+pub(super) struct CycleContext<'a> {
+    pub(super) db: &'a Db,
+    pub(super) tenants: &'a HashMap<Uuid, TenantInfo>,
+    pub(super) global: &'a [MeterDef],
+    pub(super) pinger: Option<&'a Pinger>,
+    /// A host silent this long is stale.
+    pub(super) stale: Duration,
+    /// A meter not updated for this many seconds is dropped.
+    pub(super) meter_expiry: i64,
+    /// The cycle's time, stamped on every record.
+    pub(super) now: i64,
+}
+
+/// A host's status change in this cycle (old, new).
+pub(super) type Change = (Status, Status);
+
+/// What storing one host leaves for the cycle's shared part.
+pub(super) struct Stored {
+    /// The meters as judged (and stored, when `stored`).
+    pub(super) meters: HostMeters,
+    /// A record was appended.
+    pub(super) stored: bool,
+    /// Disk bytes of the day file appended to.
+    pub(super) disk: u64,
+    /// The host was deleted meanwhile and starts afresh.
+    pub(super) fresh: bool,
+    /// Its status changed.
+    pub(super) change: Option<Change>,
+}
+
+/// Drop agent meters (the last ones) until the collector's own fit under
+/// the model's limit; returns how many were dropped.
+fn make_room(meters: &mut HostMeters) -> usize {
+    let missing = OWN_METERS
+        .iter()
+        .filter(|n| meters.get(n).is_none())
+        .count();
+    let over = (meters.len() + missing).saturating_sub(MAX_METERS_PER_HOST);
+    if over == 0 {
+        return 0;
+    }
+    let mut names: Vec<String> = meters
+        .iter()
+        .map(|(n, _)| n.as_str().to_string())
+        .filter(|n| !OWN_METERS.contains(&n.as_str()))
+        .collect();
+    let victims = names.split_off(names.len().saturating_sub(over));
+    for v in &victims {
+        meters.remove(v);
+    }
+    victims.len()
+}
+
+fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
+    if let Ok(n) = MeterName::new(name) {
+        let _ = meters.set(n, value, time);
+    }
+}
+
+/// Judge one host, add the collector's meters, log a status change in
+/// the host log, append its record and pack its state again.
+pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut HostState) -> Stored {
+    let now = ctx.now;
+    let dir = ctx.db.host_dir(key.0, key.1);
+    let defs = match ctx.tenants.get(&key.0) {
+        Some(t) => h.defs(Arc::clone(&t.defs), t.modified, &dir.join(HOST_FILE)),
+        None => Arc::new(ctx.global.to_vec()),
+    };
+    let (mut meters, mut base) = h.unpack();
+    let mut fresh = false;
+    h.cycle_bytes = 0;
+    // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
+    // agent still sends: the host starts afresh, as a new one.
+    if h.writer.last_time().is_some() && !dir.exists() {
+        svc::log::info(&format!(
+            "host {} of tenant {} was deleted: recording it afresh",
+            key.1, key.0
+        ));
+        h.writer = ParkedWriter::default();
+        h.badness = 0.0;
+        h.status = Status::Unset;
+        base = None;
+        fresh = true;
+    }
+    let old = h.status;
+    // The collector's own meters always have room: a host at the meter
+    // limit loses some of its own meters instead, and says so.
+    let trimmed = make_room(&mut meters);
+    if h.last_seen.elapsed() > ctx.stale {
+        h.status = Status::Stale;
+        meters.stamp(now);
+    } else {
+        meters.expire(now, ctx.meter_expiry);
+        let v = judge::judge(&meters, &defs, h.badness);
+        h.badness = v.badness;
+        h.status = v.status;
+        let mut problems = v.problems;
+        if trimmed > 0 {
+            problems.push(format!("meters: over the limit, {trimmed} not stored"));
+        }
+        set(
+            &mut meters,
+            "problems",
+            MeterValue::Array(Array::Str(problems)),
+            now,
+        );
+    }
+    let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
+    set(&mut meters, "status", status, now);
+    let badness = (h.badness * 1000.0).round() / 1000.0;
+    set(
+        &mut meters,
+        "badness",
+        MeterValue::Scalar(Scalar::Frac(badness)),
+        now,
+    );
+    let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
+    set(&mut meters, "link/ip", ip, now);
+    if let Some(link) = ctx.pinger.and_then(|p| p.link(h.remote.ip())) {
+        let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
+        set(&mut meters, "link/rtt", round(link.rtt_ms), now);
+        set(&mut meters, "link/loss", round(link.loss_pct), now);
+    }
+    let change = (old != h.status).then_some((old, h.status));
+    let mut stored = Stored {
+        meters,
+        stored: false,
+        disk: 0,
+        fresh,
+        change,
+    };
+    // The writer creates the host directory, which the host log below
+    // needs; it holds descriptors only for this append.
+    let mut writer = match HostWriter::resume(&dir, &h.writer, base) {
+        Ok(w) => w,
+        Err(e) => {
+            svc::log::err(&format!("host {}: {e}", key.1));
+            h.settle(&stored.meters, false);
+            return stored;
+        }
+    };
+    for r in &writer.repairs {
+        svc::log::warn(&format!(
+            "{}: cut torn tail ({} -> {} bytes)",
+            r.path.display(),
+            r.from,
+            r.to
+        ));
+    }
+    for aside in &writer.moved_aside {
+        svc::log::warn(&format!(
+            "{}: damaged header, moved aside (opticon-db fsck --repair merges its samples back); recording on in a fresh file",
+            aside.display()
+        ));
+    }
+    if let Some((old, new)) = change {
+        let msg = format!("Status change {} -> {}", old.as_str(), new.as_str());
+        svc::log::info(&format!("host {}: {msg}", key.1));
+        if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
+            svc::log::warn(&e.to_string());
+        }
+    }
+    // A cycle in the same second as the last one (the final cycle at
+    // shutdown) has nothing new to store.
+    if writer.last_time().is_none_or(|t| t < now) {
+        match writer.append(now, &stored.meters) {
+            Ok(_) => stored.stored = true,
+            Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
+        }
+    }
+    stored.disk = writer.day_disk_bytes().unwrap_or(0);
+    h.writer = writer.park();
+    h.settle(&stored.meters, stored.stored);
+    stored
+}
