@@ -125,7 +125,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
     let mut idle = 0u32;
     let mut batch = Vec::with_capacity(BATCH);
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let workers = svc::pool::cores();
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {

@@ -365,7 +365,7 @@ impl Collector {
                 }
             }
         }
-        let jobs: Vec<(usize, MeterHeader<'_>, &SealKey)> = batch
+        let mut jobs: Vec<(usize, MeterHeader<'_>, &SealKey)> = batch
             .iter()
             .enumerate()
             .filter(|(_, (d, _))| d.len() <= self.cfg.max_datagram)
@@ -378,27 +378,14 @@ impl Collector {
             })
             .collect();
         let mut results: Vec<Option<Unsealed>> = (0..batch.len()).map(|_| None).collect();
-        let unseal_all = |part: &[(usize, MeterHeader<'_>, &SealKey)]| {
-            part.iter()
-                .map(|(i, m, key)| {
-                    let mut plain = Vec::new();
-                    let r = m.unseal(key, &mut plain);
-                    (*i, plain, r)
-                })
-                .collect::<Vec<_>>()
-        };
-        let chunk = jobs.len().div_ceil(workers).max(1);
-        std::thread::scope(|scope| {
-            // This thread takes the first share itself.
-            let mut parts = jobs.chunks(chunk);
-            let own = parts.next().unwrap_or(&[]);
-            let others: Vec<_> = parts.map(|p| scope.spawn(move || unseal_all(p))).collect();
-            let mut all = vec![unseal_all(own)];
-            all.extend(others.into_iter().filter_map(|h| h.join().ok()));
-            for (i, plain, r) in all.into_iter().flatten() {
-                results[i] = Some((plain, r));
-            }
+        let unsealed = svc::pool::map_scoped(&mut jobs, workers, |(i, m, key)| {
+            let mut plain = Vec::new();
+            let r = m.unseal(key, &mut plain);
+            (*i, plain, r)
         });
+        for (i, plain, r) in unsealed {
+            results[i] = Some((plain, r));
+        }
         // In order; a session re-keyed by an auth datagram earlier in the
         // batch has its later datagrams opened again with the new key.
         let mut rekeyed = std::collections::HashSet::new();

@@ -1,5 +1,6 @@
-//! A small fixed pool of worker threads for blocking jobs (probe commands,
-//! later the collector's datagram work).
+//! A small fixed pool of worker threads for blocking jobs (probe
+//! commands), and work split over the cores for a moment ([`map_scoped`]:
+//! the collector's datagram batches and write cycles).
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,38 @@ impl Pool {
     }
 }
 
+/// Threads for work split over the cores: one per core, at most 8.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// `f` applied to every item, split into `threads` shares on scoped
+/// threads (this thread takes the first share itself); the results come
+/// back in the items' order, and a worker's panic goes on here.
+pub fn map_scoped<T: Send, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    let per = items.len().div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let mut parts = items.chunks_mut(per);
+        let own = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| scope.spawn(move || part.iter_mut().map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut all: Vec<R> = own.iter_mut().map(f).collect();
+        for other in others {
+            match other.join() {
+                Ok(results) => all.extend(results),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    })
+}
+
 impl Drop for Pool {
     /// Close the queue without waiting: each worker ends after its current
     /// job, so a stop or a reload never waits for a slow probe.
@@ -63,6 +96,20 @@ impl Drop for Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_scoped_keeps_the_order() {
+        for threads in [1, 2, 3, 8] {
+            let mut items: Vec<u32> = (0..37).collect();
+            let doubled = map_scoped(&mut items, threads, |x| {
+                *x += 1;
+                *x * 2
+            });
+            assert_eq!(doubled, (1..38).map(|x| x * 2).collect::<Vec<_>>());
+            assert_eq!(items, (1..38).collect::<Vec<_>>());
+        }
+        assert!(map_scoped(&mut Vec::<u8>::new(), 2, |_| 0).is_empty());
+    }
 
     #[test]
     fn runs_every_job() {
