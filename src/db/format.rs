@@ -30,6 +30,11 @@ pub const MAX_BODY: usize = 16 << 20;
 pub const KIND_SAMPLES: u16 = u16::from_be_bytes(*b"SD");
 /// File kind: host status log.
 pub const KIND_LOG: u16 = u16::from_be_bytes(*b"HL");
+/// File kind: a tenant's samples of one UTC day, every host's frames in
+/// one append stream (see [`crate::db::store`]).
+pub const KIND_TENANT_DAY: u16 = u16::from_be_bytes(*b"TD");
+/// File kind: the host index of a tenant day file.
+pub const KIND_DAY_INDEX: u16 = u16::from_be_bytes(*b"TI");
 
 /// Frame kind: a full sample.
 pub const FRAME_KEY: u8 = b'K';
@@ -50,10 +55,18 @@ pub fn checksum(parts: &[&[u8]]) -> [u8; 8] {
 
 /// A file header.
 pub fn header(kind: u16, aux: i64) -> [u8; HEADER_LEN] {
+    header_with(kind, 0, aux)
+}
+
+/// A file header whose reserved field holds `generation` (tenant day
+/// files: a file rewritten in place gets a new one, so that an index is
+/// never paired with another version of its file).
+pub fn header_with(kind: u16, generation: u32, aux: i64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
     h[8..10].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
     h[10..12].copy_from_slice(&kind.to_be_bytes());
+    h[12..16].copy_from_slice(&generation.to_be_bytes());
     h[16..24].copy_from_slice(&aux.to_be_bytes());
     let sum = checksum(&[&h[..24]]);
     h[24..].copy_from_slice(&sum);
@@ -107,6 +120,12 @@ pub fn check_header(buf: &[u8], kind: u16) -> Result<i64, HeaderError> {
         return Err(HeaderError::Kind(found));
     }
     Ok(be_i64(&buf[16..24]))
+}
+
+/// The generation of a header that [`check_header`] accepted.
+pub fn generation(buf: &[u8]) -> u32 {
+    buf.get(12..16)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn be_i64(b: &[u8]) -> i64 {
@@ -173,7 +192,7 @@ pub struct Scan {
 }
 
 /// Parse the frame at `at`, if one with a valid checksum starts there.
-fn frame_at(buf: &[u8], at: usize) -> Option<Frame> {
+pub fn frame_at(buf: &[u8], at: usize) -> Option<Frame> {
     let head = buf.get(at..at + 13)?;
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let kind = head[12];

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod log;
 pub mod meters;
 pub mod published;
+pub mod store;
 pub mod tenant;
 pub mod time;
 pub mod views;

@@ -24,6 +24,7 @@ mod keystone;
 mod operator;
 mod probes;
 mod static_build;
+mod store;
 mod strict;
 mod vectors;
 mod wire;

@@ -84,29 +84,40 @@ pub fn read_day(path: &Path) -> Result<Day, DbError> {
 }
 
 /// Rebuild samples frame by frame.
-pub(super) struct Replayer {
-    pub(super) state: Option<HostMeters>,
+pub(crate) struct Replayer {
+    pub(crate) state: Option<HostMeters>,
 }
 
 impl Replayer {
-    pub(super) fn new() -> Replayer {
+    pub(crate) fn new() -> Replayer {
         Replayer { state: None }
     }
 
     /// Feed the next frame; the sample it completes, if decodable.
     pub(super) fn feed(&mut self, buf: &[u8], f: &Frame) -> Option<&HostMeters> {
-        let body = &buf[f.body.0..f.body.1];
-        match f.kind {
+        self.feed_body(f.kind, f.follows, f.time, &buf[f.body.0..f.body.1])
+    }
+
+    /// Feed the next frame given by its parts: `follows` is false when
+    /// the frame before it is missing.
+    pub(crate) fn feed_body(
+        &mut self,
+        kind: u8,
+        follows: bool,
+        time: i64,
+        body: &[u8],
+    ) -> Option<&HostMeters> {
+        match kind {
             FRAME_KEY => {
                 self.state = decode_sample(body).ok().map(|(_, mut m)| {
-                    m.stamp(f.time);
+                    m.stamp(time);
                     m
                 })
             }
-            _ if !f.follows => self.state = None,
+            _ if !follows => self.state = None,
             _ => {
                 if let Some(state) = &mut self.state {
-                    if delta::apply(state, body, f.time).is_err() {
+                    if delta::apply(state, body, time).is_err() {
                         self.state = None;
                     }
                 }

@@ -39,8 +39,35 @@ pub struct BlockEncoder {
 }
 
 impl BlockEncoder {
+    /// An encoder continuing after `prev`, the last sample stored, which
+    /// was the `since_key`-th frame of its block.
+    pub fn resume(prev: HostMeters, since_key: usize) -> BlockEncoder {
+        BlockEncoder {
+            prev: Some(prev),
+            since_key,
+            body: Vec::new(),
+        }
+    }
+
+    /// Frames written in the current block, the full frame included.
+    pub fn since_key(&self) -> usize {
+        self.since_key
+    }
+
+    /// The last sample encoded.
+    pub fn prev(&self) -> Option<&HostMeters> {
+        self.prev.as_ref()
+    }
+
     /// Append the frame for `meters` at `time` to `out`.
     pub fn frame(&mut self, time: i64, meters: &HostMeters, out: &mut Vec<u8>) {
+        let kind = self.encode(time, meters);
+        put_frame(out, time, kind, &self.body);
+    }
+
+    /// Encode `meters` at `time` as the next frame body ([`Self::body`]);
+    /// returns its kind.
+    pub fn encode(&mut self, time: i64, meters: &HostMeters) -> u8 {
         self.body.clear();
         let kind = match &self.prev {
             Some(prev)
@@ -55,7 +82,6 @@ impl BlockEncoder {
                 FRAME_KEY
             }
         };
-        put_frame(out, time, kind, &self.body);
         self.since_key = if kind == FRAME_KEY {
             1
         } else {
@@ -65,6 +91,12 @@ impl BlockEncoder {
             Some(prev) => prev.clone_from(meters),
             None => self.prev = Some(meters.clone()),
         }
+        kind
+    }
+
+    /// The body of the frame [`Self::encode`] made last.
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 
     /// Start a new block at the next frame (a new file).

@@ -1,0 +1,59 @@
+//! Tenant day files: every host of a tenant appends its frames to one
+//! file per UTC day, beside a fixed-record index of the hosts in it.
+//!
+//! One append stream per tenant keeps the page being written in memory
+//! and the disk writing in sequence, where a file per host dirtied a
+//! page per host per minute and read it back once the kernel had paged
+//! it out. Each record names its host and the offset of the host's
+//! previous record of the day, so a host's frames form a chain walked
+//! back from the index; the index is rewritten after each sync and tells
+//! readers how far the file is complete.
+//!
+//! ```text
+//! <tenant>/days/YYYYMMDD.otd   header, then records (frames) of every host
+//! <tenant>/days/YYYYMMDD.oti   per host: first and last record, times, bytes
+//! <tenant>/days/.lock          the writer lock of the tenant's days
+//! ```
+//!
+//! [`record`] encodes and reads records, [`index`] the index files,
+//! [`scan`] walks a day file from an offset (recovery and checks),
+//! [`writer`] appends under the lock and [`reader`] answers a host's
+//! queries from the chains.
+
+pub mod index;
+pub mod reader;
+pub mod record;
+pub mod scan;
+pub mod writer;
+
+pub use index::{DayIndex, HostDay};
+pub use reader::{host_dates, latest, sample_at, series_many, usage};
+pub use record::Record;
+pub use writer::{Appended, TenantStore};
+
+use crate::db::time::Date;
+use std::path::{Path, PathBuf};
+
+/// The directory of a tenant's day files.
+pub const DAYS_DIR: &str = "days";
+/// Extension of tenant day files.
+pub const DATA_EXT: &str = "otd";
+/// Extension of their indexes.
+pub const INDEX_EXT: &str = "oti";
+/// The writer lock in the days directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Where a tenant's day files live.
+pub fn days_dir(tenant_dir: &Path) -> PathBuf {
+    tenant_dir.join(DAYS_DIR)
+}
+
+/// The day file of `date`.
+pub fn data_path(days: &Path, date: Date) -> PathBuf {
+    days.join(format!("{}.{DATA_EXT}", date.stem()))
+}
+
+/// The index of the day file of `date`.
+pub fn index_path(days: &Path, date: Date) -> PathBuf {
+    days.join(format!("{}.{INDEX_EXT}", date.stem()))
+}

@@ -1,0 +1,410 @@
+//! The writer of a tenant's days: one lock for all its hosts, one open
+//! day file per date written, appends of whole records, and the index
+//! rewritten once the records it covers are durable.
+
+use super::index::{self, DayIndex, HostDay};
+use super::record;
+use super::scan::{Item, Scanner};
+use super::{data_path, days_dir, index_path};
+use crate::db::format::{
+    check_header, generation, header_with, FRAME_DELTA, HEADER_LEN, KIND_TENANT_DAY,
+};
+use crate::db::host::{lock, BlockEncoder, Disk, Repair, Storage};
+use crate::db::time::Date;
+use crate::db::{adopt_owner, io_at, DbError};
+use crate::model::HostMeters;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What [`TenantStore::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The record went in; it took this many bytes.
+    Stored(u64),
+    /// Refused: a delta for a host without a record that day (a new day,
+    /// or its records were removed meanwhile); encode a full frame.
+    NeedsKey,
+}
+
+/// A day file open for appending, with its hosts.
+struct DayWriter {
+    path: PathBuf,
+    file: File,
+    /// Its length: where the next record goes.
+    len: u64,
+    ino: u64,
+    generation: u32,
+    hosts: HashMap<Uuid, HostDay>,
+    /// Hosts whose next record must be a full frame: damage found in the
+    /// file may have broken their chains.
+    rekey: HashSet<Uuid>,
+    /// The length the index on disk covers.
+    indexed: u64,
+    /// Appended to since the last sync.
+    unsynced: bool,
+}
+
+/// A generation for a new day file: differs from any earlier file of
+/// the same name with overwhelming likelihood.
+pub(crate) fn new_generation() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = nanos ^ (u64::from(std::process::id()) << 32);
+    ((mixed ^ (mixed >> 32)) as u32) | 1
+}
+
+/// Count a record into its host's entry.
+pub(crate) fn note(
+    hosts: &mut HashMap<Uuid, HostDay>,
+    host: Uuid,
+    offset: u64,
+    size: u64,
+    time: i64,
+) {
+    let e = hosts.entry(host).or_insert(HostDay {
+        first_off: offset,
+        last_off: offset,
+        first_time: time,
+        last_time: time,
+        bytes: 0,
+    });
+    e.last_off = offset;
+    e.last_time = time;
+    e.bytes += size;
+}
+
+/// Where a damaged file is moved: `NAME.corrupt`, or `NAME.corrupt.N`.
+pub(crate) fn corrupt_name(path: &Path) -> PathBuf {
+    let base = format!("{}.corrupt", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}.{n}"));
+        n += 1;
+    }
+    candidate
+}
+
+/// The only writer of a tenant's day files while it holds the lock.
+pub struct TenantStore {
+    days: PathBuf,
+    storage: Arc<dyn Storage>,
+    lock: Option<File>,
+    open: BTreeMap<Date, DayWriter>,
+    /// Directories with entries not yet made durable.
+    unsynced_dirs: Vec<PathBuf>,
+    frame: Vec<u8>,
+    /// Torn tails cut while opening day files.
+    pub repairs: Vec<Repair>,
+    /// Damage left in place for fsck (bytes that are no record, with
+    /// records after them), and day files moved aside: one line each.
+    pub damage: Vec<String>,
+}
+
+impl TenantStore {
+    /// The store of the tenant in `tenant_dir` (nothing is touched yet).
+    pub fn new(tenant_dir: &Path) -> TenantStore {
+        TenantStore::with_storage(tenant_dir, Arc::new(Disk))
+    }
+
+    /// [`TenantStore::new`] with every write going to `storage`.
+    pub fn with_storage(tenant_dir: &Path, storage: Arc<dyn Storage>) -> TenantStore {
+        TenantStore {
+            days: days_dir(tenant_dir),
+            storage,
+            lock: None,
+            open: BTreeMap::new(),
+            unsynced_dirs: Vec::new(),
+            frame: Vec::new(),
+            repairs: Vec::new(),
+            damage: Vec::new(),
+        }
+    }
+
+    /// Take the writer lock (creating the days directory). Day files
+    /// changed by another writer since the last lock (a host deleted, a
+    /// repair) are read again before the next append.
+    pub fn lock(&mut self) -> Result<(), DbError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        if !self.days.exists() {
+            io_at(&self.days, self.storage.create_dir(&self.days))?;
+            adopt_owner(&self.days);
+            if let Some(parent) = self.days.parent() {
+                self.unsynced_dirs.push(parent.to_path_buf());
+            }
+        }
+        self.lock = Some(lock(&self.days)?);
+        self.open.retain(|_, d| {
+            fs::metadata(&d.path).is_ok_and(|m| m.ino() == d.ino && m.len() == d.len)
+        });
+        Ok(())
+    }
+
+    /// Release the lock (after [`TenantStore::commit`]).
+    pub fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Forget the day files before `date` (their last appends committed):
+    /// a writer keeps only the days it still writes open.
+    pub fn close_before(&mut self, date: Date) {
+        self.open
+            .retain(|d, w| *d >= date || w.unsynced || w.indexed != w.len);
+    }
+
+    fn day(&mut self, date: Date) -> Result<&mut DayWriter, DbError> {
+        if !self.open.contains_key(&date) {
+            let w = self.open_day(date)?;
+            self.open.insert(date, w);
+        }
+        self.open
+            .get_mut(&date)
+            .ok_or_else(|| DbError::Invalid("day file vanished".into()))
+    }
+
+    /// Open (creating) the day file of `date` and recover what its index
+    /// does not cover: records appended after the last index, a torn
+    /// tail to cut.
+    fn open_day(&mut self, date: Date) -> Result<DayWriter, DbError> {
+        let path = data_path(&self.days, date);
+        if !path.exists() {
+            let header = header_with(KIND_TENANT_DAY, new_generation(), date.start());
+            io_at(&path, self.storage.create_file(&path, &header))?;
+            adopt_owner(&path);
+            if !self.unsynced_dirs.contains(&self.days) {
+                self.unsynced_dirs.push(self.days.clone());
+            }
+        }
+        let mut file = io_at(
+            &path,
+            OpenOptions::new().read(true).append(true).open(&path),
+        )?;
+        let mut len = io_at(&path, file.metadata())?.len();
+        if len < HEADER_LEN as u64 {
+            // Created, then lost in a crash before its data was durable.
+            io_at(&path, self.storage.truncate(&file, &path, 0))?;
+            let header = header_with(KIND_TENANT_DAY, new_generation(), date.start());
+            io_at(&path, self.storage.append(&mut file, &path, 0, &header))?;
+            len = HEADER_LEN as u64;
+        }
+        let mut head = [0u8; HEADER_LEN];
+        io_at(&path, file.read_exact_at(&mut head, 0))?;
+        match check_header(&head, KIND_TENANT_DAY) {
+            Ok(aux) if aux == date.start() => {}
+            other => {
+                let why = match other {
+                    Err(e) => e.to_string(),
+                    Ok(aux) => format!("a file of another day ({aux})"),
+                };
+                let aside = corrupt_name(&path);
+                io_at(&path, fs::rename(&path, &aside))?;
+                self.damage.push(format!(
+                    "{}: {why}: moved aside to {}",
+                    path.display(),
+                    aside.display()
+                ));
+                return self.open_day(date);
+            }
+        }
+        let generation = generation(&head);
+        let mut hosts = HashMap::new();
+        let mut from = HEADER_LEN as u64;
+        let ipath = index_path(&self.days, date);
+        if let Ok(Some(ix)) = DayIndex::open(&ipath, date) {
+            if ix.generation == generation && ix.committed >= from && ix.committed <= len {
+                if let Ok(all) = ix.all() {
+                    hosts = all.into_iter().collect();
+                    from = ix.committed;
+                }
+            }
+        }
+        let indexed = if from == HEADER_LEN as u64 { 0 } else { from };
+        let mut scanner = Scanner::new(&file, from, len);
+        let mut cut = None;
+        let mut damaged = false;
+        while let Some(item) = io_at(&path, scanner.next_item())? {
+            match item {
+                Item::Record(r) => note(&mut hosts, r.host, r.offset, r.size, r.time),
+                Item::Corrupt { from, to } => {
+                    damaged = true;
+                    self.damage.push(format!(
+                        "{}: bytes {from}..{to} are no record (opticon-db fsck --repair)",
+                        path.display()
+                    ))
+                }
+                Item::TornTail { at } => cut = Some(at),
+            }
+        }
+        let rekey = if damaged {
+            hosts.keys().copied().collect()
+        } else {
+            HashSet::new()
+        };
+        if let Some(at) = cut {
+            io_at(&path, self.storage.truncate(&file, &path, at))?;
+            io_at(&path, self.storage.sync_file(&file, &path))?;
+            self.repairs.push(Repair {
+                path: path.clone(),
+                from: len,
+                to: at,
+            });
+            len = at;
+        }
+        let ino = io_at(&path, file.metadata())?.ino();
+        Ok(DayWriter {
+            path,
+            file,
+            len,
+            ino,
+            generation,
+            hosts,
+            rekey,
+            indexed,
+            unsynced: false,
+        })
+    }
+
+    /// The host's entry in the day file of `date`, opening it.
+    pub fn host_day(&mut self, date: Date, host: Uuid) -> Result<Option<HostDay>, DbError> {
+        Ok(self.day(date)?.hosts.get(&host).copied())
+    }
+
+    /// Append one record of `host` (a frame `kind` and its `payload`, as
+    /// [`crate::db::host::BlockEncoder`] makes them). Needs the lock;
+    /// within a day a host's records must come in time order.
+    pub fn append(
+        &mut self,
+        host: Uuid,
+        time: i64,
+        kind: u8,
+        payload: &[u8],
+    ) -> Result<Appended, DbError> {
+        if self.lock.is_none() {
+            return Err(DbError::Invalid(format!(
+                "{}: appended to without the lock",
+                self.days.display()
+            )));
+        }
+        let mut frame = std::mem::take(&mut self.frame);
+        let storage = Arc::clone(&self.storage);
+        let result = (|| {
+            let day = self.day(Date::of(time))?;
+            let last = day.hosts.get(&host);
+            if let Some(last) = last {
+                if time <= last.last_time {
+                    return Err(DbError::OutOfOrder {
+                        path: day.path.clone(),
+                        last: last.last_time,
+                        time,
+                    });
+                }
+            }
+            let rekey = !day.rekey.is_empty() && day.rekey.remove(&host);
+            if kind == FRAME_DELTA && (last.is_none() || rekey) {
+                return Ok(Appended::NeedsKey);
+            }
+            frame.clear();
+            record::put(
+                &mut frame,
+                time,
+                kind,
+                host,
+                last.map_or(0, |l| l.last_off),
+                payload,
+            );
+            io_at(
+                &day.path,
+                storage.append(&mut day.file, &day.path, day.len, &frame),
+            )?;
+            let size = frame.len() as u64;
+            note(&mut day.hosts, host, day.len, size, time);
+            day.len += size;
+            day.unsynced = true;
+            Ok(Appended::Stored(size))
+        })();
+        self.frame = frame;
+        result
+    }
+
+    /// Encode and append one sample of `host` with its block encoder;
+    /// a host without a record that day starts a new block. Returns the
+    /// bytes stored.
+    pub fn append_sample(
+        &mut self,
+        host: Uuid,
+        time: i64,
+        meters: &HostMeters,
+        encoder: &mut BlockEncoder,
+    ) -> Result<u64, DbError> {
+        let kind = encoder.encode(time, meters);
+        match self.append(host, time, kind, encoder.body())? {
+            Appended::Stored(n) => Ok(n),
+            Appended::NeedsKey => {
+                encoder.reset();
+                let kind = encoder.encode(time, meters);
+                match self.append(host, time, kind, encoder.body())? {
+                    Appended::Stored(n) => Ok(n),
+                    Appended::NeedsKey => Err(DbError::Invalid("a full frame refused".into())),
+                }
+            }
+        }
+    }
+
+    /// Make every append durable: each day file written, then the
+    /// directories that got new entries.
+    pub fn sync(&mut self) -> Result<(), DbError> {
+        for d in self.open.values_mut().filter(|d| d.unsynced) {
+            io_at(&d.path, self.storage.sync_file(&d.file, &d.path))?;
+            d.unsynced = false;
+        }
+        while let Some(dir) = self.unsynced_dirs.pop() {
+            io_at(&dir, self.storage.sync_dir(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrite the index of every day file appended to, once its records
+    /// are durable (after [`TenantStore::sync`], or a `syncfs` of the
+    /// whole file system, which `synced` says happened).
+    pub fn write_indexes(&mut self, synced: bool) -> Result<(), DbError> {
+        if !synced {
+            self.sync()?;
+        }
+        for (date, d) in self.open.iter_mut() {
+            if d.indexed == d.len {
+                continue;
+            }
+            let mut entries: Vec<(Uuid, HostDay)> = d.hosts.iter().map(|(h, e)| (*h, *e)).collect();
+            entries.sort_unstable_by_key(|(h, _)| *h);
+            let bytes = index::encode(*date, d.generation, d.len, &entries);
+            let ipath = index_path(&self.days, *date);
+            io_at(&ipath, self.storage.create_file(&ipath, &bytes))?;
+            adopt_owner(&ipath);
+            d.indexed = d.len;
+            d.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Sync, then write the indexes: what a writer does after each batch.
+    pub fn commit(&mut self) -> Result<(), DbError> {
+        self.write_indexes(false)
+    }
+
+    /// The hosts of the day file of `date` as this writer knows them.
+    pub fn hosts_of(&mut self, date: Date) -> Result<Vec<(Uuid, HostDay)>, DbError> {
+        Ok(self
+            .day(date)?
+            .hosts
+            .iter()
+            .map(|(h, e)| (*h, *e))
+            .collect())
+    }
+}
