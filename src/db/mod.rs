@@ -22,6 +22,7 @@ pub mod index;
 pub mod limits;
 pub mod log;
 pub mod meters;
+pub mod migrate;
 pub mod published;
 pub mod store;
 pub mod tenant;

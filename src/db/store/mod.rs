@@ -17,12 +17,15 @@
 //!
 //! [`record`] encodes and reads records, [`index`] the index files,
 //! [`scan`] walks a day file from an offset (recovery and checks),
-//! [`writer`] appends under the lock and [`reader`] answers a host's
-//! queries from the chains.
+//! [`writer`] appends under the lock, [`reader`] answers a host's
+//! queries from the chains, [`rewrite`] removes records (a deleted
+//! host's, damaged ones) and [`check`] verifies and repairs a day file.
 
+pub mod check;
 pub mod index;
 pub mod reader;
 pub mod record;
+pub mod rewrite;
 pub mod scan;
 pub mod writer;
 

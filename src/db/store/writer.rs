@@ -78,6 +78,24 @@ pub(crate) fn note(
     e.bytes += size;
 }
 
+/// Whether a valid record ends exactly at `end` (or `end` is the end of
+/// the header): an index is trusted only where the file agrees with it,
+/// since bytes inserted before its end would shift every record after.
+fn record_ends_at(file: &File, end: u64) -> bool {
+    if end == HEADER_LEN as u64 {
+        return true;
+    }
+    let mut trailer = [0u8; 4];
+    if end < HEADER_LEN as u64 + 4 || file.read_exact_at(&mut trailer, end - 4).is_err() {
+        return false;
+    }
+    let size = crate::db::format::FRAME_OVERHEAD as u64 + u64::from(u32::from_be_bytes(trailer));
+    let Some(start) = end.checked_sub(size).filter(|s| *s >= HEADER_LEN as u64) else {
+        return false;
+    };
+    matches!(record::read_at(file, start, end), Ok(Some(r)) if r.offset + r.size == end)
+}
+
 /// Where a damaged file is moved: `NAME.corrupt`, or `NAME.corrupt.N`.
 pub(crate) fn corrupt_name(path: &Path) -> PathBuf {
     let base = format!("{}.corrupt", path.display());
@@ -218,7 +236,11 @@ impl TenantStore {
         let mut from = HEADER_LEN as u64;
         let ipath = index_path(&self.days, date);
         if let Ok(Some(ix)) = DayIndex::open(&ipath, date) {
-            if ix.generation == generation && ix.committed >= from && ix.committed <= len {
+            if ix.generation == generation
+                && ix.committed >= from
+                && ix.committed <= len
+                && record_ends_at(&file, ix.committed)
+            {
                 if let Ok(all) = ix.all() {
                     hosts = all.into_iter().collect();
                     from = ix.committed;
