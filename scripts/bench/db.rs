@@ -5,8 +5,9 @@
 //! OPTICON_BENCH_DIR to choose the file system (default: the system temp
 //! directory).
 
-use opticon::db::host::{self, downsample};
-use opticon::db::{Db, HostWriter};
+use opticon::db::host::{self, downsample, BlockEncoder};
+use opticon::db::store::{self, TenantStore};
+use opticon::db::{Db, HostWriter, ParkedWriter};
 use opticon::model::HostMeters;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -44,7 +45,10 @@ fn main() {
 
     // 1. Append rate: a fleet of 2,000 hosts, 30 write cycles, one syncfs
     //    per cycle (the collector's policy).
-    let hosts = 2_000;
+    let hosts: u64 = std::env::var("OPTICON_BENCH_HOSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
     let cycles = 30;
     let mut fleet: Vec<(FakeHost, HostWriter)> = (0..hosts)
         .map(|i| (FakeHost::new(i + 1), db.writer(tenant, host_id(i)).unwrap()))
@@ -87,6 +91,84 @@ fn main() {
         append_time.as_secs_f64() * 1e6 / n,
         n / (append_time + sync_time).as_secs_f64()
     );
+
+    // 1b. The same fleet on tenant day files (db::store, not yet what
+    //     the collector writes): one lock, appends to one file, one
+    //     syncfs and one index per cycle.
+    let store_dir = root.join("store-tenant");
+    let mut store = TenantStore::new(&store_dir);
+    let mut fleet: Vec<(FakeHost, BlockEncoder)> = (0..hosts)
+        .map(|i| (FakeHost::new(i + 1), BlockEncoder::default()))
+        .collect();
+    let store_cycle = |store: &mut TenantStore, fleet: &mut [(FakeHost, BlockEncoder)], t: i64| {
+        let samples: Vec<HostMeters> = fleet.iter_mut().map(|(f, _)| f.sample(t)).collect();
+        let start = Instant::now();
+        store.lock().unwrap();
+        for (i, ((_, enc), s)) in fleet.iter_mut().zip(&samples).enumerate() {
+            store.append_sample(host_id(i as u64), t, s, enc).unwrap();
+        }
+        let appended = start.elapsed();
+        db.sync().unwrap();
+        store.write_indexes(true).unwrap();
+        store.unlock();
+        (appended, start.elapsed())
+    };
+    let (mut store_append, mut store_total, mut store_first) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for c in 0..cycles {
+        let (a, total) = store_cycle(&mut store, &mut fleet, DAY0 + c * 60);
+        if c == 0 {
+            store_first = total;
+        } else {
+            store_append += a;
+            store_total += total;
+        }
+    }
+    println!(
+        "tenant day file: first cycle of a day {:.0} ms; steady state {:.0} appends/s ({:.2} us each); with syncfs and index: {:.0} records/s",
+        store_first.as_secs_f64() * 1e3,
+        n / store_append.as_secs_f64(),
+        store_append.as_secs_f64() * 1e6 / n,
+        n / store_total.as_secs_f64()
+    );
+    // With OPTICON_BENCH_IDLE=seconds, cycles of both layouts after that
+    // long idle: what a machine that pages out idle file pages costs.
+    if let Some(idle) = std::env::var("OPTICON_BENCH_IDLE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        // Parked between cycles, as the collector keeps them.
+        let mut writers: Vec<(FakeHost, ParkedWriter)> = (0..hosts)
+            .map(|i| {
+                (
+                    FakeHost::new(i + 1),
+                    db.writer(tenant, host_id(i)).unwrap().park(),
+                )
+            })
+            .collect();
+        for round in 0..3 {
+            std::thread::sleep(Duration::from_secs(idle));
+            let t = DAY0 + (cycles + round) * 60;
+            let start = Instant::now();
+            for (i, (fake, parked)) in writers.iter_mut().enumerate() {
+                let s = fake.sample(t);
+                let dir = db.host_dir(tenant, host_id(i as u64));
+                let mut w = HostWriter::resume(&dir, parked, None).unwrap();
+                w.append(t, &s).unwrap();
+                *parked = w.park();
+            }
+            db.sync().unwrap();
+            let host_files = start.elapsed();
+            let (_, tenant_file) = store_cycle(&mut store, &mut fleet, t);
+            println!(
+                "after {idle} s idle: host day files {:.0} ms, tenant day file {:.0} ms ({:.1}x)",
+                host_files.as_secs_f64() * 1e3,
+                tenant_file.as_secs_f64() * 1e3,
+                host_files.as_secs_f64() / tenant_file.as_secs_f64()
+            );
+        }
+    }
+    drop((store, fleet));
 
     // 2. Bytes per host-minute: one host, a full day of samples.
     let one = host_id(1_000_000);
@@ -158,9 +240,66 @@ fn main() {
         Duration::from_millis(50),
     );
 
+    // 3b. The same thirty days in a tenant day store, beside 99 other
+    //     hosts' records (the chains interleave as in a real tenant).
+    let shared = root.join("store-queries");
+    let mut store = TenantStore::new(&shared);
+    store.lock().unwrap();
+    let mut fake = FakeHost::new(77);
+    let mut enc = BlockEncoder::default();
+    let mut others: Vec<(FakeHost, BlockEncoder)> = (0..99)
+        .map(|i| (FakeHost::new(500 + i), BlockEncoder::default()))
+        .collect();
+    for d in 0..30 {
+        for m in 0..1440 {
+            let t = DAY0 + d * 86_400 + m * 60;
+            store
+                .append_sample(one, t, &fake.sample(t), &mut enc)
+                .unwrap();
+            for (i, (f, e)) in others.iter_mut().enumerate() {
+                store
+                    .append_sample(host_id(2_000_000 + i as u64), t, &f.sample(t), e)
+                    .unwrap();
+            }
+        }
+        store.commit().unwrap();
+    }
+    drop((store, others));
+    report(
+        "tenant day file: latest record",
+        time(&mut || drop(black_box(store::latest(&shared, one).unwrap()))),
+        Duration::from_millis(1),
+    );
+    report(
+        "tenant day file: record at time T",
+        time(&mut || {
+            drop(black_box(
+                store::sample_at(&shared, one, DAY0 + 15 * 86_400 + 43_210).unwrap(),
+            ))
+        }),
+        Duration::from_millis(2),
+    );
+    report(
+        "tenant day file: 24 h series of one meter",
+        time(&mut || {
+            drop(black_box(
+                store::series_many(&shared, one, &["pcpu"], end - 86_400, end).unwrap(),
+            ))
+        }),
+        Duration::from_millis(5),
+    );
+    report(
+        "tenant day file: 30-day series, 500 points",
+        time(&mut || {
+            let s = store::series_many(&shared, one, &["pcpu"], DAY0, end).unwrap();
+            black_box(downsample(&s[0], DAY0, end, 500));
+        }),
+        Duration::from_millis(50),
+    );
+
     // 4. host-list over 10,000 hosts (two days of a few samples each).
-    let many = 10_000;
-    for i in 0..many - hosts {
+    let many: u64 = 10_000;
+    for i in 0..many.saturating_sub(hosts) {
         let mut w = db.writer(tenant, host_id(hosts + i)).unwrap();
         let mut fake = FakeHost::new(i + 9);
         for t in [DAY0, DAY0 + 60, DAY0 + 86_400] {
