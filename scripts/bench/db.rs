@@ -7,7 +7,7 @@
 
 use opticon::db::host::{self, downsample, BlockEncoder};
 use opticon::db::store::{self, TenantStore};
-use opticon::db::{Db, HostWriter, ParkedWriter};
+use opticon::db::{Db, HostWriter};
 use opticon::model::HostMeters;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -51,7 +51,10 @@ fn main() {
         .unwrap_or(2_000);
     let cycles = 30;
     let mut fleet: Vec<(FakeHost, HostWriter)> = (0..hosts)
-        .map(|i| (FakeHost::new(i + 1), db.writer(tenant, host_id(i)).unwrap()))
+        .map(|i| {
+            let dir = db.host_dir(tenant, host_id(i));
+            (FakeHost::new(i + 1), HostWriter::open(&dir).unwrap())
+        })
         .collect();
     let mut samples: Vec<HostMeters> = Vec::with_capacity(hosts as usize);
     let mut append_time = Duration::ZERO;
@@ -137,34 +140,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
-        // Parked between cycles, as the collector keeps them.
-        let mut writers: Vec<(FakeHost, ParkedWriter)> = (0..hosts)
-            .map(|i| {
-                (
-                    FakeHost::new(i + 1),
-                    db.writer(tenant, host_id(i)).unwrap().park(),
-                )
-            })
-            .collect();
         for round in 0..3 {
             std::thread::sleep(Duration::from_secs(idle));
             let t = DAY0 + (cycles + round) * 60;
-            let start = Instant::now();
-            for (i, (fake, parked)) in writers.iter_mut().enumerate() {
-                let s = fake.sample(t);
-                let dir = db.host_dir(tenant, host_id(i as u64));
-                let mut w = HostWriter::resume(&dir, parked, None).unwrap();
-                w.append(t, &s).unwrap();
-                *parked = w.park();
-            }
-            db.sync().unwrap();
-            let host_files = start.elapsed();
             let (_, tenant_file) = store_cycle(&mut store, &mut fleet, t);
             println!(
-                "after {idle} s idle: host day files {:.0} ms, tenant day file {:.0} ms ({:.1}x)",
-                host_files.as_secs_f64() * 1e3,
-                tenant_file.as_secs_f64() * 1e3,
-                host_files.as_secs_f64() / tenant_file.as_secs_f64()
+                "after {idle} s idle: tenant day file {:.0} ms",
+                tenant_file.as_secs_f64() * 1e3
             );
         }
     }
@@ -179,8 +161,9 @@ fn main() {
             .unwrap();
     }
     w.sync().unwrap();
-    let day = host::day_path(&db.host_dir(tenant, one), opticon::db::time::Date::of(DAY0));
-    let bytes = std::fs::metadata(&day).unwrap().len();
+    let bytes = store::host_dates(&db.tenant_dir(tenant), one).unwrap()[0]
+        .1
+        .bytes;
     let full = opticon::model::binary::encode_sample(DAY0, &fake.sample(DAY0)).len();
     println!(
         "storage: {:.0} bytes per host-minute, lossless (a full sample is {full} bytes; goal <= 250)",

@@ -49,6 +49,11 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     for w in &warnings {
         svc::log::warn(w);
     }
+    // The layout before tenant day files would read as a database
+    // without samples.
+    crate::db::Db::new(&cfg.db)
+        .check_layout()
+        .map_err(|e| DaemonError::Other(e.to_string()))?;
     let listener = TcpListener::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
     // Every connection is a descriptor; the daemon's own files need a few.
     let wanted = cfg.limits.connections as u64 + 64;

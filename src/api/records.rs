@@ -13,16 +13,16 @@ use crate::db::{host, log as hostlog, views};
 use crate::model::json::encode_host;
 use crate::model::unix_now;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 use uuid::Uuid;
 
 /// Latest records kept as text, at most.
 const LATEST_CACHE: usize = 8192;
 
-/// A host's newest day file, its length and time, when a record was made.
-pub(super) type DayStamp = (PathBuf, u64, SystemTime);
+/// Where a host's newest record is (its day, its offset and the day
+/// file's generation) and its time, when a record text was made.
+pub(super) type DayStamp = (crate::db::time::Date, u64, u32, i64);
 /// Latest records by tenant and host.
 pub(super) type LatestCache = HashMap<(Uuid, Uuid), (DayStamp, Arc<str>)>;
 
@@ -33,14 +33,9 @@ impl Api {
         let dir = self.db.require_host(t, h)?;
         let stamp = match at {
             Some(_) => None,
-            None => host::day_files(&dir)?.pop().and_then(|d| {
-                let meta = std::fs::metadata(&d.path).ok()?;
-                Some((d.path, meta.len(), meta.modified().ok()?))
-            }),
+            None => crate::db::store::reader::newest(&self.db.tenant_dir(t), h)?,
         };
-        let written = stamp
-            .as_ref()
-            .and_then(|s| crate::db::published::unix_seconds(s.2));
+        let written = stamp.as_ref().map(|s| s.3);
         let aged = |text: String| match written {
             Some(w) => self.latest_with_age(text, w),
             None => text,

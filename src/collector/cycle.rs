@@ -7,9 +7,11 @@ use super::hosts::HostState;
 use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
+use crate::db::TenantStore;
 use crate::model::{unix_now, Array, MeterValue};
 use crate::svc;
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -57,6 +59,8 @@ impl Collector {
         // Where the cycle's time goes, for the debug line: the hosts on
         // the worker threads, the datagrams handled between chunks.
         let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
+        let mut stores = self.lock_stores(&keys);
+        let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
         for chunk in keys.chunks(CHUNK) {
             let t = Instant::now();
             between(self);
@@ -73,6 +77,7 @@ impl Collector {
                 stale: Duration::from_secs(self.cfg.stale),
                 meter_expiry: self.cfg.meter_expiry,
                 now,
+                stores: &stores,
             };
             let t = Instant::now();
             let results = svc::pool::map_scoped(&mut items, threads, |(k, h)| {
@@ -90,6 +95,9 @@ impl Collector {
                 }
                 self.shared_part(key, &done, now);
                 written += usize::from(done.stored);
+                if done.unlocked {
+                    *unlocked.entry(key.0).or_default() += 1;
+                }
                 if let Some(h) = self.hosts.get(&key) {
                     *by_status.entry(h.status.as_str()).or_default() += 1;
                 }
@@ -132,10 +140,18 @@ impl Collector {
             ));
         }
         let sync_started = Instant::now();
+        let mut synced = true;
         if written > 0 {
             if let Err(e) = self.db.sync() {
                 svc::log::err(&format!("sync: {e}"));
+                synced = false;
             }
+        }
+        self.commit_stores(&mut stores, synced, now);
+        for (t, n) in unlocked {
+            svc::log::warn(&format!(
+                "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
+            ));
         }
         let sync_time = sync_started.elapsed();
         self.flush_exports();
@@ -167,6 +183,73 @@ impl Collector {
             ms(between_time),
             ms(sync_time)
         ));
+    }
+
+    /// Lock the day stores of the tenants with hosts in this cycle (a
+    /// store locked by a tool is left out, its hosts not stored, after
+    /// waiting up to a second for it).
+    fn lock_stores(&mut self, keys: &[(Uuid, Uuid)]) -> HashMap<Uuid, Mutex<TenantStore>> {
+        let tenants = &self.tenants;
+        self.stores.retain(|t, _| tenants.contains_key(t));
+        let mut locked = HashMap::new();
+        let mut wanted: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        wanted.dedup();
+        for t in wanted {
+            let store = self
+                .stores
+                .remove(&t)
+                .unwrap_or_else(|| Mutex::new(TenantStore::new(&self.db.tenant_dir(t))));
+            let result = {
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                let r = s.lock_within(Duration::from_secs(1));
+                for r in s.repairs.drain(..) {
+                    svc::log::warn(&format!(
+                        "{}: cut torn tail ({} -> {} bytes)",
+                        r.path.display(),
+                        r.from,
+                        r.to
+                    ));
+                }
+                for d in s.damage.drain(..) {
+                    svc::log::warn(&d);
+                }
+                r
+            };
+            match result {
+                Ok(()) => {
+                    locked.insert(t, store);
+                }
+                Err(e) => {
+                    svc::log::err(&format!("tenant {t}: {e}"));
+                    self.stores.insert(t, store);
+                }
+            }
+        }
+        locked
+    }
+
+    /// After the sync: write each store's indexes (what readers see),
+    /// release the locks, and keep only today's day files open.
+    fn commit_stores(
+        &mut self,
+        stores: &mut HashMap<Uuid, Mutex<TenantStore>>,
+        synced: bool,
+        now: i64,
+    ) {
+        for (t, store) in stores.drain() {
+            {
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = s.write_indexes(synced) {
+                    svc::log::err(&format!("tenant {t}: {e}"));
+                }
+                for d in s.damage.drain(..) {
+                    svc::log::warn(&d);
+                }
+                s.unlock();
+                s.close_before(crate::db::time::Date::of(now));
+            }
+            self.stores.insert(t, store);
+        }
     }
 
     /// What storing a host leaves to the hosts' shared state: its status

@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> i32 {
         }
         if m.opt_present("check") {
             let c = load(m)?;
+            check_layout(&c.cfg.db)?;
             return Ok(svc::daemon::report_check(
                 "opticon-collector",
                 &c.files,
@@ -74,6 +75,14 @@ fn print_metrics(m: &getopts::Matches) -> Result<i32, DaemonError> {
     Ok(0)
 }
 
+/// Refuse a database in the layout before tenant day files, saying how
+/// to convert it.
+fn check_layout(root: &std::path::Path) -> Result<(), DaemonError> {
+    crate::db::Db::new(root)
+        .check_layout()
+        .map_err(|e| DaemonError::Other(e.to_string()))
+}
+
 fn load(m: &getopts::Matches) -> Result<Configured<CollectorConfig>, DaemonError> {
     svc::daemon::daemon_config(
         "opticon-collector",
@@ -94,6 +103,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     for w in &warnings {
         svc::log::warn(w);
     }
+    check_layout(&cfg.db)?;
     let sock = UdpSocket::bind(cfg.listen).map_err(|e| DaemonError::Listen(cfg.listen, e))?;
     let rcvbuf = set_rcvbuf(&sock, cfg.rcvbuf);
     // Raw ICMP sockets need root: opened before privileges are dropped.

@@ -87,9 +87,8 @@ impl Collector {
         let rest = match (k.rest, k.day) {
             (Some(rest), Some(d)) if d != today => rest + k.day_bytes,
             (Some(rest), _) => rest,
-            (None, _) => crate::db::dir_bytes(&host_dir)
-                .unwrap_or(k.usage.bytes)
-                .saturating_sub(disk),
+            (None, _) => crate::db::host::bytes_except(&host_dir, crate::db::time::Date::of(time))
+                .unwrap_or_else(|_| k.usage.bytes.saturating_sub(disk)),
         };
         k.rest = Some(rest);
         k.day = Some(today);

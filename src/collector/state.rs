@@ -57,6 +57,8 @@ pub struct Collector {
     pub(super) exports: Vec<crate::export::Target>,
     /// Each tenant's host index.
     pub(super) indexes: HashMap<Uuid, super::index::TenantIndex>,
+    /// Each tenant's day files being written, locked for each cycle.
+    pub(super) stores: HashMap<Uuid, std::sync::Mutex<crate::db::TenantStore>>,
 }
 
 impl Collector {
@@ -84,6 +86,7 @@ impl Collector {
             usage: HashMap::new(),
             exports: Vec::new(),
             indexes: HashMap::new(),
+            stores: HashMap::new(),
         };
         c.refresh_tenants();
         c

@@ -9,12 +9,14 @@ use super::judge;
 use super::ping::Pinger;
 use super::sessions::TenantInfo;
 use crate::db::meters::MeterDef;
+use crate::db::store::Appended;
 use crate::db::tenant::{HOST_FILE, HOST_LOG};
-use crate::db::{log as hostlog, Db, HostWriter, ParkedWriter};
+use crate::db::time::Date;
+use crate::db::{log as hostlog, Db, ParkedWriter, TenantStore};
 use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar, Status, MAX_METERS_PER_HOST};
 use crate::svc;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -41,6 +43,8 @@ pub(super) struct CycleContext<'a> {
     pub(super) meter_expiry: i64,
     /// The cycle's time, stamped on every record.
     pub(super) now: i64,
+    /// The day stores of the tenants locked for this cycle.
+    pub(super) stores: &'a HashMap<Uuid, Mutex<TenantStore>>,
 }
 
 /// A host's status change in this cycle (old, new).
@@ -58,6 +62,8 @@ pub(super) struct Stored {
     pub(super) fresh: bool,
     /// Its status changed.
     pub(super) change: Option<Change>,
+    /// Not stored: its tenant's day files were locked by another writer.
+    pub(super) unlocked: bool,
 }
 
 /// Drop agent meters (the last ones) until the collector's own fit under
@@ -160,30 +166,16 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
         disk: 0,
         fresh,
         change,
+        unlocked: false,
     };
-    // The writer creates the host directory, which the host log below
-    // needs; it holds descriptors only for this append.
-    let mut writer = match HostWriter::resume(&dir, &h.writer, base) {
-        Ok(w) => w,
-        Err(e) => {
-            svc::log::err(&format!("host {}: {e}", key.1));
+    // The host directory says the host exists (and holds its log).
+    if !dir.exists() {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            svc::log::err(&format!("{}: {e}", dir.display()));
             h.settle(&stored.meters, false);
             return stored;
         }
-    };
-    for r in &writer.repairs {
-        svc::log::warn(&format!(
-            "{}: cut torn tail ({} -> {} bytes)",
-            r.path.display(),
-            r.from,
-            r.to
-        ));
-    }
-    for aside in &writer.moved_aside {
-        svc::log::warn(&format!(
-            "{}: damaged header, moved aside (opticon-db fsck --repair merges its samples back); recording on in a fresh file",
-            aside.display()
-        ));
+        crate::db::adopt_owner(&dir);
     }
     if let Some((old, new)) = change {
         let msg = format!("Status change {} -> {}", old.as_str(), new.as_str());
@@ -194,14 +186,41 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
     }
     // A cycle in the same second as the last one (the final cycle at
     // shutdown) has nothing new to store.
-    if writer.last_time().is_none_or(|t| t < now) {
-        match writer.append(now, &stored.meters) {
-            Ok(_) => stored.stored = true,
-            Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
+    if h.writer.last_time().is_none_or(|t| t < now) {
+        match ctx.stores.get(&key.0) {
+            Some(store) => {
+                // Encoded outside the tenant's lock, appended under it.
+                let mut encoder = h.writer.encoder(base);
+                let kind = encoder.encode(now, &stored.meters);
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                let appended = match s.append(key.1, now, kind, encoder.body()) {
+                    Ok(Appended::NeedsKey) => {
+                        encoder.reset();
+                        let kind = encoder.encode(now, &stored.meters);
+                        s.append(key.1, now, kind, encoder.body())
+                    }
+                    other => other,
+                };
+                match appended {
+                    Ok(Appended::Stored(_)) => {
+                        stored.stored = true;
+                        stored.disk = s
+                            .host_day(Date::of(now), key.1)
+                            .ok()
+                            .flatten()
+                            .map_or(0, |d| d.bytes);
+                        drop(s);
+                        h.writer = ParkedWriter::park(&encoder, now);
+                    }
+                    Ok(Appended::NeedsKey) => {}
+                    Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
+                }
+            }
+            // The tenant's store could not be locked this cycle (said
+            // once for the tenant).
+            None => stored.unlocked = true,
         }
     }
-    stored.disk = writer.day_disk_bytes().unwrap_or(0);
-    h.writer = writer.park();
     h.settle(&stored.meters, stored.stored);
     stored
 }

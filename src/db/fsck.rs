@@ -1,11 +1,9 @@
 //! Verification and repair of a whole database.
 
-use super::format::{header, scan, Damage, HEADER_LEN, KIND_SAMPLES};
-use super::host::{self, day_files, read_day};
 use super::log;
+use super::store::{self, check};
 use super::tenant::{Db, HOST_FILE, HOST_LOG};
-use super::{io_at, write_atomic, DbError};
-use crate::model::HostMeters;
+use super::{io_at, DbError};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,13 +13,15 @@ use std::path::{Path, PathBuf};
 pub enum Finding {
     /// A file that cannot be read at all (bad header, unparsable metadata).
     BadFile(PathBuf, String),
-    /// Bytes that failed their checksum, with valid frames after them.
-    Corrupt(PathBuf, usize, usize),
-    /// An incomplete last frame (an interrupted append).
-    TornTail(PathBuf, usize),
-    /// Frames with valid checksums that cannot be decoded (their delta
+    /// Bytes that failed their checksum, with valid records after them.
+    Corrupt(PathBuf, u64, u64),
+    /// An incomplete last record (an interrupted append).
+    TornTail(PathBuf, u64),
+    /// Records with valid checksums that cannot be decoded (their delta
     /// chain was broken by damage before them).
     Undecodable(PathBuf, usize),
+    /// A day file's index that is missing, damaged or not the file's.
+    Index(PathBuf, String),
 }
 
 impl fmt::Display for Finding {
@@ -33,8 +33,9 @@ impl fmt::Display for Finding {
             }
             Finding::TornTail(p, at) => write!(f, "{}: torn tail from byte {at}", p.display()),
             Finding::Undecodable(p, n) => {
-                write!(f, "{}: {n} frames cannot be decoded", p.display())
+                write!(f, "{}: {n} records cannot be decoded", p.display())
             }
+            Finding::Index(p, what) => write!(f, "{}: index: {what}", p.display()),
         }
     }
 }
@@ -52,132 +53,7 @@ pub struct Report {
     pub repairs: Vec<String>,
 }
 
-/// The samples of a day file whose header is damaged: a header rebuilt
-/// from the file name, and every frame that verifies after it.
-fn salvage(path: &Path, date: super::time::Date) -> Result<Vec<(i64, HostMeters)>, DbError> {
-    let mut buf = io_at(path, fs::read(path))?;
-    if buf.len() < HEADER_LEN {
-        return Ok(Vec::new());
-    }
-    buf[..HEADER_LEN].copy_from_slice(&header(KIND_SAMPLES, date.start()));
-    let day = host::Day {
-        path: path.to_path_buf(),
-        scan: scan(&buf),
-        buf,
-    };
-    let mut samples = Vec::new();
-    day.replay(|t, m| {
-        samples.push((t, m.clone()));
-        true
-    });
-    Ok(samples)
-}
-
-/// The date a day file's name says.
-fn date_of(path: &Path) -> Option<super::time::Date> {
-    let name = path.file_name()?.to_str()?;
-    super::time::Date::from_stem(name.split('.').next()?)
-}
-
-fn check_day(path: &Path, repair: bool, report: &mut Report) -> Result<(), DbError> {
-    let day = match read_day(path) {
-        Ok(d) => d,
-        Err(DbError::Corrupt(_, what)) => {
-            report
-                .findings
-                .push(Finding::BadFile(path.to_path_buf(), what));
-            if repair {
-                let date = date_of(path);
-                let samples = match date {
-                    Some(date) => salvage(path, date)?,
-                    None => Vec::new(),
-                };
-                match date {
-                    Some(date) if !samples.is_empty() => {
-                        write_atomic(path, &host::encode_day(date, &samples))?;
-                        report.repairs.push(format!(
-                            "{}: header rebuilt, {} samples kept",
-                            path.display(),
-                            samples.len()
-                        ));
-                    }
-                    _ => {
-                        let aside = path.with_extension("osd.corrupt");
-                        io_at(path, fs::rename(path, &aside))?;
-                        report.repairs.push(format!(
-                            "{}: nothing readable, moved aside to {}",
-                            path.display(),
-                            aside.display()
-                        ));
-                    }
-                }
-            }
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    let mut samples = Vec::new();
-    day.replay(|t, m| {
-        samples.push((t, m.clone()));
-        true
-    });
-    report.samples += samples.len();
-    let lost = day.scan.frames.len() - samples.len();
-    let mut torn = None;
-    let mut corrupt = false;
-    for d in &day.scan.damage {
-        match *d {
-            Damage::TornTail { offset } => {
-                torn = Some(offset);
-                report
-                    .findings
-                    .push(Finding::TornTail(path.to_path_buf(), offset));
-            }
-            Damage::Corrupt { from, to } => {
-                corrupt = true;
-                report
-                    .findings
-                    .push(Finding::Corrupt(path.to_path_buf(), from, to));
-            }
-        }
-    }
-    if lost > 0 {
-        report
-            .findings
-            .push(Finding::Undecodable(path.to_path_buf(), lost));
-    }
-    if !repair || (torn.is_none() && !corrupt && lost == 0) {
-        return Ok(());
-    }
-    if !corrupt && lost == 0 {
-        if let Some(offset) = torn {
-            let f = io_at(path, fs::OpenOptions::new().write(true).open(path))?;
-            io_at(path, f.set_len(offset as u64))?;
-            io_at(path, f.sync_all())?;
-            report.repairs.push(format!(
-                "{}: cut torn tail at byte {offset}",
-                path.display()
-            ));
-            return Ok(());
-        }
-    }
-    let date = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(super::time::Date::from_stem)
-        .ok_or_else(|| DbError::Corrupt(path.to_path_buf(), "not a day file name".into()))?;
-    write_atomic(path, &host::encode_day(date, &samples))?;
-    report.repairs.push(format!(
-        "{}: rebuilt from its {} decodable samples",
-        path.display(),
-        samples.len()
-    ));
-    Ok(())
-}
-
 fn check_host(dir: &Path, repair: bool, report: &mut Report) -> Result<(), DbError> {
-    // Repairs take the writer lock, so a running collector is never raced.
-    let _lock = if repair { Some(host::lock(dir)?) } else { None };
     let meta = dir.join(HOST_FILE);
     if meta.exists() {
         report.files += 1;
@@ -201,58 +77,68 @@ fn check_host(dir: &Path, repair: bool, report: &mut Report) -> Result<(), DbErr
             }
         }
     }
-    for d in day_files(dir)? {
-        report.files += 1;
-        check_day(&d.path, repair, report)?;
-    }
-    // Day files the writer moved aside (a damaged header): their samples
-    // go back into the day's file.
+    // Host day files of the old layout that `opticon-db migrate` found
+    // damaged and moved aside: kept for whoever wants them, not read.
     for entry in io_at(dir, fs::read_dir(dir))?.flatten() {
-        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.contains(".osd.corrupt") {
-            continue;
+        if name.contains(".osd.corrupt") {
+            report.files += 1;
+            report.findings.push(Finding::BadFile(
+                entry.path(),
+                "a damaged day file of the old layout, not converted (delete it when done)".into(),
+            ));
         }
-        let Some(date) = date_of(&path) else {
-            continue;
-        };
+    }
+    Ok(())
+}
+
+fn check_days(tenant_dir: &Path, repair: bool, report: &mut Report) -> Result<(), DbError> {
+    let days = store::days_dir(tenant_dir);
+    // Repairs take the writer lock, so a running collector is never raced.
+    let _lock = match repair && days.exists() {
+        true => Some(store::lock_days(&days)?),
+        false => None,
+    };
+    for date in store::reader::dates(tenant_dir)? {
         report.files += 1;
-        report.findings.push(Finding::BadFile(
-            path.clone(),
-            "a damaged day file moved aside".into(),
-        ));
-        if !repair {
-            continue;
+        let found = check::check_day(&days, date)?;
+        report.samples += found.samples;
+        let path = &found.path;
+        if let Some(why) = &found.bad_header {
+            report
+                .findings
+                .push(Finding::BadFile(path.clone(), why.clone()));
         }
-        let mut samples = salvage(&path, date)?;
-        let current = host::day_path(dir, date);
-        if current.exists() {
-            if let Ok(day) = read_day(&current) {
-                day.replay(|t, m| {
-                    samples.push((t, m.clone()));
-                    true
-                });
+        for (from, to) in &found.corrupt {
+            report
+                .findings
+                .push(Finding::Corrupt(path.clone(), *from, *to));
+        }
+        if let Some(at) = found.torn_tail {
+            report.findings.push(Finding::TornTail(path.clone(), at));
+        }
+        if !found.undecodable.is_empty() {
+            report
+                .findings
+                .push(Finding::Undecodable(path.clone(), found.undecodable.len()));
+        }
+        if let Some(why) = &found.index {
+            report
+                .findings
+                .push(Finding::Index(path.clone(), why.clone()));
+        }
+        if repair {
+            if let Some(done) = check::repair_day(&days, date, &found)? {
+                report.repairs.push(done);
             }
         }
-        samples.sort_by_key(|(t, _)| *t);
-        samples.dedup_by_key(|(t, _)| *t);
-        let n = samples.len();
-        if n > 0 {
-            write_atomic(&current, &host::encode_day(date, &samples))?;
-        }
-        io_at(&path, fs::remove_file(&path))?;
-        report.repairs.push(format!(
-            "{}: {n} samples merged into {}",
-            path.display(),
-            current.display()
-        ));
     }
     Ok(())
 }
 
 /// Check every file of the tenants given (all when empty); with `repair`,
-/// cut torn tails, rebuild damaged day files from their decodable samples
-/// and move unreadable day files aside (`*.osd.corrupt`).
+/// cut torn tails, rebuild damaged day files from their usable records
+/// and rebuild indexes that are not their file's.
 pub fn fsck(db: &Db, tenants: &[uuid::Uuid], repair: bool) -> Result<Report, DbError> {
     let mut report = Report::default();
     let all = if tenants.is_empty() {
@@ -269,6 +155,7 @@ pub fn fsck(db: &Db, tenants: &[uuid::Uuid], repair: bool) -> Result<Report, DbE
             ));
             continue;
         }
+        check_days(&db.tenant_dir(t), repair, &mut report)?;
         for h in db.hosts(t)? {
             check_host(&db.host_dir(t, h), repair, &mut report)?;
         }

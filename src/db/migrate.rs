@@ -84,7 +84,7 @@ pub fn migrate_tenant(
         io_at(&days, fs::create_dir_all(&days))?;
         super::adopt_owner(&days);
     }
-    let _lock = host::lock(&days)?;
+    let _lock = store::lock_days(&days)?;
     let staging = tenant_dir.join(STAGING_DIR);
     let mut done = Migrated::default();
     for (date, files) in old_files(tenant_dir)? {

@@ -11,8 +11,13 @@
 //! <root>/<tenant-uuid>/tenant.conf          name, key, quota, metadata, meters
 //! <root>/<tenant-uuid>/<host-uuid>/host.conf     host meter and watcher overrides
 //! <root>/<tenant-uuid>/<host-uuid>/host.log      status changes (fixed records)
-//! <root>/<tenant-uuid>/<host-uuid>/YYYYMMDD.osd  samples of one UTC day
+//! <root>/<tenant-uuid>/days/YYYYMMDD.otd         every host's samples of one UTC day
+//! <root>/<tenant-uuid>/days/YYYYMMDD.oti         its host index
 //! ```
+//!
+//! [`store`] writes and reads the day files; [`host`] answers one host's
+//! questions through it (and still reads the per-host day files of the
+//! layout before, for [`migrate`]).
 
 pub mod delta;
 pub mod format;
@@ -39,7 +44,8 @@ pub const DATABASE_SHAPE: (&str, crate::conf::schema::Shape) = (
     crate::conf::schema::Shape::Keys(&[("path", crate::conf::schema::Shape::Value)]),
 );
 
-pub use host::{HostWriter, ParkedWriter, Usage};
+pub use host::{HostWriter, Usage};
+pub use store::{ParkedWriter, TenantStore};
 pub use tenant::{Db, TenantInfo};
 
 use std::fmt;
@@ -72,6 +78,9 @@ pub enum DbError {
     },
     /// Input that cannot be stored (bad name, type, value ...).
     Invalid(String),
+    /// A database whose samples are still in day files per host (the
+    /// layout before tenant day files): `opticon-db migrate` converts it.
+    OldLayout(PathBuf),
     /// The root is not an Opticon database (missing, a file, or a
     /// directory of other things): a mistyped `--path` must not read as
     /// an empty database, nor be created silently.
@@ -85,6 +94,12 @@ impl fmt::Display for DbError {
                 f,
                 "{} is not an Opticon database ({why}): give the right --path, or create one there with --init",
                 path.display()
+            ),
+            DbError::OldLayout(root) => write!(
+                f,
+                "{}: samples are stored in day files per host, the layout before tenant day files: stop the collector and run `opticon-db --path {} migrate`",
+                root.display(),
+                root.display()
             ),
             DbError::Io(path, e) => {
                 if e.kind() == io::ErrorKind::PermissionDenied {

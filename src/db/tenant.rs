@@ -1,6 +1,7 @@
 //! Tenants and their hosts on disk: the directory tree and its metadata.
 
-use super::host::{self, day_files, HostWriter};
+use super::host;
+use super::store::{self, HostAppender};
 use super::time::{Date, DAY};
 use super::{dir_bytes, io_at, write_atomic, DbError};
 use crate::conf::{self, Dict, Node};
@@ -14,6 +15,10 @@ use uuid::Uuid;
 pub const TENANT_FILE: &str = "tenant.conf";
 /// In the root: marks the directory as an Opticon database.
 pub const MARKER_FILE: &str = "opticon.db";
+/// What the marker says: what the directory is, and its layout.
+pub const MARKER_TEXT: &str = "Opticon database (see opticon-db(8))\nlayout: tenant day files\n";
+/// The marker's line saying the samples are in tenant day files.
+pub const LAYOUT_LINE: &str = "layout: tenant day files";
 /// Host metadata file name.
 pub const HOST_FILE: &str = "host.conf";
 /// Host log file name.
@@ -110,12 +115,39 @@ impl Db {
         io_at(&self.root, fs::create_dir_all(&self.root))?;
         let marker = self.root.join(MARKER_FILE);
         if !marker.exists() {
-            io_at(
-                &marker,
-                fs::write(&marker, "Opticon database (see opticon-db(8))\n"),
-            )?;
+            io_at(&marker, fs::write(&marker, MARKER_TEXT))?;
         }
         Ok(())
+    }
+
+    /// Whether the samples are in tenant day files, the layout this code
+    /// reads and writes. The marker says so once known; a database
+    /// without the mark is looked at (any host day file left means the
+    /// older layout, [`DbError::OldLayout`]) and marked when it has none.
+    pub fn check_layout(&self) -> Result<(), DbError> {
+        let marker = self.root.join(MARKER_FILE);
+        if fs::read_to_string(&marker).is_ok_and(|t| t.contains(LAYOUT_LINE)) {
+            return Ok(());
+        }
+        if !self.root.is_dir() {
+            return Ok(());
+        }
+        for t in self.tenant_ids()? {
+            if super::migrate::needs_migration(&self.tenant_dir(t))? {
+                return Err(DbError::OldLayout(self.root.clone()));
+            }
+        }
+        self.mark_layout();
+        Ok(())
+    }
+
+    /// Record in the marker that the layout is tenant day files (best
+    /// effort: a read-only database is looked at again next time).
+    pub fn mark_layout(&self) {
+        let marker = self.root.join(MARKER_FILE);
+        if fs::write(&marker, MARKER_TEXT).is_ok() {
+            super::adopt_owner(&marker);
+        }
     }
 
     /// The root directory.
@@ -321,10 +353,10 @@ impl Db {
         }
     }
 
-    /// The single writer of a host (creating its directory).
-    pub fn writer(&self, tenant: Uuid, host: Uuid) -> Result<HostWriter, DbError> {
-        self.require_tenant(tenant)?;
-        HostWriter::open(&self.host_dir(tenant, host))
+    /// A writer of one host (creating its directory), holding the
+    /// tenant's writer lock while it lives.
+    pub fn writer(&self, tenant: Uuid, host: Uuid) -> Result<HostAppender, DbError> {
+        HostAppender::open(&self.require_tenant(tenant)?, host)
     }
 
     /// The document holding meter definitions and watchers: the host's
@@ -349,10 +381,23 @@ impl Db {
         }
     }
 
-    /// Delete a host and its data.
+    /// Delete a host and its data: its directory (it is gone for every
+    /// reader and writer), then its records, rewriting the tenant's day
+    /// files that hold any, all under the tenant's writer lock.
     pub fn delete_host(&self, tenant: Uuid, host: Uuid) -> Result<(), DbError> {
         let dir = self.require_host(tenant, host)?;
-        io_at(&dir, fs::remove_dir_all(&dir))
+        let tenant_dir = self.tenant_dir(tenant);
+        let days = store::days_dir(&tenant_dir);
+        // Under the lock, so no write cycle stores the host in between.
+        let _lock = match days.exists() {
+            true => Some(store::lock_days(&days)?),
+            false => None,
+        };
+        io_at(&dir, fs::remove_dir_all(&dir))?;
+        if days.exists() {
+            store::rewrite::remove_hosts_locked(&tenant_dir, &[host])?;
+        }
+        Ok(())
     }
 
     /// A host's metadata document (empty when it has none).
@@ -381,6 +426,7 @@ impl Db {
     /// quota when it is.
     pub fn enforce_quota(&self, tenant: Uuid) -> Result<(Vec<Date>, Option<String>), DbError> {
         let quota = self.tenant(tenant)?.quota_mb.saturating_mul(1 << 20);
+        let dir = self.tenant_dir(tenant);
         let mut deleted = Vec::new();
         let mut why = None;
         loop {
@@ -388,12 +434,7 @@ impl Db {
             if used <= quota {
                 break;
             }
-            let mut dates: Vec<(Date, PathBuf)> = Vec::new();
-            for h in self.hosts(tenant)? {
-                for d in day_files(&self.host_dir(tenant, h))? {
-                    dates.push((d.date, d.path));
-                }
-            }
+            let dates = store::reader::dates(&dir)?;
             let over = |what: &str| {
                 Some(format!(
                     "still {:.1} MB over the {} MB quota: {what}",
@@ -401,19 +442,16 @@ impl Db {
                     quota >> 20
                 ))
             };
-            let Some(oldest) = dates.iter().map(|(d, _)| *d).min() else {
+            let (Some(oldest), Some(newest)) = (dates.first(), dates.last()) else {
                 why = over("no day file is left to delete (metadata, logs and directories remain)");
                 break;
             };
-            let newest = dates.iter().map(|(d, _)| *d).max().unwrap_or(oldest);
             if oldest == newest {
                 why = over("only the newest day is left, which is never deleted");
                 break;
             }
-            for (_, path) in dates.iter().filter(|(d, _)| *d == oldest) {
-                io_at(path, fs::remove_file(path))?;
-            }
-            deleted.push(oldest);
+            store::remove_day(&dir, *oldest)?;
+            deleted.push(*oldest);
         }
         Ok((deleted, why))
     }
@@ -421,13 +459,12 @@ impl Db {
     /// Delete every day file whose whole day ended before `cutoff`;
     /// returns how many.
     pub fn purge_before(&self, tenant: Uuid, cutoff: i64) -> Result<usize, DbError> {
+        let dir = self.require_tenant(tenant)?;
         let mut n = 0;
-        for h in self.hosts(tenant)? {
-            for d in day_files(&self.host_dir(tenant, h))? {
-                if d.date.start() + DAY <= cutoff {
-                    io_at(&d.path, fs::remove_file(&d.path))?;
-                    n += 1;
-                }
+        for date in store::reader::dates(&dir)? {
+            if date.start() + DAY <= cutoff {
+                store::remove_day(&dir, date)?;
+                n += 1;
             }
         }
         Ok(n)
@@ -444,6 +481,9 @@ impl Db {
                 io_at(&dir, fs::remove_dir_all(&dir))?;
                 gone.push(h);
             }
+        }
+        if !gone.is_empty() {
+            store::rewrite::remove_hosts(&self.tenant_dir(tenant), &gone)?;
         }
         Ok(gone)
     }

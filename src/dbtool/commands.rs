@@ -68,6 +68,7 @@ pub const COMMANDS: &[Command] = &[
     command!("Upkeep", "enforce-quota", "", Tool::enforce_quota),
     command!("Upkeep", "fsck", "", Tool::fsck),
     command!("Upkeep", "du", "", Tool::du),
+    command!("Upkeep", "migrate", "", Tool::migrate),
 ];
 
 /// The command called `name`.

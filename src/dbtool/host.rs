@@ -4,7 +4,7 @@ use super::error::{usage, ToolError};
 use super::tool::{args, need, parse_uuid, Tool};
 use crate::conf::{Dict, Node};
 use crate::db::host::{self, downsample};
-use crate::db::time::{iso, Date};
+use crate::db::time::iso;
 use crate::db::{log, views, DbError};
 use crate::model::json::{encode_host, host_node, meters_from_dict};
 use crate::model::HostMeters;
@@ -169,20 +169,6 @@ impl Tool {
                 .collect::<Result<_, DbError>>()?,
         };
         let mut w = self.db.writer(t, h)?;
-        for r in &w.repairs {
-            eprintln!(
-                "opticon-db: {}: cut torn tail ({} -> {} bytes)",
-                r.path.display(),
-                r.from,
-                r.to
-            );
-        }
-        for aside in &w.moved_aside {
-            eprintln!(
-                "opticon-db: {}: damaged header, moved aside (fsck --repair merges it back)",
-                aside.display()
-            );
-        }
         let mut out = std::io::stdout().lock();
         for (n, (time, doc)) in records.iter().enumerate() {
             let mut meters = HostMeters::new();
@@ -193,7 +179,11 @@ impl Tool {
                     .set(name, value, *time)
                     .map_err(|e| DbError::Invalid(e.to_string()))?;
             }
-            w.append(*time, &meters)?;
+            let appended = w.append(*time, &meters);
+            for note in w.notes() {
+                eprintln!("opticon-db: {note}");
+            }
+            appended?;
             if (n + 1) % sync_every == 0 || n + 1 == records.len() {
                 w.sync()?;
                 if progress {
@@ -212,37 +202,19 @@ impl Tool {
         let (from, to) = (self.time(m, "from", "@0")?, self.time(m, "to", "now")?);
         let dir = self.db.host_dir(t, h);
         let mut out = std::io::stdout().lock();
-        let (first, last) = (Date::of(from), Date::of(to));
-        for d in host::day_files(&dir)?
-            .iter()
-            .filter(|d| d.date >= first && d.date <= last)
-        {
-            let day = match host::read_day(&d.path) {
-                Ok(day) => day,
-                // One damaged file costs its own samples, not the export.
-                Err(e @ DbError::Corrupt(..)) => {
-                    eprintln!("opticon-db: skipped: {e} (fsck --repair)");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let mut failed = None;
-            day.replay(|time, meters| {
-                if time < from || time > to {
-                    return time < to;
-                }
-                let mut line = Dict::new();
-                line.insert("time", Node::Int(time));
-                line.insert("meters", host_node(meters));
-                if let Err(e) = writeln!(out, "{}", Node::Dict(line).to_json(false)) {
-                    failed = Some(e);
-                    return false;
-                }
-                true
-            });
-            if let Some(e) = failed {
-                return Err(DbError::Io("stdout".into(), e).into());
+        let mut failed = None;
+        host::replay(&dir, from, to, |time, meters| {
+            let mut line = Dict::new();
+            line.insert("time", Node::Int(time));
+            line.insert("meters", host_node(meters));
+            if let Err(e) = writeln!(out, "{}", Node::Dict(line).to_json(false)) {
+                failed = Some(e);
+                return false;
             }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(DbError::Io("stdout".into(), e).into());
         }
         Ok(0)
     }

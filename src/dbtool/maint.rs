@@ -3,8 +3,8 @@
 use super::error::{usage, ToolError, EXIT_FAIL};
 use super::tool::{args, Tool};
 use crate::conf::{Dict, Node};
-use crate::db::fsck;
 use crate::db::time::parse_age;
+use crate::db::{fsck, migrate};
 use crate::svc::text::{size, table};
 use getopts::Matches;
 
@@ -38,6 +38,32 @@ impl Tool {
             }
         }
         Ok(0)
+    }
+
+    /// `migrate`: convert day files per host to tenant day files, in
+    /// place; run again after an interruption, it goes on.
+    pub(super) fn migrate(&self, m: &Matches) -> Result<i32, ToolError> {
+        args(m, 0, "no arguments")?;
+        let mut status = 0;
+        for t in self.tenants(m)? {
+            let dir = self.db.tenant_dir(t);
+            let done = migrate::migrate_tenant(&dir, |date, files| {
+                println!("{t}: {}: {files} host day files converted", date.stem());
+            })?;
+            for left in &done.left {
+                eprintln!("opticon-db: {t}: {left}");
+                status = EXIT_FAIL;
+            }
+            println!(
+                "{t}: {} days, {} host day files, {} samples converted",
+                done.days, done.files, done.samples
+            );
+        }
+        if m.opt_strs("tenant").is_empty() {
+            self.db.check_layout()?;
+            println!("the database is in tenant day files");
+        }
+        Ok(status)
     }
 
     /// `enforce-quota`.

@@ -47,6 +47,11 @@ pub fn run(args: &[String]) -> i32 {
         } else {
             tool.db.check_root()
         }
+        .and_then(|()| match command.name {
+            // Only the conversion itself runs on the layout before.
+            "migrate" => Ok(()),
+            _ => tool.db.check_layout(),
+        })
         .map_err(ToolError::Db)
         .and_then(|()| (command.run)(&tool, &m)),
         None => Err(usage(format!("unknown command {name:?}"))),

@@ -539,15 +539,16 @@ fn watcher_origins_are_per_level() {
     );
 }
 
-/// A host whose day file has a zeroed header never makes a tenant route
+/// A tenant day file with a zeroed header never makes a tenant route
 /// answer 500: the listing and the host's routes serve what is readable.
 #[test]
 fn damaged_day_files_never_answer_500() {
     let dir = setup("api-damaged");
     let host_dir = dir.path("db").join(A).join(HOST);
-    for entry in std::fs::read_dir(&host_dir).unwrap().flatten() {
+    let days_dir = dir.path("db").join(A).join("days");
+    for entry in std::fs::read_dir(&days_dir).unwrap().flatten() {
         let p = entry.path();
-        if p.extension().is_some_and(|e| e == "osd") {
+        if p.extension().is_some_and(|e| e == "otd") {
             let mut bytes = std::fs::read(&p).unwrap();
             bytes[..32].fill(0);
             std::fs::write(&p, bytes).unwrap();

@@ -596,10 +596,14 @@ fn bad_input_gets_one_clear_line() {
     if root {
         common::chown_tree(&r.db(), 65534, 65534);
     }
-    let locked: Vec<PathBuf> = [r.db().join(TENANT), r.db().join(TENANT).join(HOST)]
-        .into_iter()
-        .filter(|d| d.is_dir())
-        .collect();
+    let locked: Vec<PathBuf> = [
+        r.db().join(TENANT),
+        r.db().join(TENANT).join("days"),
+        r.db().join(TENANT).join(HOST),
+    ]
+    .into_iter()
+    .filter(|d| d.is_dir())
+    .collect();
     for d in &locked {
         std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
     }
@@ -642,11 +646,12 @@ fn purge_quota_and_du() {
     let file = r.write("four.jsonl", &text);
     r.ok(&["-t", TENANT, "-H", HOST, "host-import", &file]);
     let dir = r.db().join(TENANT).join(HOST);
+    let days_dir = r.db().join(TENANT).join("days");
     let days = || {
-        let mut v: Vec<String> = std::fs::read_dir(&dir)
+        let mut v: Vec<String> = std::fs::read_dir(&days_dir)
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".osd"))
+            .filter(|n| n.ends_with(".otd"))
             .collect();
         v.sort();
         v
@@ -680,7 +685,7 @@ fn purge_quota_and_du() {
         String::from_utf8_lossy(&out.stderr).to_string(),
     );
     assert_eq!(text.lines().count(), 3, "{text}");
-    assert_eq!(days(), vec!["20231117.osd"]);
+    assert_eq!(days(), vec!["20231117.otd"]);
     // Still over a quota of 0: it says why, and exits 1.
     assert_eq!(out.status.code(), Some(1));
     assert!(why.contains("only the newest day is left"), "{why}");
@@ -708,7 +713,7 @@ fn flipped_bytes_are_found_and_never_returned() {
     let file = r.write("s.jsonl", &samples(DAY0, 150, 9));
     r.ok(&["-t", TENANT, "-H", HOST, "host-import", &file]);
     let original = r.ok(&["-t", TENANT, "-H", HOST, "host-export"]);
-    let day = r.db().join(TENANT).join(HOST).join("20231114.osd");
+    let day = r.db().join(TENANT).join("days/20231114.otd");
     let len = std::fs::metadata(&day).unwrap().len() as usize;
     flip(&day, len / 2);
     let out = r.run(&["-t", TENANT, "fsck"]);
@@ -789,11 +794,12 @@ fn sigkilled_writer_never_loses_synced_records() {
         // Every other round, also leave what a power cut leaves: part of
         // an unsynced frame at the end of the newest day file.
         if round % 2 == 0 {
-            let host_dir = r.db().join(TENANT).join(HOST);
-            let mut days: Vec<PathBuf> = std::fs::read_dir(&host_dir)
-                .unwrap()
+            let days_dir = r.db().join(TENANT).join("days");
+            let mut days: Vec<PathBuf> = std::fs::read_dir(&days_dir)
+                .into_iter()
+                .flatten()
                 .filter_map(|e| Some(e.ok()?.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "osd"))
+                .filter(|p| p.extension().is_some_and(|x| x == "otd"))
                 .collect();
             days.sort();
             if let Some(newest) = days.last() {
@@ -911,68 +917,17 @@ fn one_writer_per_host_and_du_json() {
     );
 }
 
-#[test]
-fn a_parked_writer_resumes_byte_for_byte_and_notices_other_writers() {
-    use opticon::db::host::{day_files, read_day, HostWriter};
-    let (a, b) = (Root::with_tenant("park-a"), Root::with_tenant("park-b"));
-    let (dir_a, dir_b) = (a.db().join("a"), b.db().join("b"));
-    let mut fake_a = opticon::fleet::FakeHost::new(7);
-    let mut fake_b = opticon::fleet::FakeHost::new(7);
-    let mut continuous = HostWriter::open(&dir_a).unwrap();
-    let mut parked = HostWriter::open(&dir_b).unwrap().park();
-    // 130 samples cross two block boundaries and one day boundary.
-    let start = DAY0 + 86_400 - 65 * 60;
-    for i in 0..130 {
-        let t = start + i * 60;
-        continuous.append(t, &fake_a.sample(t)).unwrap();
-        let mut w = HostWriter::resume(&dir_b, &parked, None).unwrap();
-        w.append(t, &fake_b.sample(t)).unwrap();
-        parked = w.park();
-        assert_eq!(parked.last_time(), Some(t));
-    }
-    drop(continuous);
-    let (files_a, files_b) = (day_files(&dir_a).unwrap(), day_files(&dir_b).unwrap());
-    assert_eq!(files_a.len(), 2);
-    for (fa, fb) in files_a.iter().zip(&files_b) {
-        assert_eq!(
-            std::fs::read(&fa.path).unwrap(),
-            std::fs::read(&fb.path).unwrap()
-        );
-    }
-    // Another writer appends while this one is parked: the resumed writer
-    // starts over from the file instead of trusting its stale mark.
-    let t = start + 130 * 60;
-    let mut other = HostWriter::open(&dir_b).unwrap();
-    other.append(t, &fake_b.sample(t)).unwrap();
-    drop(other);
-    assert!(HostWriter::resume(&dir_b, &parked, None)
-        .unwrap()
-        .append(t, &fake_b.sample(t))
-        .is_err());
-    let mut w = HostWriter::resume(&dir_b, &parked, None).unwrap();
-    w.append(t + 60, &fake_b.sample(t + 60)).unwrap();
-    drop(w);
-    let last = day_files(&dir_b).unwrap().pop().unwrap();
-    let day = read_day(&last.path).unwrap();
-    assert!(day.scan.damage.is_empty());
-    let mut n = 0;
-    day.replay(|_, _| {
-        n += 1;
-        true
-    });
-    assert_eq!(n, day.scan.frames.len());
-}
-
 /// A day file with a zeroed header and a garbage host log stop nothing:
-/// listings and queries serve the rest, the writer moves the file aside
-/// and records on, and fsck --repair brings every verifying sample back.
+/// listings and queries serve the rest, the next writer rebuilds the
+/// header from the file name (every record kept) and records on, and
+/// fsck --repair rebuilds the log.
 #[test]
 fn damaged_headers_never_stop_a_host() {
     let r = Root::with_tenant("damaged");
     let first = r.write("a.jsonl", &samples(DAY0 + 3600, 20, 1));
     r.ok(&["-t", TENANT, "-H", HOST, "host-import", &first]);
     let host_dir = r.db().join(TENANT).join(HOST);
-    let day = host_dir.join("20231114.osd");
+    let day = r.db().join(TENANT).join("days/20231114.otd");
     let mut bytes = std::fs::read(&day).unwrap();
     bytes[..32].fill(0);
     std::fs::write(&day, &bytes).unwrap();
@@ -985,23 +940,24 @@ fn damaged_headers_never_stop_a_host() {
         list.to_json(false)
     );
     r.ok(&["-t", TENANT, "-H", HOST, "host-log"]);
-    // The writer moves it aside and records on.
-    let more = r.write("b.jsonl", &samples(DAY0 + 3 * 3600, 10, 2));
-    r.ok(&["-t", TENANT, "-H", HOST, "host-import", &more]);
-    assert!(host_dir.join("20231114.osd.corrupt").exists());
-    let shown = r.ok(&["-t", TENANT, "-H", HOST, "host-show"]);
-    assert!(shown.contains("hostname"), "{shown}");
-    // fsck finds both; --repair merges the 20 samples back, rebuilds the
-    // log; then nothing is left.
+    assert_eq!(r.ok(&["-t", TENANT, "-H", HOST, "host-export"]), "");
+    // fsck finds both.
     let found = r.run(&["-t", TENANT, "fsck"]);
     assert_eq!(found.status.code(), Some(1));
     let found = String::from_utf8_lossy(&found.stdout).to_string();
     assert!(
-        found.contains(".corrupt") && found.contains("host.log"),
+        found.contains("20231114.otd: unreadable") && found.contains("host.log"),
         "{found}"
     );
+    // The next writer rebuilds the header and records on.
+    let more = r.write("b.jsonl", &samples(DAY0 + 3 * 3600, 10, 2));
+    let out = r.run(&["-t", TENANT, "-H", HOST, "host-import", &more]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("header rebuilt, 20 records kept"), "{said}");
+    let shown = r.ok(&["-t", TENANT, "-H", HOST, "host-show"]);
+    assert!(shown.contains("hostname"), "{shown}");
     let repaired = r.ok(&["-t", TENANT, "fsck", "--repair"]);
-    assert!(repaired.contains("samples merged"), "{repaired}");
     assert!(repaired.contains("host.log: rebuilt"), "{repaired}");
     let clean = r.ok(&["-t", TENANT, "fsck"]);
     assert!(clean.ends_with("0 problems\n"), "{clean}");
@@ -1194,4 +1150,63 @@ fn the_original_meter_set_is_defined() {
     }
     let watchers = root.ok(&["-t", TENANT, "watcher-list"]);
     assert!(watchers.contains("mysql/erps"), "{watchers}");
+}
+
+/// A database written in the layout before tenant day files (a day file
+/// per host, as the previous release wrote them): the collector, its
+/// `-t` and every other command refuse it, naming `opticon-db migrate`;
+/// migrate converts it in place, and then everything reads it.
+#[test]
+fn migrate_converts_an_old_database_that_everything_else_refuses() {
+    use opticon::db::HostWriter;
+    let r = Root::with_tenant("migrate");
+    let dir = r.db().join(TENANT).join(HOST);
+    let mut w = HostWriter::open(&dir).unwrap();
+    let mut fake = opticon::fleet::FakeHost::new(5);
+    // 100 samples across a UTC midnight: two host day files.
+    let start = DAY0 + 86_400 - 3000;
+    for k in 0..100 {
+        let t = start + 60 * k;
+        w.append(t, &fake.sample(t)).unwrap();
+    }
+    w.sync().unwrap();
+    drop(w);
+    // The marker as the previous release wrote it.
+    std::fs::write(
+        r.db().join("opticon.db"),
+        "Opticon database (see opticon-db(8))\n",
+    )
+    .unwrap();
+    let err = r.fails(&["-t", TENANT, "host-list"], 1);
+    assert!(
+        err.contains("day files per host") && err.contains("migrate"),
+        "{err}"
+    );
+    let conf = r.write(
+        "collector.conf",
+        &format!("database {{ path {} }}\n", r.db().display()),
+    );
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_opticon-collector"))
+            .args(["-t", "-c", &conf])
+            .output()
+            .unwrap()
+    };
+    let refused = check();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(said.contains("opticon-db --path"), "{said}");
+    let out = r.ok(&["migrate"]);
+    assert!(
+        out.contains("2 days, 2 host day files, 100 samples converted"),
+        "{out}"
+    );
+    assert!(out.contains("the database is in tenant day files"), "{out}");
+    let export = r.ok(&["-t", TENANT, "-H", HOST, "host-export"]);
+    assert_eq!(export.lines().count(), 100);
+    assert!(r.ok(&["-t", TENANT, "fsck"]).ends_with("0 problems\n"));
+    let accepted = check();
+    assert_eq!(accepted.status.code(), Some(0), "{accepted:?}");
+    // Nothing left to do on a second run.
+    assert!(r.ok(&["migrate"]).contains("0 days, 0 host day files"));
 }

@@ -1,71 +1,42 @@
-//! Queries over a host's day files: the latest sample, the sample at a
-//! time, series of one meter (downsampled for graphs) and storage usage.
+//! Queries of one host, given by its directory: the latest sample, the
+//! sample at a time, series of one meter (downsampled for graphs) and
+//! storage usage, answered from the tenant's day files.
 
-use super::day::{corrupt, day_files, read_checked, read_day, Day, Replayer, KEYFRAME_INTERVAL};
-use crate::db::format::{self, check_header, scan, tail_chain, HEADER_LEN, KIND_SAMPLES};
-use crate::db::time::Date;
-use crate::db::{io_at, DbError};
+use crate::db::store;
+use crate::db::DbError;
 use crate::model::{HostMeters, MeterValue};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use uuid::Uuid;
 
-/// A damaged day file reads as one without data: queries serve what the
-/// other files hold (the writer moves a damaged file aside, fsck repairs
-/// it); failures to read at all still count.
-fn unless_damaged<T>(r: Result<Option<T>, DbError>) -> Result<Option<T>, DbError> {
-    match r {
-        Err(DbError::Corrupt(..)) => Ok(None),
-        other => other,
+/// The tenant directory and host of a host directory
+/// (`<root>/<tenant>/<host>`): where [`crate::db::store`] keeps its
+/// samples, in the tenant's day files.
+fn tenant_and_host(dir: &Path) -> Result<(&Path, Uuid), DbError> {
+    let host = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| Uuid::parse_str(n).ok());
+    match (dir.parent(), host) {
+        (Some(tenant), Some(host)) => Ok((tenant, host)),
+        _ => Err(DbError::Invalid(format!(
+            "{}: not a host directory",
+            dir.display()
+        ))),
     }
 }
 
-/// The latest sample in one day file, walking back from its end; falls
-/// back to a full scan when the tail is damaged.
-fn latest_in(path: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
-    let buf = read_checked(path)?;
-    if let Some(chain) = tail_chain(&buf, KEYFRAME_INTERVAL) {
-        let mut r = Replayer::new();
-        let mut decoded = false;
-        for f in &chain {
-            decoded = r.feed(&buf, f).is_some();
-        }
-        if let (true, Some(state), Some(f)) = (decoded, r.state, chain.last()) {
-            return Ok(Some((f.time, state)));
-        }
-    }
-    let day = Day {
-        path: path.to_path_buf(),
-        scan: scan(&buf),
-        buf,
-    };
-    Ok((0..day.scan.frames.len()).rev().find_map(|i| day.sample(i)))
-}
-
-/// The host's latest sample: one read of its newest day file and at most
-/// one block decoded.
+/// The host's latest sample: one index lookup and at most one block of
+/// records read.
 pub fn latest(dir: &Path) -> Result<Option<(i64, HostMeters)>, DbError> {
-    for day in day_files(dir)?.iter().rev() {
-        if let Some(found) = unless_damaged(latest_in(&day.path))? {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
+    let (tenant, host) = tenant_and_host(dir)?;
+    store::latest(tenant, host)
 }
 
-/// The newest sample at or before `t`, looking back across day files (a
-/// day without data yields the previous day's last sample).
+/// The newest sample at or before `t`, looking back across days (a day
+/// without data yields the previous day's last sample).
 pub fn at(dir: &Path, t: i64) -> Result<Option<(i64, HostMeters)>, DbError> {
-    let limit = Date::of(t);
-    for day in day_files(dir)?.iter().rev().filter(|d| d.date <= limit) {
-        let Some(read) = unless_damaged(read_day(&day.path).map(Some))? else {
-            continue;
-        };
-        if let Some(found) = read.sample_at_or_before(t) {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
+    let (tenant, host) = tenant_and_host(dir)?;
+    store::sample_at(tenant, host, t)
 }
 
 /// The numeric value of a meter: a scalar, or an array's first element.
@@ -80,38 +51,28 @@ pub fn series(dir: &Path, meter: &str, from: i64, to: i64) -> Result<Vec<(i64, f
         .unwrap_or_default())
 }
 
-/// [`series`] of several meters in one pass over the day files (a host
-/// view's graphs come from one request, one read).
+/// [`series`] of several meters in one pass over the host's records (a
+/// host view's graphs come from one request, one read).
 pub fn series_many(
     dir: &Path,
     meters: &[&str],
     from: i64,
     to: i64,
 ) -> Result<Vec<Vec<(i64, f64)>>, DbError> {
-    let mut out = vec![Vec::new(); meters.len()];
-    let (first, last) = (Date::of(from), Date::of(to));
-    for day in day_files(dir)?
-        .iter()
-        .filter(|d| d.date >= first && d.date <= last)
-    {
-        let Some(day) = unless_damaged(read_day(&day.path).map(Some))? else {
-            continue;
-        };
-        day.replay(|t, m| {
-            if t > to {
-                return false;
-            }
-            if t >= from {
-                for (meter, series) in meters.iter().zip(out.iter_mut()) {
-                    if let Some(v) = m.get(meter).and_then(|m| numeric(&m.value)) {
-                        series.push((t, v));
-                    }
-                }
-            }
-            true
-        });
-    }
-    Ok(out)
+    let (tenant, host) = tenant_and_host(dir)?;
+    store::series_many(tenant, host, meters, from, to)
+}
+
+/// Every decodable sample of the host with `from <= time <= to`, oldest
+/// first; `visit` returns false to stop.
+pub fn replay(
+    dir: &Path,
+    from: i64,
+    to: i64,
+    visit: impl FnMut(i64, &HostMeters) -> bool,
+) -> Result<(), DbError> {
+    let (tenant, host) = tenant_and_host(dir)?;
+    store::reader::replay_range(tenant, host, from, to, visit)
 }
 
 /// One point of a downsampled series.
@@ -164,7 +125,7 @@ pub fn downsample(series: &[(i64, f64)], from: i64, to: i64, points: usize) -> V
 /// Disk use and time range of a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// Bytes of every file in the host directory.
+    /// Bytes of its records and of every file in its directory.
     pub bytes: u64,
     /// Time of the first stored sample.
     pub first: Option<i64>,
@@ -172,62 +133,28 @@ pub struct Usage {
     pub last: Option<i64>,
 }
 
-/// The first frame time of a day file, reading only its start.
-fn first_time(path: &Path) -> Result<Option<i64>, DbError> {
-    let mut f = io_at(path, File::open(path))?;
-    let mut head = vec![0u8; HEADER_LEN + 4096];
-    let mut n = 0;
-    while n < head.len() {
-        match io_at(path, f.read(&mut head[n..]))? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    head.truncate(n);
-    check_header(&head, KIND_SAMPLES).map_err(|e| corrupt(path, e))?;
-    match scan(&head).frames.first() {
-        Some(fr) => Ok(Some(fr.time)),
-        // A first frame larger than the probe: read the whole file.
-        None => Ok(read_day(path)?.scan.frames.first().map(|fr| fr.time)),
-    }
-}
-
-/// The last frame time of a day file, reading only its end.
-fn last_time(path: &Path) -> Result<Option<i64>, DbError> {
-    let mut f = io_at(path, File::open(path))?;
-    let len = io_at(path, f.metadata())?.len();
-    let probe = len.min(64 * 1024);
-    io_at(path, f.seek(SeekFrom::Start(len - probe)))?;
-    let mut tail = vec![0u8; probe as usize];
-    io_at(path, f.read_exact(&mut tail))?;
-    // The probe may start mid-frame; frame_before only needs the tail.
-    let offset = (len - probe) as usize;
-    let mut padded = vec![0u8; offset.min(HEADER_LEN)];
-    padded.extend_from_slice(&tail);
-    if let Some(fr) = format::frame_before(&padded, padded.len()) {
-        return Ok(Some(fr.time));
-    }
-    Ok(read_day(path)?.scan.frames.last().map(|fr| fr.time))
-}
-
 /// Bytes used and the first and last sample times of a host.
 pub fn usage(dir: &Path) -> Result<Usage, DbError> {
-    let days = day_files(dir)?;
-    let mut u = Usage {
-        bytes: super::super::dir_bytes(dir)?,
-        ..Usage::default()
-    };
-    for d in &days {
-        if let Some(t) = unless_damaged(first_time(&d.path))? {
-            u.first = Some(t);
-            break;
-        }
-    }
-    for d in days.iter().rev() {
-        if let Some(t) = unless_damaged(last_time(&d.path))? {
-            u.last = Some(t);
-            break;
-        }
+    let (tenant, host) = tenant_and_host(dir)?;
+    let mut u = store::usage(tenant, host)?;
+    if dir.exists() {
+        u.bytes += super::super::dir_bytes(dir)?;
     }
     Ok(u)
+}
+
+/// The bytes of a host but for its records of `date`: its other days and
+/// its directory's files (what a writer adds today's bytes to).
+pub fn bytes_except(dir: &Path, date: crate::db::time::Date) -> Result<u64, DbError> {
+    let (tenant, host) = tenant_and_host(dir)?;
+    let days: u64 = store::host_dates(tenant, host)?
+        .iter()
+        .filter(|(d, _)| *d != date)
+        .map(|(_, e)| e.bytes)
+        .sum();
+    let files = match dir.exists() {
+        true => super::super::dir_bytes(dir)?,
+        false => 0,
+    };
+    Ok(days + files)
 }

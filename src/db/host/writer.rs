@@ -8,10 +8,9 @@ use crate::db::format::{
 };
 use crate::db::time::Date;
 use crate::db::{io_at, DbError};
-use crate::model::binary::{decode_sample, encode_sample};
+use crate::model::binary::encode_sample;
 use crate::model::HostMeters;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,47 +144,18 @@ struct OpenDay {
     file: File,
     /// Its length.
     len: u64,
-    /// Its inode: a file rebuilt by a repair (written beside and renamed
-    /// into place) is another one, even at the same length.
-    ino: u64,
-}
-
-/// Where a parked writer stopped: the day file, its inode and its length
-/// then.
-#[derive(Debug, Clone)]
-struct WriterMark {
-    date: Date,
-    len: u64,
-    ino: u64,
-    since_key: usize,
-}
-
-/// A [`HostWriter`] without its files: about one encoded sample of memory
-/// and no descriptors.
-#[derive(Debug, Clone, Default)]
-pub struct ParkedWriter {
-    mark: Option<WriterMark>,
-    last_time: Option<i64>,
-    prev: Option<Vec<u8>>,
-}
-
-impl ParkedWriter {
-    /// Time of the last sample stored.
-    pub fn last_time(&self) -> Option<i64> {
-        self.last_time
-    }
-
-    /// The last sample written, encoded as one payload (a base that
-    /// other compact copies of the host's state can be deltas against).
-    pub fn prev_encoded(&self) -> Option<&[u8]> {
-        self.prev.as_deref()
-    }
 }
 
 /// Take the writer lock of a host directory without waiting for another
 /// writer (a lock only held by a process that is forking and about to
 /// exec gets a few milliseconds to go away).
 pub fn lock(dir: &Path) -> Result<File, DbError> {
+    lock_within(dir, std::time::Duration::from_millis(20))
+}
+
+/// [`lock`], waiting up to `patience` for another writer to let go (a
+/// tool's rewrite waits out the collector's write cycle).
+pub fn lock_within(dir: &Path, patience: std::time::Duration) -> Result<File, DbError> {
     let path = dir.join(LOCK_FILE);
     let f = io_at(
         &path,
@@ -196,7 +166,8 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
             .open(&path),
     )?;
     super::super::adopt_owner(&path);
-    for attempt in 0..20 {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
         // SAFETY: flock on a descriptor this function owns.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {
@@ -206,24 +177,11 @@ pub fn lock(dir: &Path) -> Result<File, DbError> {
         if err.kind() != std::io::ErrorKind::WouldBlock {
             return Err(DbError::Io(path, err));
         }
-        if attempt < 19 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        if std::time::Instant::now() >= deadline {
+            return Err(DbError::Locked(dir.to_path_buf()));
         }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    Err(DbError::Locked(dir.to_path_buf()))
-}
-
-/// Where a damaged day file is moved: `NAME.corrupt`, or
-/// `NAME.corrupt.N` when that exists.
-fn corrupt_name(path: &Path) -> PathBuf {
-    let base = format!("{}.corrupt", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
-        n += 1;
-    }
-    candidate
 }
 
 /// Cut a day file back to its last valid frame if its tail is torn; a
@@ -296,7 +254,7 @@ impl HostWriter {
             let repaired = match repair_tail(w.storage.as_ref(), &newest.path) {
                 Err(DbError::Corrupt(..)) => {
                     // A damaged header: keep the bytes for fsck, record on.
-                    let aside = corrupt_name(&newest.path);
+                    let aside = crate::db::store::writer::corrupt_name(&newest.path);
                     io_at(&newest.path, fs::rename(&newest.path, &aside))?;
                     w.moved_aside.push(aside);
                     return Ok(w);
@@ -318,7 +276,6 @@ impl HostWriter {
                     date: newest.date,
                     file,
                     len: meta.len(),
-                    ino: meta.ino(),
                 });
                 let deltas = day
                     .scan
@@ -369,12 +326,7 @@ impl HostWriter {
             }
             // Blocks never span files: a new day starts with a full frame.
             self.encoder.reset();
-            let open = OpenDay {
-                date,
-                file: f,
-                len,
-                ino: meta.ino(),
-            };
+            let open = OpenDay { date, file: f, len };
             if let Some(old) = self.day.replace(open) {
                 self.unsynced_files
                     .push((day_path(&self.dir, old.date), old.file));
@@ -417,100 +369,6 @@ impl HostWriter {
         }
         self.last_time = Some(time);
         Ok(n)
-    }
-
-    /// Disk bytes (allocated blocks, as `dir_bytes` counts them) of the
-    /// day file last appended to, for the collector's host index.
-    pub fn day_disk_bytes(&self) -> Option<u64> {
-        let d = self.day.as_ref()?;
-        d.file.metadata().ok().map(|m| m.blocks() * 512)
-    }
-
-    /// Close the files and release the lock, keeping what the next append
-    /// needs in a compact form (the previous sample encoded): a process
-    /// that writes many hosts holds descriptors only while it writes.
-    pub fn park(self) -> ParkedWriter {
-        ParkedWriter {
-            mark: self.day.as_ref().map(|d| WriterMark {
-                date: d.date,
-                len: d.len,
-                ino: d.ino,
-                since_key: self.encoder.since_key,
-            }),
-            last_time: self.last_time,
-            prev: self
-                .encoder
-                .prev
-                .as_ref()
-                .zip(self.last_time)
-                .map(|(m, t)| {
-                    let mut b = encode_sample(t, m);
-                    b.shrink_to_fit();
-                    b
-                }),
-        }
-    }
-
-    /// Take the lock again and continue from `parked`; when the day file
-    /// changed meanwhile (another writer, a repair), start over as
-    /// [`HostWriter::open`] does. `prev` is the parked previous sample
-    /// when the caller has it decoded already (saves decoding it again).
-    pub fn resume(
-        dir: &Path,
-        parked: &ParkedWriter,
-        prev: Option<HostMeters>,
-    ) -> Result<HostWriter, DbError> {
-        let (Some(mark), Some(encoded)) = (&parked.mark, &parked.prev) else {
-            return HostWriter::open(dir);
-        };
-        let path = day_path(dir, mark.date);
-        let lock = lock(dir)?;
-        // The same file at the same length: nobody wrote meanwhile (a
-        // repair that rebuilds a file renames a new one into place; one
-        // that cuts a torn tail changes its length). One fstat, no read.
-        let intact = |f: &File| {
-            f.metadata()
-                .is_ok_and(|m| m.len() == mark.len && m.ino() == mark.ino)
-        };
-        let file = match OpenOptions::new().read(true).append(true).open(&path) {
-            Ok(f) if intact(&f) => f,
-            _ => {
-                drop(lock);
-                return HostWriter::open(dir);
-            }
-        };
-        let prev = match prev {
-            Some(m) => m,
-            None => match decode_sample(encoded) {
-                Ok((_, m)) => m,
-                Err(_) => {
-                    drop((lock, file));
-                    return HostWriter::open(dir);
-                }
-            },
-        };
-        Ok(HostWriter {
-            dir: dir.to_path_buf(),
-            _lock: lock,
-            storage: Arc::new(Disk),
-            unsynced_dirs: Vec::new(),
-            unsynced_files: Vec::new(),
-            day: Some(OpenDay {
-                date: mark.date,
-                file,
-                len: mark.len,
-                ino: mark.ino,
-            }),
-            encoder: BlockEncoder {
-                prev: Some(prev),
-                since_key: mark.since_key,
-                body: Vec::new(),
-            },
-            last_time: parked.last_time,
-            frame: Vec::new(),
-            repairs: Vec::new(),
-            moved_aside: Vec::new(),
-        })
     }
 
     /// Make every appended sample durable: fdatasync of the open day

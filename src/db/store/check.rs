@@ -155,10 +155,13 @@ pub fn repair_day(days: &Path, date: Date, found: &DayReport) -> Result<Option<S
     }
     let bad: HashSet<u64> = found.undecodable.iter().copied().collect();
     let Rewritten { kept, dropped, .. } = rewrite_day(days, date, |r| !bad.contains(&r.offset))?;
-    Ok(Some(format!(
-        "{}: rebuilt from its {kept} usable records ({dropped} dropped)",
-        path.display()
-    )))
+    Ok(Some(match (&found.bad_header, dropped) {
+        (Some(_), 0) => format!("{}: header rebuilt, {kept} records kept", path.display()),
+        _ => format!(
+            "{}: rebuilt from its {kept} usable records ({dropped} dropped)",
+            path.display()
+        ),
+    }))
 }
 
 /// Write the index of a day file from the file itself.

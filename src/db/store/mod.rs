@@ -32,7 +32,7 @@ pub mod writer;
 pub use index::{DayIndex, HostDay};
 pub use reader::{host_dates, latest, sample_at, series_many, usage};
 pub use record::Record;
-pub use writer::{Appended, TenantStore};
+pub use writer::{Appended, HostAppender, ParkedWriter, TenantStore};
 
 use crate::db::time::Date;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,33 @@ pub fn days_dir(tenant_dir: &Path) -> PathBuf {
 /// The day file of `date`.
 pub fn data_path(days: &Path, date: Date) -> PathBuf {
     days.join(format!("{}.{DATA_EXT}", date.stem()))
+}
+
+/// How long a tool waits for the tenant's writer lock: longer than any
+/// write cycle holds it.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Take the writer lock of a tenant's days directory, waiting up to
+/// [`LOCK_PATIENCE`] for the collector's cycle to end.
+pub fn lock_days(days: &Path) -> Result<std::fs::File, crate::db::DbError> {
+    crate::db::host::lock_within(days, LOCK_PATIENCE)
+}
+
+/// Delete a tenant's day of samples (quota, retention), under the
+/// writer lock: its index first, so that no reader pairs a file with an
+/// index it outlived.
+pub fn remove_day(tenant_dir: &Path, date: Date) -> Result<(), crate::db::DbError> {
+    let days = days_dir(tenant_dir);
+    let _lock = lock_days(&days)?;
+    for path in [index_path(&days, date), data_path(&days, date)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(crate::db::DbError::Io(path, e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The index of the day file of `date`.

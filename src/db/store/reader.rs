@@ -289,3 +289,22 @@ pub fn usage(tenant_dir: &Path, host: Uuid) -> Result<Usage, DbError> {
         last: all.last().map(|(_, e)| e.last_time),
     })
 }
+
+/// Where the host's newest record is: its day, its offset, the day
+/// file's generation and the record's time. It changes exactly when a
+/// record is added (or the file rewritten), so a cache of the latest
+/// sample can be keyed by it; one index lookup per day looked at.
+pub fn newest(tenant_dir: &Path, host: Uuid) -> Result<Option<(Date, u64, u32, i64)>, DbError> {
+    let days = days_dir(tenant_dir);
+    for date in dates(tenant_dir)?.into_iter().rev() {
+        let ix = match DayIndex::open(&index_path(&days, date), date) {
+            Ok(Some(ix)) => ix,
+            Ok(None) | Err(DbError::Corrupt(..)) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(e) = unless_damaged(ix.lookup(host))? {
+            return Ok(Some((date, e.last_off, ix.generation, e.last_time)));
+        }
+    }
+    Ok(None)
+}

@@ -77,11 +77,14 @@ pub fn rewrite_day(
                 continue;
             }
         };
-        let prev = match last.get(&r.host) {
-            Some((old_off, new_off)) if *old_off == r.prev => *new_off,
-            _ => 0,
+        // A delta needs the record before it kept; a full frame after a
+        // gap chains to the host's last record kept, so that the records
+        // before the gap stay reachable.
+        let (prev, follows) = match last.get(&r.host) {
+            Some((old_off, new_off)) => (*new_off, *old_off == r.prev),
+            None => (0, r.prev == 0),
         };
-        if !keep(&r) || (r.kind == FRAME_DELTA && prev == 0) {
+        if !keep(&r) || (r.kind == FRAME_DELTA && !follows) {
             done.dropped += 1;
             continue;
         }
@@ -132,13 +135,20 @@ pub fn days_with(tenant_dir: &Path, hosts: &[Uuid]) -> Result<Vec<Date>, DbError
 }
 
 /// Remove every record of `hosts` from the tenant's day files, taking
-/// the writer lock; returns the day files rewritten.
+/// the writer lock (waiting out a write cycle); returns the day files
+/// rewritten.
 pub fn remove_hosts(tenant_dir: &Path, hosts: &[Uuid]) -> Result<Vec<PathBuf>, DbError> {
     let days = super::days_dir(tenant_dir);
     if !days.exists() {
         return Ok(Vec::new());
     }
-    let _lock = crate::db::host::lock(&days)?;
+    let _lock = super::lock_days(&days)?;
+    remove_hosts_locked(tenant_dir, hosts)
+}
+
+/// [`remove_hosts`] by a caller that holds the writer lock.
+pub fn remove_hosts_locked(tenant_dir: &Path, hosts: &[Uuid]) -> Result<Vec<PathBuf>, DbError> {
+    let days = super::days_dir(tenant_dir);
     let mut rewritten = Vec::new();
     for date in days_with(tenant_dir, hosts)? {
         rewrite_day(&days, date, |r| !hosts.contains(&r.host))?;

@@ -9,7 +9,7 @@ use super::{data_path, days_dir, index_path};
 use crate::db::format::{
     check_header, generation, header_with, FRAME_DELTA, HEADER_LEN, KIND_TENANT_DAY,
 };
-use crate::db::host::{lock, BlockEncoder, Disk, Repair, Storage};
+use crate::db::host::{lock_within, BlockEncoder, Disk, Repair, Storage};
 use crate::db::time::Date;
 use crate::db::{adopt_owner, io_at, DbError};
 use crate::model::HostMeters;
@@ -148,6 +148,12 @@ impl TenantStore {
     /// changed by another writer since the last lock (a host deleted, a
     /// repair) are read again before the next append.
     pub fn lock(&mut self) -> Result<(), DbError> {
+        self.lock_within(super::LOCK_PATIENCE)
+    }
+
+    /// [`TenantStore::lock`], waiting up to `patience` for another
+    /// writer (a tool) to let go.
+    pub fn lock_within(&mut self, patience: std::time::Duration) -> Result<(), DbError> {
         if self.lock.is_some() {
             return Ok(());
         }
@@ -158,7 +164,7 @@ impl TenantStore {
                 self.unsynced_dirs.push(parent.to_path_buf());
             }
         }
-        self.lock = Some(lock(&self.days)?);
+        self.lock = Some(lock_within(&self.days, patience)?);
         self.open.retain(|_, d| {
             fs::metadata(&d.path).is_ok_and(|m| m.ino() == d.ino && m.len() == d.len)
         });
@@ -217,16 +223,18 @@ impl TenantStore {
         match check_header(&head, KIND_TENANT_DAY) {
             Ok(aux) if aux == date.start() => {}
             other => {
+                // The name says the day: rebuilt around the records that
+                // verify (the lock is held), nothing of them is lost.
                 let why = match other {
                     Err(e) => e.to_string(),
                     Ok(aux) => format!("a file of another day ({aux})"),
                 };
-                let aside = corrupt_name(&path);
-                io_at(&path, fs::rename(&path, &aside))?;
+                drop(file);
+                let done = super::rewrite::rewrite_day(&self.days, date, |_| true)?;
                 self.damage.push(format!(
-                    "{}: {why}: moved aside to {}",
+                    "{}: {why}: header rebuilt, {} records kept",
                     path.display(),
-                    aside.display()
+                    done.kept
                 ));
                 return self.open_day(date);
             }
@@ -428,5 +436,125 @@ impl TenantStore {
             .iter()
             .map(|(h, e)| (*h, *e))
             .collect())
+    }
+}
+
+/// One host's writer for tools (`opticon-db host-import`): holds the
+/// tenant's lock while it lives and takes samples in time order across
+/// days, starting a block anew after the last one stored.
+pub struct HostAppender {
+    store: TenantStore,
+    dir: PathBuf,
+    host: Uuid,
+    encoder: BlockEncoder,
+    last_time: Option<i64>,
+}
+
+impl HostAppender {
+    /// Take the tenant's writer lock and create the host's directory.
+    pub fn open(tenant_dir: &Path, host: Uuid) -> Result<HostAppender, DbError> {
+        let dir = tenant_dir.join(host.hyphenated().to_string());
+        if !dir.exists() {
+            io_at(&dir, fs::create_dir_all(&dir))?;
+            adopt_owner(&dir);
+        }
+        let mut store = TenantStore::new(tenant_dir);
+        store.lock()?;
+        let last_time = super::reader::usage(tenant_dir, host)?.last;
+        Ok(HostAppender {
+            store,
+            dir,
+            host,
+            encoder: BlockEncoder::default(),
+            last_time,
+        })
+    }
+
+    /// Append one sample, newer than the last one stored.
+    pub fn append(&mut self, time: i64, meters: &HostMeters) -> Result<u64, DbError> {
+        if let Some(last) = self.last_time.filter(|l| time <= *l) {
+            return Err(DbError::OutOfOrder {
+                path: self.dir.clone(),
+                last,
+                time,
+            });
+        }
+        let n = self
+            .store
+            .append_sample(self.host, time, meters, &mut self.encoder)?;
+        self.last_time = Some(time);
+        Ok(n)
+    }
+
+    /// Make the samples appended durable and visible.
+    pub fn sync(&mut self) -> Result<(), DbError> {
+        self.store.commit()
+    }
+
+    /// What opening day files repaired or found damaged since asked
+    /// last, one line each.
+    pub fn notes(&mut self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .store
+            .repairs
+            .drain(..)
+            .map(|r| {
+                format!(
+                    "{}: cut torn tail ({} -> {} bytes)",
+                    r.path.display(),
+                    r.from,
+                    r.to
+                )
+            })
+            .collect();
+        out.append(&mut self.store.damage);
+        out
+    }
+}
+
+/// What a host's next append needs between write cycles, compactly:
+/// its last sample encoded (the base for deltas, and for other compact
+/// copies of the host's state), that sample's time, and how far into
+/// its block it was. No descriptors, no locks: the tenant's store has
+/// those.
+#[derive(Debug, Clone, Default)]
+pub struct ParkedWriter {
+    last_time: Option<i64>,
+    prev: Option<Vec<u8>>,
+    since_key: usize,
+}
+
+impl ParkedWriter {
+    /// Time of the last sample stored.
+    pub fn last_time(&self) -> Option<i64> {
+        self.last_time
+    }
+
+    /// The last sample stored, encoded as one payload.
+    pub fn prev_encoded(&self) -> Option<&[u8]> {
+        self.prev.as_deref()
+    }
+
+    /// The encoder to go on with, given the last sample decoded (`prev`,
+    /// from [`ParkedWriter::prev_encoded`]); without it the next frame
+    /// is a full one.
+    pub fn encoder(&self, prev: Option<HostMeters>) -> BlockEncoder {
+        match prev {
+            Some(m) if self.since_key > 0 => BlockEncoder::resume(m, self.since_key),
+            _ => BlockEncoder::default(),
+        }
+    }
+
+    /// Park `encoder` after the sample it encoded last, stored at `time`.
+    pub fn park(encoder: &BlockEncoder, time: i64) -> ParkedWriter {
+        ParkedWriter {
+            last_time: Some(time),
+            prev: encoder.prev().map(|m| {
+                let mut b = crate::model::binary::encode_sample(time, m);
+                b.shrink_to_fit();
+                b
+            }),
+            since_key: encoder.since_key(),
+        }
     }
 }
