@@ -289,10 +289,9 @@ fn main() {
             w.append(t, &fake.sample(t)).unwrap();
         }
     }
+    // What opticon-db host-list (and the API without a collector) does.
     let list = time(&mut || {
-        for h in db.hosts(tenant).unwrap() {
-            black_box(host::usage(&db.host_dir(tenant, h)).unwrap());
-        }
+        black_box(opticon::db::views::hosts_usage(&db, tenant).unwrap());
     });
     report(
         &format!("host-list over {} hosts", db.hosts(tenant).unwrap().len()),

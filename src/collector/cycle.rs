@@ -61,14 +61,15 @@ impl Collector {
         let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
+        // One buffer for every chunk: a chunk's hosts take more than the
+        // 64 KB whose free makes glibc consolidate its heap (a profile at
+        // 100,000 hosts had malloc_consolidate at 9 % of the samples).
+        let mut items: Vec<((Uuid, Uuid), HostState)> = Vec::with_capacity(CHUNK);
         for chunk in keys.chunks(CHUNK) {
             let t = Instant::now();
             between(self);
             between_time += t.elapsed();
-            let mut items: Vec<((Uuid, Uuid), HostState)> = chunk
-                .iter()
-                .filter_map(|k| self.hosts.remove_entry(k))
-                .collect();
+            items.extend(chunk.iter().filter_map(|k| self.hosts.remove_entry(k)));
             let ctx = CycleContext {
                 db: &self.db,
                 tenants: &self.tenants,
@@ -84,7 +85,7 @@ impl Collector {
                 store::judge_and_store(&ctx, *k, h)
             });
             hosts_time += t.elapsed();
-            for ((key, h), done) in items.into_iter().zip(results) {
+            for ((key, h), done) in items.drain(..).zip(results) {
                 self.hosts.insert(key, h);
                 if report.as_ref().map(|r| r.0) != Some(key.0) {
                     if let Err(e) = self.finish_report(report.take()) {

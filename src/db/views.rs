@@ -126,9 +126,12 @@ pub fn watcher_list(defs: &[MeterDef]) -> Node {
 
 /// Every host of a tenant with its storage use and first and last record.
 pub fn hosts_usage(db: &Db, t: Uuid) -> Result<Vec<(Uuid, host::Usage)>, DbError> {
+    let mut records = crate::db::store::reader::all_usage(&db.tenant_dir(t))?;
     let mut items = Vec::new();
     for h in db.hosts(t)? {
-        items.push((h, host::usage(&db.host_dir(t, h))?));
+        let mut u = records.remove(&h).unwrap_or_default();
+        u.bytes += crate::db::dir_bytes(&db.host_dir(t, h))?;
+        items.push((h, u));
     }
     Ok(items)
 }

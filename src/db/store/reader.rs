@@ -308,3 +308,29 @@ pub fn newest(tenant_dir: &Path, host: Uuid) -> Result<Option<(Date, u64, u32, i
     }
     Ok(None)
 }
+
+/// Every host's bytes of records and first and last sample time, from
+/// each day's index read once (a listing of 10,000 hosts reads a few
+/// files, not a lookup per host and day).
+pub fn all_usage(tenant_dir: &Path) -> Result<std::collections::HashMap<Uuid, Usage>, DbError> {
+    let days = days_dir(tenant_dir);
+    let mut out: std::collections::HashMap<Uuid, Usage> = std::collections::HashMap::new();
+    for date in dates(tenant_dir)? {
+        let entries = match DayIndex::open(&index_path(&days, date), date) {
+            Ok(Some(ix)) => match ix.all() {
+                Ok(all) => all,
+                Err(DbError::Corrupt(..)) => continue,
+                Err(e) => return Err(e),
+            },
+            Ok(None) | Err(DbError::Corrupt(..)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (h, e) in entries {
+            let u = out.entry(h).or_default();
+            u.bytes += e.bytes;
+            u.first.get_or_insert(e.first_time);
+            u.last = Some(e.last_time);
+        }
+    }
+    Ok(out)
+}
