@@ -9,7 +9,6 @@ use super::judge;
 use super::ping::Pinger;
 use super::sessions::TenantInfo;
 use crate::db::meters::MeterDef;
-use crate::db::store::Appended;
 use crate::db::tenant::{HOST_FILE, HOST_LOG};
 use crate::db::time::Date;
 use crate::db::{log as hostlog, Db, ParkedWriter, TenantStore};
@@ -107,9 +106,11 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
     let (mut meters, mut base) = h.unpack();
     let mut fresh = false;
     h.cycle_bytes = 0;
+    // One look at the host directory per cycle: it says the host exists.
+    let dir_exists = dir.exists();
     // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
     // agent still sends: the host starts afresh, as a new one.
-    if h.writer.last_time().is_some() && !dir.exists() {
+    if h.writer.last_time().is_some() && !dir_exists {
         svc::log::info(&format!(
             "host {} of tenant {} was deleted: recording it afresh",
             key.1, key.0
@@ -169,7 +170,7 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
         unlocked: false,
     };
     // The host directory says the host exists (and holds its log).
-    if !dir.exists() {
+    if !dir_exists {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             svc::log::err(&format!("{}: {e}", dir.display()));
             h.settle(&stored.meters, false);
@@ -193,16 +194,8 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
                 let mut encoder = h.writer.encoder(base);
                 let kind = encoder.encode(now, &stored.meters);
                 let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                let appended = match s.append(key.1, now, kind, encoder.body()) {
-                    Ok(Appended::NeedsKey) => {
-                        encoder.reset();
-                        let kind = encoder.encode(now, &stored.meters);
-                        s.append(key.1, now, kind, encoder.body())
-                    }
-                    other => other,
-                };
-                match appended {
-                    Ok(Appended::Stored(_)) => {
+                match s.append_encoded(key.1, now, &stored.meters, &mut encoder, kind) {
+                    Ok(_) => {
                         stored.stored = true;
                         stored.disk = s
                             .host_day(Date::of(now), key.1)
@@ -212,7 +205,6 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
                         drop(s);
                         h.writer = ParkedWriter::park(&encoder, now);
                     }
-                    Ok(Appended::NeedsKey) => {}
                     Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
                 }
             }

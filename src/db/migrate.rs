@@ -56,22 +56,11 @@ fn old_files(tenant_dir: &Path) -> Result<BTreeMap<Date, Vec<(Uuid, PathBuf)>>, 
     Ok(by_date)
 }
 
-/// Whether a tenant still has day files per host.
+/// Whether a tenant still has day files per host (asked until the
+/// database's marker records the layout, so a walk of its hosts is paid
+/// once).
 pub fn needs_migration(tenant_dir: &Path) -> Result<bool, DbError> {
-    for entry in io_at(tenant_dir, fs::read_dir(tenant_dir))? {
-        let entry = io_at(tenant_dir, entry)?;
-        let is_host = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| Uuid::parse_str(n).is_ok());
-        if is_host
-            && io_at(&entry.path(), entry.file_type())?.is_dir()
-            && !day_files(&entry.path())?.is_empty()
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(!old_files(tenant_dir)?.is_empty())
 }
 
 /// Convert one tenant; `progress` hears of each date done.

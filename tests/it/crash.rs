@@ -206,6 +206,22 @@ fn crash(ops: &[Op], cut: usize, base: &Path, rng: &mut Rng) -> Survivors {
     }
 }
 
+impl Survivors {
+    /// Write what survived under `live` into `after`, as the disk would
+    /// show it on the next boot.
+    fn lay_out(&self, live: &Path, after: &Path) {
+        std::fs::create_dir_all(after.join("tenant")).unwrap();
+        for d in &self.dirs {
+            std::fs::create_dir_all(after.join(d.strip_prefix(live).unwrap())).unwrap();
+        }
+        for (p, data) in &self.files {
+            let to = after.join(p.strip_prefix(live).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::write(to, data).unwrap();
+        }
+    }
+}
+
 /// Every sample in a host directory, in order, as (time, JSON).
 fn read_all(dir: &Path) -> Vec<(i64, String)> {
     let mut out = Vec::new();
@@ -290,15 +306,7 @@ fn every_acknowledged_sample_survives_a_crash_after_any_sync() {
 
         // The disk after the power loss, laid out anew.
         let after = scratch.join(format!("after-{round}"));
-        std::fs::create_dir_all(after.join("tenant")).unwrap();
-        for d in &survivors.dirs {
-            std::fs::create_dir_all(after.join(d.strip_prefix(&live).unwrap())).unwrap();
-        }
-        for (p, data) in &survivors.files {
-            let to = after.join(p.strip_prefix(&live).unwrap());
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::write(to, data).unwrap();
-        }
+        survivors.lay_out(&live, &after);
         let reopened = after.join("tenant/host");
         assert!(
             reopened.is_dir(),
@@ -402,15 +410,7 @@ fn every_acknowledged_sample_of_a_tenant_day_store_survives_a_crash() {
         let survivors = crash(&rec.ops(), cut, &tenant, &mut rng);
         injected_rounds += usize::from(survivors.injected);
         let after = scratch.join(format!("after-{round}"));
-        std::fs::create_dir_all(after.join("tenant")).unwrap();
-        for d in &survivors.dirs {
-            std::fs::create_dir_all(after.join(d.strip_prefix(&live).unwrap())).unwrap();
-        }
-        for (p, data) in &survivors.files {
-            let to = after.join(p.strip_prefix(&live).unwrap());
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::write(to, data).unwrap();
-        }
+        survivors.lay_out(&live, &after);
         let reopened = after.join("tenant");
         let mut s = TenantStore::new(&reopened);
         s.lock().unwrap();

@@ -180,8 +180,6 @@ fn rebuild_index(days: &Path, date: Date) -> Result<(), DbError> {
             end = r.offset + r.size;
         }
     }
-    let mut entries: Vec<(Uuid, HostDay)> = hosts.into_iter().collect();
-    entries.sort_unstable_by_key(|(h, _)| *h);
-    let bytes = index::encode(date, generation(&head), end, &entries);
+    let bytes = index::encode(date, generation(&head), end, hosts);
     crate::db::write_atomic(&index_path(days, date), &bytes)
 }

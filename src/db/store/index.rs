@@ -50,9 +50,16 @@ fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
-/// The index of `entries` (sorted by host) for a day file of `date` and
-/// `generation`, complete up to `committed`.
-pub fn encode(date: Date, generation: u32, committed: u64, entries: &[(Uuid, HostDay)]) -> Vec<u8> {
+/// The index of `hosts` (in any order; stored by host) for a day file of
+/// `date` and `generation`, complete up to `committed`.
+pub fn encode(
+    date: Date,
+    generation: u32,
+    committed: u64,
+    hosts: impl IntoIterator<Item = (Uuid, HostDay)>,
+) -> Vec<u8> {
+    let mut entries: Vec<(Uuid, HostDay)> = hosts.into_iter().collect();
+    entries.sort_unstable_by_key(|(h, _)| *h);
     let mut out = Vec::with_capacity(HEAD + RECORD * entries.len());
     out.extend_from_slice(&header_with(KIND_DAY_INDEX, generation, date.start()));
     out.extend_from_slice(&committed.to_be_bytes());
@@ -60,7 +67,7 @@ pub fn encode(date: Date, generation: u32, committed: u64, entries: &[(Uuid, Hos
     out.extend_from_slice(&[0; 4]);
     let sum = checksum(&[&out[..48]]);
     out.extend_from_slice(&sum);
-    for (host, d) in entries {
+    for (host, d) in &entries {
         let start = out.len();
         out.extend_from_slice(host.as_bytes());
         out.extend_from_slice(&d.first_off.to_be_bytes());

@@ -263,17 +263,21 @@ pub fn series_many(
     Ok(out)
 }
 
+/// The index of the day file of `date`; a damaged one reads as none
+/// (the next writer rebuilds it).
+fn readable_index(days: &Path, date: Date) -> Result<Option<DayIndex>, DbError> {
+    unless_damaged(DayIndex::open(&index_path(days, date), date))
+}
+
 /// The host's entry in every day that has it, oldest first.
 pub fn host_dates(tenant_dir: &Path, host: Uuid) -> Result<Vec<(Date, HostDay)>, DbError> {
     let days = days_dir(tenant_dir);
     let mut out = Vec::new();
     for date in dates(tenant_dir)? {
-        let found = match DayIndex::open(&index_path(&days, date), date) {
-            Ok(Some(ix)) => unless_damaged(ix.lookup(host))?,
-            Ok(None) | Err(DbError::Corrupt(..)) => None,
-            Err(e) => return Err(e),
+        let Some(ix) = readable_index(&days, date)? else {
+            continue;
         };
-        if let Some(entry) = found {
+        if let Some(entry) = unless_damaged(ix.lookup(host))? {
             out.push((date, entry));
         }
     }
@@ -297,10 +301,8 @@ pub fn usage(tenant_dir: &Path, host: Uuid) -> Result<Usage, DbError> {
 pub fn newest(tenant_dir: &Path, host: Uuid) -> Result<Option<(Date, u64, u32, i64)>, DbError> {
     let days = days_dir(tenant_dir);
     for date in dates(tenant_dir)?.into_iter().rev() {
-        let ix = match DayIndex::open(&index_path(&days, date), date) {
-            Ok(Some(ix)) => ix,
-            Ok(None) | Err(DbError::Corrupt(..)) => continue,
-            Err(e) => return Err(e),
+        let Some(ix) = readable_index(&days, date)? else {
+            continue;
         };
         if let Some(e) = unless_damaged(ix.lookup(host))? {
             return Ok(Some((date, e.last_off, ix.generation, e.last_time)));
@@ -316,14 +318,11 @@ pub fn all_usage(tenant_dir: &Path) -> Result<std::collections::HashMap<Uuid, Us
     let days = days_dir(tenant_dir);
     let mut out: std::collections::HashMap<Uuid, Usage> = std::collections::HashMap::new();
     for date in dates(tenant_dir)? {
-        let entries = match DayIndex::open(&index_path(&days, date), date) {
-            Ok(Some(ix)) => match ix.all() {
-                Ok(all) => all,
-                Err(DbError::Corrupt(..)) => continue,
-                Err(e) => return Err(e),
-            },
-            Ok(None) | Err(DbError::Corrupt(..)) => continue,
-            Err(e) => return Err(e),
+        let Some(ix) = readable_index(&days, date)? else {
+            continue;
+        };
+        let Some(entries) = unless_damaged(ix.all().map(Some))? else {
+            continue;
         };
         for (h, e) in entries {
             let u = out.entry(h).or_default();

@@ -98,9 +98,7 @@ pub fn rewrite_day(
     }
     let file = io_at(&tmp, out.into_inner().map_err(|e| e.into_error()))?;
     io_at(&tmp, file.sync_all())?;
-    let mut entries: Vec<(Uuid, HostDay)> = hosts.into_iter().collect();
-    entries.sort_unstable_by_key(|(h, _)| *h);
-    durable_file(&itmp, &index::encode(date, generation, at, &entries))?;
+    durable_file(&itmp, &index::encode(date, generation, at, hosts))?;
     io_at(&ipath, fs::rename(&itmp, &ipath))?;
     io_at(&path, fs::rename(&tmp, &path))?;
     io_at(days, File::open(days).and_then(|d| d.sync_all()))?;

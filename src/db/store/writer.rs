@@ -374,6 +374,21 @@ impl TenantStore {
         encoder: &mut BlockEncoder,
     ) -> Result<u64, DbError> {
         let kind = encoder.encode(time, meters);
+        self.append_encoded(host, time, meters, encoder, kind)
+    }
+
+    /// Append the frame `encoder` just made of `meters` (its `kind`, its
+    /// body), encoded before taking the store (the collector encodes
+    /// outside the tenant's lock); a delta the day cannot take is
+    /// encoded again as a full frame.
+    pub fn append_encoded(
+        &mut self,
+        host: Uuid,
+        time: i64,
+        meters: &HostMeters,
+        encoder: &mut BlockEncoder,
+        kind: u8,
+    ) -> Result<u64, DbError> {
         match self.append(host, time, kind, encoder.body())? {
             Appended::Stored(n) => Ok(n),
             Appended::NeedsKey => {
@@ -411,9 +426,8 @@ impl TenantStore {
             if d.indexed == d.len {
                 continue;
             }
-            let mut entries: Vec<(Uuid, HostDay)> = d.hosts.iter().map(|(h, e)| (*h, *e)).collect();
-            entries.sort_unstable_by_key(|(h, _)| *h);
-            let bytes = index::encode(*date, d.generation, d.len, &entries);
+            let entries = d.hosts.iter().map(|(h, e)| (*h, *e));
+            let bytes = index::encode(*date, d.generation, d.len, entries);
             let ipath = index_path(&self.days, *date);
             io_at(&ipath, self.storage.create_file(&ipath, &bytes))?;
             adopt_owner(&ipath);
@@ -426,16 +440,6 @@ impl TenantStore {
     /// Sync, then write the indexes: what a writer does after each batch.
     pub fn commit(&mut self) -> Result<(), DbError> {
         self.write_indexes(false)
-    }
-
-    /// The hosts of the day file of `date` as this writer knows them.
-    pub fn hosts_of(&mut self, date: Date) -> Result<Vec<(Uuid, HostDay)>, DbError> {
-        Ok(self
-            .day(date)?
-            .hosts
-            .iter()
-            .map(|(h, e)| (*h, *e))
-            .collect())
     }
 }
 
