@@ -8,7 +8,7 @@ use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
 use crate::db::TenantStore;
-use crate::model::{unix_now, Array, MeterValue};
+use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -38,6 +38,11 @@ impl Collector {
         self.forget_silent();
         let tenants = &self.tenants;
         self.hosts.retain(|key, _| tenants.contains_key(&key.0));
+        // What the hosts held between cycles, for the debug line.
+        let held = self.hosts.values().fold(HostBytes::default(), |mut b, h| {
+            b.add(h);
+            b
+        });
         let mut keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
         keys.sort_unstable();
         let mut written = 0;
@@ -65,6 +70,9 @@ impl Collector {
         // 64 KB whose free makes glibc consolidate its heap (a profile at
         // 100,000 hosts had malloc_consolidate at 9 % of the samples).
         let mut items: Vec<((Uuid, Uuid), HostState)> = Vec::with_capacity(CHUNK);
+        // Each worker's buffers, kept from cycle to cycle.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize_with(threads, Default::default);
         for chunk in keys.chunks(CHUNK) {
             let t = Instant::now();
             between(self);
@@ -79,10 +87,11 @@ impl Collector {
                 meter_expiry: self.cfg.meter_expiry,
                 now,
                 stores: &stores,
+                exporting: !self.exports.is_empty(),
             };
             let t = Instant::now();
-            let results = svc::pool::map_scoped(&mut items, threads, |(k, h)| {
-                store::judge_and_store(&ctx, *k, h)
+            let results = svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {
+                store::judge_and_store(&ctx, s, *k, h)
             });
             hosts_time += t.elapsed();
             for ((key, h), done) in items.drain(..).zip(results) {
@@ -103,7 +112,7 @@ impl Collector {
                     *by_status.entry(h.status.as_str()).or_default() += 1;
                 }
                 if let Some((_, r)) = &mut report {
-                    if let Err(e) = r.add(key.1, &done.meters) {
+                    if let Err(e) = r.add(key.1, &done.overview, &done.summary) {
                         // This tenant's overview is lost for the cycle.
                         fail(e.to_string());
                         report = None;
@@ -111,6 +120,7 @@ impl Collector {
                 }
             }
         }
+        self.scratch = scratch;
         if let Err(e) = self.finish_report(report) {
             fail(e);
         }
@@ -177,7 +187,7 @@ impl Collector {
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, datagrams between {:.1} ms, sync {:.1} ms)",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, datagrams between {:.1} ms, sync {:.1} ms); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
@@ -256,23 +266,17 @@ impl Collector {
     /// What storing a host leaves to the hosts' shared state: its status
     /// change notified, its index entry, its export.
     fn shared_part(&mut self, key: (Uuid, Uuid), done: &Stored, now: i64) {
-        if let Some((old, new)) = done.change {
-            let meters = &done.meters;
-            let hostname = match meters.get("hostname").and_then(|m| m.value.element(0)) {
-                Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
-                _ => String::new(),
-            };
-            let problems: Vec<String> = match meters.get("problems").map(|m| &m.value) {
-                Some(MeterValue::Array(Array::Str(p))) => p.clone(),
-                _ => Vec::new(),
-            };
+        if let Some(c) = &done.change {
+            let (old, new) = c.change;
             self.notifier
-                .change(key.0, key.1, &hostname, old, new, &problems, now);
+                .change(key.0, key.1, &c.hostname, old, new, &c.problems, now);
         }
         if done.stored {
             self.index_append(key, now, done.disk, done.fresh);
         }
-        self.export_host(key, &done.meters, now);
+        if let Some(meters) = &done.meters {
+            self.export_host(key, meters, now);
+        }
     }
 
     fn start_report(&self, tenant: Uuid) -> Result<(Uuid, report::TenantReport), String> {
@@ -338,6 +342,45 @@ impl Collector {
         for t in trimmed {
             self.index_rebuild(t);
         }
+    }
+}
+
+/// Heap bytes the hosts hold between write cycles, by part: what the
+/// memory per host is made of.
+#[derive(Default)]
+struct HostBytes {
+    hosts: usize,
+    /// Last records, encoded.
+    records: usize,
+    /// Packed meters (changes and ages).
+    packed: usize,
+    /// Payloads waiting for the cycle.
+    pending: usize,
+    /// Busy hosts' decoded meters.
+    busy: usize,
+}
+
+impl HostBytes {
+    fn add(&mut self, h: &HostState) {
+        self.hosts += 1;
+        self.records += h.writer.prev_encoded().map_or(0, <[u8]>::len);
+        self.packed += h.packed.heap_bytes();
+        self.pending += h.pending.capacity();
+        self.busy += usize::from(h.busy.is_some());
+    }
+}
+
+impl std::fmt::Display for HostBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = |n: usize| n / self.hosts.max(1);
+        write!(
+            f,
+            "{} B per host in records, {} B packed, {} B pending ({} busy)",
+            per(self.records),
+            per(self.packed),
+            per(self.pending),
+            self.busy
+        )
     }
 }
 

@@ -8,7 +8,7 @@ use super::state::Collector;
 use crate::conf::{self, Node};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::{host, ParkedWriter};
-use crate::model::binary::{apply_payload, decode_sample, put_varint, PayloadReader};
+use crate::model::binary::{apply_payload, decode_sample_into, put_varint, PayloadReader};
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
 use std::net::SocketAddr;
@@ -54,45 +54,69 @@ pub(super) struct HostState {
     /// Definitions, with the tenant's and the host's file times they
     /// were built from.
     pub(super) defs: Option<(DefsStamp, Arc<Vec<MeterDef>>)>,
+    /// The number of the host log's next entry, once known (the
+    /// collector is the log's only writer: it need not read the log
+    /// again for each status change).
+    pub(super) log_next: Option<u64>,
+}
+
+/// Working buffers of one write-cycle worker, reused from host to host
+/// and from cycle to cycle: hosts of one fleet hold the same meter
+/// names, so decoding the next host into them allocates next to nothing
+/// (a profile at 100,000 hosts had malloc and free at 37 % of the
+/// collector's time when every host decoded into fresh sets).
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The host's last stored record.
+    pub(super) base: HostMeters,
+    /// The host's current meters.
+    pub(super) meters: HostMeters,
+    /// The frame body being encoded.
+    pub(super) body: Vec<u8>,
 }
 
 impl HostState {
-    /// The last stored record, which packed meters are a delta against.
-    pub(super) fn base(&self) -> Option<HostMeters> {
-        let encoded = self.writer.prev_encoded()?;
-        decode_sample(encoded).ok().map(|(_, m)| m)
+    /// Decode the last stored record (what packed meters are a delta
+    /// against) into `base`; false when there is none.
+    fn base_into(&self, base: &mut HostMeters) -> bool {
+        self.writer
+            .prev_encoded()
+            .is_some_and(|encoded| decode_sample_into(base, encoded).is_ok())
     }
 
-    /// The current meters: unpacked, with the pending payloads merged;
-    /// returns them with their base (the caller packs them again).
-    pub(super) fn unpack(&mut self) -> (HostMeters, Option<HostMeters>) {
-        let base = self.base();
+    /// The current meters (unpacked, with the pending payloads merged)
+    /// into `scratch.meters`, their base into `scratch.base`; returns
+    /// whether there is a base (the caller packs them again).
+    pub(super) fn unpack_into(&mut self, scratch: &mut Scratch) -> bool {
+        let has_base = self.base_into(&mut scratch.base);
+        let base = has_base.then_some(&scratch.base);
         if let Some(meters) = self.busy.take() {
-            return (*meters, base);
+            scratch.meters = *meters;
+            return has_base;
         }
-        let mut meters = self.packed.unpack(base.as_ref()).unwrap_or_else(|e| {
+        if let Err(e) = self.packed.unpack_into(base, &mut scratch.meters) {
             svc::log::err(&format!("cannot unpack a host's meters: {e}"));
-            HostMeters::new()
-        });
+            scratch.meters = HostMeters::new();
+        }
         let mut r = PayloadReader::bare(&self.pending);
         while let Ok(n) = r.read_varint() {
             match r.read_bytes(n as usize) {
                 // Validated on arrival.
-                Ok(payload) => drop(apply_payload(&mut meters, payload)),
+                Ok(payload) => drop(apply_payload(&mut scratch.meters, payload)),
                 Err(_) => break,
             }
         }
         self.pending = Vec::new();
-        (meters, base)
+        has_base
     }
 
-    /// Pack the meters just judged; when their record was stored, they
-    /// are their own base.
-    pub(super) fn settle(&mut self, meters: &HostMeters, stored: bool) {
+    /// Pack the meters just judged: against `base` (the last stored
+    /// record), or, when their record was stored, as their own base.
+    pub(super) fn settle(&mut self, meters: &HostMeters, base: Option<&HostMeters>, stored: bool) {
         self.packed = if stored {
-            Packed::pack(meters, Some(meters))
+            Packed::as_base(meters)
         } else {
-            Packed::pack(meters, self.base().as_ref())
+            Packed::pack(meters, base)
         };
     }
 
@@ -131,8 +155,9 @@ impl HostState {
     /// Keep a payload (validated) for the next write cycle.
     pub(super) fn queue_payload(&mut self, payload: &[u8]) {
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
-            let (meters, _) = self.unpack();
-            self.busy = Some(Box::new(meters));
+            let mut scratch = Scratch::default();
+            self.unpack_into(&mut scratch);
+            self.busy = Some(Box::new(scratch.meters));
         }
         if let Some(meters) = &mut self.busy {
             let _ = apply_payload(meters, payload);
@@ -170,6 +195,7 @@ impl Collector {
             agent_time: 0,
             exported: 0,
             defs: None,
+            log_next: None,
         };
         if let Ok(Some((_, mut meters))) = host::latest(&dir) {
             if let Some(MeterValue::Scalar(Scalar::Frac(b))) =

@@ -25,8 +25,11 @@ pub fn judge(meters: &HostMeters, defs: &[MeterDef], badness: f64) -> Verdict {
     let mut total = 0.0;
     let mut worst: Option<Level> = None;
     let mut problems = Vec::new();
-    for (name, meter) in meters.iter() {
-        let Some(def) = defs.iter().find(|d| d.id == name.as_str()) else {
+    // Only the few meters with watchers, each looked up (a definition's
+    // id is unique: overlays replace, never repeat): looking every
+    // meter's definition up instead compared thousands of names a host.
+    for def in defs.iter().filter(|d| !d.watchers.is_empty()) {
+        let Some(meter) = meters.get(&def.id) else {
             continue;
         };
         let mut meter_badness = 0.0;
@@ -39,9 +42,10 @@ pub fn judge(meters: &HostMeters, defs: &[MeterDef], badness: f64) -> Verdict {
         }
         if meter_badness > 0.0 {
             total += meter_badness;
-            problems.push(name.to_string());
+            problems.push(def.id.clone());
         }
     }
+    problems.sort_unstable();
     let capped = match worst {
         None => true,
         Some(Level::Warning) => badness > 50.0,
@@ -123,6 +127,24 @@ mod tests {
             "{}",
             v.badness
         );
+    }
+
+    #[test]
+    fn definitions_are_unique_and_problems_in_name_order() {
+        let defs = defaults();
+        let mut ids: Vec<&str> = defs.iter().map(|d| d.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), defs.len(), "judge looks each definition up once");
+        let mut h = host(99.0);
+        h.set(
+            MeterName::new("loadavg").unwrap(),
+            MeterValue::Array(Array::Frac(vec![99.0, 99.0, 99.0])),
+            0,
+        )
+        .unwrap();
+        let v = judge(&h, &defs, 0.0);
+        assert_eq!(v.problems, vec!["loadavg".to_string(), "pcpu".to_string()]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! hosts with datagrams in flight stay decoded.
 
 use crate::db::delta::{self, DeltaError};
-use crate::model::binary::{apply_payload, encode_sample, put_varint, PayloadReader};
+use crate::model::binary::{decode_sample_into, encode_sample, put_varint, PayloadReader};
 use crate::model::HostMeters;
 
 /// Packed meters of one host.
@@ -26,15 +26,27 @@ impl Packed {
     /// Pack `meters`, as changes against `base` when both have the same
     /// meter names.
     pub fn pack(meters: &HostMeters, base: Option<&HostMeters>) -> Packed {
-        let newest = meters.iter().map(|(_, m)| m.updated).max().unwrap_or(0);
+        let mut body = Vec::new();
+        let full = !base.is_some_and(|b| delta::encode(b, meters, &mut body));
+        let newest = newest(meters);
+        if full {
+            body = encode_sample(newest, meters);
+        }
+        Packed::with_body(meters, newest, body, full)
+    }
+
+    /// Pack `meters` that are their own base (just stored): no changes,
+    /// only their ages, and nothing to compare.
+    pub fn as_base(meters: &HostMeters) -> Packed {
+        let mut body = Vec::new();
+        delta::unchanged(meters.len(), &mut body);
+        Packed::with_body(meters, newest(meters), body, false)
+    }
+
+    fn with_body(meters: &HostMeters, newest: i64, body: Vec<u8>, full: bool) -> Packed {
         let mut ages = Vec::with_capacity(meters.len());
         for (_, m) in meters.iter() {
             put_varint(&mut ages, newest.saturating_sub(m.updated).max(0) as u64);
-        }
-        let mut body = Vec::new();
-        let full = !base.is_some_and(|b| delta::encode(b, meters, &mut body));
-        if full {
-            body = encode_sample(newest, meters);
         }
         Packed {
             body: body.into_boxed_slice(),
@@ -48,13 +60,23 @@ impl Packed {
     /// they were packed against.
     pub fn unpack(&self, base: Option<&HostMeters>) -> Result<HostMeters, DeltaError> {
         let mut meters = HostMeters::new();
+        self.unpack_into(base, &mut meters)?;
+        Ok(meters)
+    }
+
+    /// [`Packed::unpack`] into `meters`, reusing its buffers.
+    pub fn unpack_into(
+        &self,
+        base: Option<&HostMeters>,
+        meters: &mut HostMeters,
+    ) -> Result<(), DeltaError> {
         match (self.full, base) {
             (true, _) => {
-                apply_payload(&mut meters, &self.body)?;
+                decode_sample_into(meters, &self.body)?;
             }
             (false, Some(base)) => {
                 meters.clone_from(base);
-                delta::apply(&mut meters, &self.body, self.newest)?;
+                delta::apply(meters, &self.body, self.newest)?;
             }
             (false, None) => return Err(DeltaError::Inconsistent("packed without its base")),
         }
@@ -65,13 +87,18 @@ impl Packed {
                 m.updated = self.newest.saturating_sub(age as i64);
             }
         }
-        Ok(meters)
+        Ok(())
     }
 
     /// Heap bytes held (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
         self.body.len() + self.ages.len()
     }
+}
+
+/// Newest update time of any meter.
+fn newest(meters: &HostMeters) -> i64 {
+    meters.iter().map(|(_, m)| m.updated).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -118,5 +145,14 @@ mod tests {
         let grown = Packed::pack(&now, Some(&base));
         assert!(grown.full);
         same(&grown.unpack(Some(&base)).unwrap(), &now);
+        // Just stored: its own base (as the stored record decodes), and
+        // the same as packing against itself.
+        let (_, record) =
+            crate::model::binary::decode_sample(&encode_sample(1_000_060, &now)).unwrap();
+        let own = Packed::as_base(&now);
+        assert_eq!(own.body, Packed::pack(&now, Some(&now)).body);
+        let mut into = fake.sample(5);
+        own.unpack_into(Some(&record), &mut into).unwrap();
+        same(&into, &now);
     }
 }

@@ -86,6 +86,21 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// One host's part of a summary.
+    pub fn of(meters: &HostMeters) -> Summary {
+        let mut s = Summary::default();
+        s.add(meters);
+        s
+    }
+
+    /// Fold in another summary's hosts.
+    pub fn merge(&mut self, other: &Summary) {
+        for ((sum, n), (other_sum, other_n)) in self.folds.iter_mut().zip(&other.folds) {
+            *sum += other_sum;
+            *n += other_n;
+        }
+    }
+
     /// Fold one host's meters in.
     pub fn add(&mut self, meters: &HostMeters) {
         for ((_, fold), (sum, n)) in SUMMARY.iter().zip(self.folds.iter_mut()) {
@@ -157,14 +172,15 @@ impl TenantReport {
         })
     }
 
-    /// Add one host.
-    pub fn add(&mut self, host: Uuid, meters: &HostMeters) -> Result<(), DbError> {
-        self.summary.add(meters);
+    /// Add one host: its [`overview_entry`] and its [`Summary::of`]
+    /// (made where its meters are).
+    pub fn add(&mut self, host: Uuid, entry: &str, summary: &Summary) -> Result<(), DbError> {
+        self.summary.merge(summary);
         let sep = if self.hosts == 0 { "" } else { "," };
         self.hosts += 1;
         self.line.clear();
         let _ = write!(self.line, "{sep}\n\"{host}\":");
-        overview_entry(meters, &mut self.line);
+        self.line.push_str(entry);
         self.overview.write(self.line.as_bytes())
     }
 

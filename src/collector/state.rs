@@ -59,6 +59,8 @@ pub struct Collector {
     pub(super) indexes: HashMap<Uuid, super::index::TenantIndex>,
     /// Each tenant's day files being written, locked for each cycle.
     pub(super) stores: HashMap<Uuid, std::sync::Mutex<crate::db::TenantStore>>,
+    /// The write cycle's workers' buffers.
+    pub(super) scratch: Vec<super::hosts::Scratch>,
 }
 
 impl Collector {
@@ -87,6 +89,7 @@ impl Collector {
             exports: Vec::new(),
             indexes: HashMap::new(),
             stores: HashMap::new(),
+            scratch: Vec::new(),
         };
         c.refresh_tenants();
         c

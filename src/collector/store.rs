@@ -4,9 +4,10 @@
 //! for itself only what the hosts share (notifications, the tenant's
 //! index, overview and exports).
 
-use super::hosts::HostState;
+use super::hosts::{HostState, Scratch};
 use super::judge;
 use super::ping::Pinger;
+use super::report;
 use super::sessions::TenantInfo;
 use crate::db::meters::MeterDef;
 use crate::db::tenant::{HOST_FILE, HOST_LOG};
@@ -44,25 +45,62 @@ pub(super) struct CycleContext<'a> {
     pub(super) now: i64,
     /// The day stores of the tenants locked for this cycle.
     pub(super) stores: &'a HashMap<Uuid, Mutex<TenantStore>>,
+    /// Some export wants each host's meters.
+    pub(super) exporting: bool,
 }
 
 /// A host's status change in this cycle (old, new).
 pub(super) type Change = (Status, Status);
 
-/// What storing one host leaves for the cycle's shared part.
+/// What storing one host leaves for the cycle's shared part (made on
+/// the worker thread, so that the meters themselves stay in its
+/// [`Scratch`]).
 pub(super) struct Stored {
-    /// The meters as judged (and stored, when `stored`).
-    pub(super) meters: HostMeters,
+    /// The host's entry in its tenant's overview (JSON).
+    pub(super) overview: String,
+    /// The host's part of its tenant's summary.
+    pub(super) summary: report::Summary,
+    /// The meters as judged, when an export wants them.
+    pub(super) meters: Option<HostMeters>,
     /// A record was appended.
     pub(super) stored: bool,
     /// Disk bytes of the day file appended to.
     pub(super) disk: u64,
     /// The host was deleted meanwhile and starts afresh.
     pub(super) fresh: bool,
-    /// Its status changed.
-    pub(super) change: Option<Change>,
+    /// Its status changed, with its hostname and problems for the
+    /// notification.
+    pub(super) change: Option<StatusChange>,
     /// Not stored: its tenant's day files were locked by another writer.
     pub(super) unlocked: bool,
+}
+
+/// A host's status change in this cycle, as a notification tells it.
+pub(super) struct StatusChange {
+    /// The status before and after.
+    pub(super) change: Change,
+    /// The host's `hostname` meter (empty without one).
+    pub(super) hostname: String,
+    /// The host's `problems` meter.
+    pub(super) problems: Vec<String>,
+}
+
+impl StatusChange {
+    fn of(change: Change, meters: &HostMeters) -> StatusChange {
+        let hostname = match meters.get("hostname").and_then(|m| m.value.element(0)) {
+            Some(crate::model::ScalarRef::Str(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        let problems = match meters.get("problems").map(|m| &m.value) {
+            Some(MeterValue::Array(Array::Str(p))) => p.clone(),
+            _ => Vec::new(),
+        };
+        StatusChange {
+            change,
+            hostname,
+            problems,
+        }
+    }
 }
 
 /// Drop agent meters (the last ones) until the collector's own fit under
@@ -95,15 +133,22 @@ fn set(meters: &mut HostMeters, name: &str, value: MeterValue, time: i64) {
 }
 
 /// Judge one host, add the collector's meters, log a status change in
-/// the host log, append its record and pack its state again.
-pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut HostState) -> Stored {
+/// the host log, append its record and pack its state again; `scratch`
+/// holds its meters meanwhile.
+pub(super) fn judge_and_store(
+    ctx: &CycleContext,
+    scratch: &mut Scratch,
+    key: (Uuid, Uuid),
+    h: &mut HostState,
+) -> Stored {
     let now = ctx.now;
     let dir = ctx.db.host_dir(key.0, key.1);
     let defs = match ctx.tenants.get(&key.0) {
         Some(t) => h.defs(Arc::clone(&t.defs), t.modified, &dir.join(HOST_FILE)),
         None => Arc::new(ctx.global.to_vec()),
     };
-    let (mut meters, mut base) = h.unpack();
+    let mut has_base = h.unpack_into(scratch);
+    let Scratch { base, meters, body } = scratch;
     let mut fresh = false;
     h.cycle_bytes = 0;
     // One look at the host directory per cycle: it says the host exists.
@@ -118,19 +163,19 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
         h.writer = ParkedWriter::default();
         h.badness = 0.0;
         h.status = Status::Unset;
-        base = None;
+        has_base = false;
         fresh = true;
     }
     let old = h.status;
     // The collector's own meters always have room: a host at the meter
     // limit loses some of its own meters instead, and says so.
-    let trimmed = make_room(&mut meters);
+    let trimmed = make_room(meters);
     if h.last_seen.elapsed() > ctx.stale {
         h.status = Status::Stale;
         meters.stamp(now);
     } else {
         meters.expire(now, ctx.meter_expiry);
-        let v = judge::judge(&meters, &defs, h.badness);
+        let v = judge::judge(meters, &defs, h.badness);
         h.badness = v.badness;
         h.status = v.status;
         let mut problems = v.problems;
@@ -138,42 +183,47 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
             problems.push(format!("meters: over the limit, {trimmed} not stored"));
         }
         set(
-            &mut meters,
+            meters,
             "problems",
             MeterValue::Array(Array::Str(problems)),
             now,
         );
     }
     let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
-    set(&mut meters, "status", status, now);
+    set(meters, "status", status, now);
     let badness = (h.badness * 1000.0).round() / 1000.0;
     set(
-        &mut meters,
+        meters,
         "badness",
         MeterValue::Scalar(Scalar::Frac(badness)),
         now,
     );
     let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
-    set(&mut meters, "link/ip", ip, now);
+    set(meters, "link/ip", ip, now);
     if let Some(link) = ctx.pinger.and_then(|p| p.link(h.remote.ip())) {
         let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
-        set(&mut meters, "link/rtt", round(link.rtt_ms), now);
-        set(&mut meters, "link/loss", round(link.loss_pct), now);
+        set(meters, "link/rtt", round(link.rtt_ms), now);
+        set(meters, "link/loss", round(link.loss_pct), now);
     }
     let change = (old != h.status).then_some((old, h.status));
+    let mut overview = String::with_capacity(512);
+    report::overview_entry(meters, &mut overview);
     let mut stored = Stored {
-        meters,
+        overview,
+        summary: report::Summary::of(meters),
+        meters: ctx.exporting.then(|| meters.clone()),
         stored: false,
         disk: 0,
         fresh,
-        change,
+        change: change.map(|c| StatusChange::of(c, meters)),
         unlocked: false,
     };
+    let base = has_base.then_some(&*base);
     // The host directory says the host exists (and holds its log).
     if !dir_exists {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             svc::log::err(&format!("{}: {e}", dir.display()));
-            h.settle(&stored.meters, false);
+            h.settle(meters, base, false);
             return stored;
         }
         crate::db::adopt_owner(&dir);
@@ -181,8 +231,13 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
     if let Some((old, new)) = change {
         let msg = format!("Status change {} -> {}", old.as_str(), new.as_str());
         svc::log::info(&format!("host {}: {msg}", key.1));
-        if let Err(e) = hostlog::append(&dir.join(HOST_LOG), now, "watcher", &msg) {
-            svc::log::warn(&e.to_string());
+        let next = h.log_next.filter(|_| dir_exists);
+        match hostlog::append_as(&dir.join(HOST_LOG), next, now, "watcher", &msg) {
+            Ok(seq) => h.log_next = Some(seq + 1),
+            Err(e) => {
+                h.log_next = None;
+                svc::log::warn(&e.to_string());
+            }
         }
     }
     // A cycle in the same second as the last one (the final cycle at
@@ -191,11 +246,10 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
         match ctx.stores.get(&key.0) {
             Some(store) => {
                 // Encoded outside the tenant's lock, appended under it.
-                let mut encoder = h.writer.encoder(base);
-                let kind = encoder.encode(now, &stored.meters);
+                let kind = h.writer.encode_next(base, now, meters, body);
                 let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                match s.append_encoded(key.1, now, &stored.meters, &mut encoder, kind) {
-                    Ok(_) => {
+                match s.append_frame(key.1, now, meters, kind, body) {
+                    Ok((_, kind)) => {
                         stored.stored = true;
                         stored.disk = s
                             .host_day(Date::of(now), key.1)
@@ -203,7 +257,7 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
                             .flatten()
                             .map_or(0, |d| d.bytes);
                         drop(s);
-                        h.writer = ParkedWriter::park(&encoder, now);
+                        h.writer = h.writer.after(now, meters, kind, body);
                     }
                     Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
                 }
@@ -213,6 +267,6 @@ pub(super) fn judge_and_store(ctx: &CycleContext, key: (Uuid, Uuid), h: &mut Hos
             None => stored.unlocked = true,
         }
     }
-    h.settle(&stored.meters, stored.stored);
+    h.settle(meters, base, stored.stored);
     stored
 }

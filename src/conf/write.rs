@@ -7,6 +7,14 @@ use std::fmt::Write;
 /// that the output is valid RFC 8259 JSON whatever the input holds.
 pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Most strings (meter names, host names, states) need no escape.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, c) in s.char_indices() {
         let escape = match c {

@@ -169,6 +169,13 @@ pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The body of a delta that changes nothing in a sample of `n` meters
+/// (what [`encode`] makes of two equal samples, without comparing them).
+pub fn unchanged(n: usize, out: &mut Vec<u8>) {
+    put_varint(out, n as u64);
+    out.resize(out.len() + n.div_ceil(8), 0);
+}
+
 /// A delta body that does not fit the sample it follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeltaError {

@@ -150,7 +150,20 @@ fn newest_seq(buf: &[u8]) -> Option<u64> {
 /// Append an entry, overwriting the oldest once the ring is full. One
 /// open: the ring is read and written through the same descriptor.
 pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<(), DbError> {
-    let mut f = io_at(
+    append_as(path, None, time, subsystem, message).map(|_| ())
+}
+
+/// [`append`] as entry `seq` when the caller knows it (the one after the
+/// entry it appended last: the collector is the log's only writer), so
+/// that the ring is not read first; returns the entry's number.
+pub fn append_as(
+    path: &Path,
+    seq: Option<u64>,
+    time: i64,
+    subsystem: &str,
+    message: &str,
+) -> Result<u64, DbError> {
+    let f = io_at(
         path,
         OpenOptions::new()
             .create(true)
@@ -159,23 +172,31 @@ pub fn append(path: &Path, time: i64, subsystem: &str, message: &str) -> Result<
             .write(true)
             .open(path),
     )?;
-    let mut buf = Vec::new();
-    io_at(path, std::io::Read::read_to_end(&mut f, &mut buf))?;
-    let next = newest_seq(&buf).map_or(1, |seq| seq + 1);
-    let damaged = buf
-        .get(..HEADER_LEN)
-        .is_none_or(|head| check_header(head, KIND_LOG).is_err());
-    if damaged {
-        // A fresh header; the slots that verify stay.
-        io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
-        super::adopt_owner(path);
-    }
+    // A log removed or emptied meanwhile starts again with its header.
+    let has_header = || f.metadata().is_ok_and(|m| m.len() >= HEADER_LEN as u64);
+    let next = match seq {
+        Some(seq) if has_header() => seq,
+        _ => {
+            let mut buf = Vec::new();
+            io_at(path, std::io::Read::read_to_end(&mut &f, &mut buf))?;
+            let damaged = buf
+                .get(..HEADER_LEN)
+                .is_none_or(|head| check_header(head, KIND_LOG).is_err());
+            if damaged {
+                // A fresh header; the slots that verify stay.
+                io_at(path, f.write_all_at(&header(KIND_LOG, 0), 0))?;
+                super::adopt_owner(path);
+            }
+            newest_seq(&buf).map_or(1, |seq| seq + 1)
+        }
+    };
     let slot = slot(next, time, subsystem, message);
     let at = slot_offset(next);
     // Durable with the next sync of the database: the collector syncs
     // once per write cycle, so a cycle that changes the status of
     // 100,000 hosts costs one sync, not 100,000.
-    io_at(path, f.write_all_at(&slot, at as u64))
+    io_at(path, f.write_all_at(&slot, at as u64))?;
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -212,6 +233,18 @@ mod tests {
             (70, "after damage")
         );
         assert_eq!(entries[1].seq, 69);
+        // The writer that knows the next number writes without reading;
+        // a log removed meanwhile starts again with its header.
+        let next = append_as(&path, Some(71), 2001, "watcher", "known").unwrap();
+        assert_eq!(next, 71);
+        assert_eq!(read(&path).unwrap()[0].message, "known");
+        fs::remove_file(&path).unwrap();
+        assert_eq!(
+            append_as(&path, Some(72), 2002, "watcher", "anew").unwrap(),
+            1
+        );
+        let entries = read(&path).unwrap();
+        assert_eq!((entries.len(), entries[0].seq), (1, 1));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

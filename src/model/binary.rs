@@ -239,13 +239,19 @@ pub fn value_size(v: ScalarRef<'_>) -> usize {
 /// Encode every meter of a host as one payload (storage has no size cap).
 pub fn encode_sample(time: i64, meters: &HostMeters) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + meters.len() * 16);
-    put_header(&mut out, time);
+    put_sample(&mut out, time, meters);
+    out
+}
+
+/// [`encode_sample`] at the end of `out` (a buffer reused from host to
+/// host).
+pub fn put_sample(out: &mut Vec<u8>, time: i64, meters: &HostMeters) {
+    put_header(out, time);
     let mut prev = "";
     for (name, meter) in meters.iter() {
-        put_record(&mut out, prev, name.as_str(), &meter.value);
+        put_record(out, prev, name.as_str(), &meter.value);
         prev = name.as_str();
     }
-    out
 }
 
 // ---------------------------------------------------------------- reading
@@ -818,4 +824,18 @@ pub fn decode_sample(payload: &[u8]) -> Result<(i64, HostMeters), CodecError> {
     let mut host = HostMeters::new();
     let applied = apply_payload(&mut host, payload)?;
     Ok((applied.time, host))
+}
+
+/// Decode a whole payload into `host`, replacing what it held but
+/// reusing its buffers where names and shapes match (the collector
+/// decodes one host after another with the same meters: nothing is then
+/// allocated). Returns the sample time.
+pub fn decode_sample_into(host: &mut HostMeters, payload: &[u8]) -> Result<i64, CodecError> {
+    let time = PayloadReader::new(payload)?.time();
+    // Meters the payload does not write keep this time, and go.
+    let untouched = time.wrapping_sub(1);
+    host.stamp(untouched);
+    let applied = apply_payload(host, payload);
+    host.expire_exactly(untouched);
+    applied.map(|a| a.time)
 }

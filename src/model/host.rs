@@ -69,23 +69,21 @@ impl Clone for HostMeters {
         }
     }
 
-    /// Reuses every buffer when both hold the same meter names (a host's
-    /// samples from one minute to the next).
+    /// Reuses the buffers in place, position by position: nothing is
+    /// allocated when both hold the same meter names and shapes (a
+    /// host's samples from one minute to the next, or two hosts of one
+    /// fleet), little when they differ a bit.
     fn clone_from(&mut self, source: &HostMeters) {
-        let same_names = self.entries.len() == source.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&source.entries)
-                .all(|((a, _), (b, _))| a == b);
-        if !same_names {
-            *self = source.clone();
-            return;
-        }
-        for ((_, mine), (_, theirs)) in self.entries.iter_mut().zip(&source.entries) {
+        self.entries.truncate(source.entries.len());
+        for ((name, mine), (their_name, theirs)) in self.entries.iter_mut().zip(&source.entries) {
+            if name != their_name {
+                name.clone_from(their_name);
+            }
             mine.updated = theirs.updated;
             mine.value.clone_from(&theirs.value);
         }
+        let have = self.entries.len();
+        self.entries.extend_from_slice(&source.entries[have..]);
     }
 }
 
@@ -159,6 +157,12 @@ impl HostMeters {
         time: i64,
     ) -> Result<(), HostError> {
         self.writer().scalar(name, value, time)
+    }
+
+    /// Delete the meters whose update time is exactly `time` (a stamp
+    /// that marked them as not rewritten).
+    pub fn expire_exactly(&mut self, time: i64) {
+        self.entries.retain(|(_, m)| m.updated != time);
     }
 
     /// Delete meters not updated since `now - max_age` seconds; returns how

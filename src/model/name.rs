@@ -107,8 +107,19 @@ fn check_bytes(bytes: &[u8]) -> Result<(), NameError> {
 ///
 /// Names are lower case; [`MeterName::new`] folds ASCII upper case as the
 /// original did, and accepts digits, which the original silently mangled.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MeterName(String);
+
+impl Clone for MeterName {
+    fn clone(&self) -> MeterName {
+        MeterName(self.0.clone())
+    }
+
+    /// Reuses the buffer (a host's meter set copied over another's).
+    fn clone_from(&mut self, source: &MeterName) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl MeterName {
     /// Validate `text`, folding ASCII upper case to lower case.

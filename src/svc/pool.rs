@@ -65,15 +65,34 @@ pub fn map_scoped<T: Send, R: Send>(
     threads: usize,
     f: impl Fn(&mut T) -> R + Sync,
 ) -> Vec<R> {
-    let per = items.len().div_ceil(threads.max(1)).max(1);
+    let mut shares = vec![(); threads.max(1)];
+    map_scoped_with(items, &mut shares, |_, item| f(item))
+}
+
+/// [`map_scoped`] with one piece of working state per share (`states`,
+/// one share each): buffers a worker reuses from item to item, and from
+/// one call to the next, instead of allocating them per item. Without
+/// any state nothing is mapped.
+pub fn map_scoped_with<T: Send, S: Send, R: Send>(
+    items: &mut [T],
+    states: &mut [S],
+    f: impl Fn(&mut S, &mut T) -> R + Sync,
+) -> Vec<R> {
+    let len = items.len();
+    let per = len.div_ceil(states.len().max(1)).max(1);
     let f = &f;
     std::thread::scope(|scope| {
-        let mut parts = items.chunks_mut(per);
-        let own = parts.next().unwrap_or_default();
+        let mut parts = items.chunks_mut(per).zip(states.iter_mut());
+        let mut all: Vec<R> = Vec::with_capacity(len);
+        let own = parts.next();
         let others: Vec<_> = parts
-            .map(|part| scope.spawn(move || part.iter_mut().map(f).collect::<Vec<R>>()))
+            .map(|(part, state)| {
+                scope.spawn(move || part.iter_mut().map(|i| f(state, i)).collect::<Vec<R>>())
+            })
             .collect();
-        let mut all: Vec<R> = own.iter_mut().map(f).collect();
+        if let Some((part, state)) = own {
+            all.extend(part.iter_mut().map(|i| f(state, i)));
+        }
         for other in others {
             match other.join() {
                 Ok(results) => all.extend(results),

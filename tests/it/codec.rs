@@ -82,6 +82,43 @@ fn binary_round_trip_is_lossless() {
 }
 
 #[test]
+fn decoding_into_a_used_set_replaces_it() {
+    // A worker decodes host after host into one set: whatever the last
+    // host left (other names, kinds, lengths, update times) must not show.
+    let mut fleet: Vec<HostMeters> = (0..6)
+        .map(|seed| opticon::fleet::FakeHost::new(seed).sample(1_700_000_000 + seed as i64))
+        .collect();
+    fleet.push(every_kind());
+    fleet.push(HostMeters::new());
+    let mut odd = every_kind();
+    odd.set(
+        name("ints"),
+        MeterValue::Scalar(Scalar::Str("now a string".into())),
+        1,
+    )
+    .unwrap();
+    odd.remove("strs");
+    odd.set(name("strs/x"), MeterValue::Array(Array::Frac(vec![1.5])), 1)
+        .unwrap();
+    fleet.push(odd);
+    let mut set = HostMeters::new();
+    for round in 0..2 {
+        for (i, host) in fleet.iter().enumerate() {
+            // The same time as the set's stamps, or not.
+            let time = if round == 0 { 1_700_000_123 } else { i as i64 };
+            let payload = encode_sample(time, host);
+            assert_eq!(
+                binary::decode_sample_into(&mut set, &payload).unwrap(),
+                time
+            );
+            let (_, fresh) = decode_sample(&payload).unwrap();
+            assert_eq!(set, fresh, "host {i} of round {round}");
+        }
+    }
+    assert!(binary::decode_sample_into(&mut set, b"\xff junk").is_err());
+}
+
+#[test]
 fn decimal_fracs_are_compact() {
     let mut h = HostMeters::new();
     h.set(name("p"), MeterValue::Scalar(Scalar::Frac(12.34)), 0)

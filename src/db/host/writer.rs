@@ -8,7 +8,7 @@ use crate::db::format::{
 };
 use crate::db::time::Date;
 use crate::db::{io_at, DbError};
-use crate::model::binary::encode_sample;
+use crate::model::binary::put_sample;
 use crate::model::HostMeters;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::io::AsRawFd;
@@ -67,25 +67,14 @@ impl BlockEncoder {
     /// Encode `meters` at `time` as the next frame body ([`Self::body`]);
     /// returns its kind.
     pub fn encode(&mut self, time: i64, meters: &HostMeters) -> u8 {
-        self.body.clear();
-        let kind = match &self.prev {
-            Some(prev)
-                if self.since_key < KEYFRAME_INTERVAL
-                    && delta::encode(prev, meters, &mut self.body) =>
-            {
-                FRAME_DELTA
-            }
-            _ => {
-                self.body.clear();
-                self.body.extend_from_slice(&encode_sample(time, meters));
-                FRAME_KEY
-            }
-        };
-        self.since_key = if kind == FRAME_KEY {
-            1
-        } else {
-            self.since_key + 1
-        };
+        let kind = encode_frame(
+            self.prev.as_ref(),
+            self.since_key,
+            time,
+            meters,
+            &mut self.body,
+        );
+        self.since_key = frames_in_block(self.since_key, kind);
         match &mut self.prev {
             Some(prev) => prev.clone_from(meters),
             None => self.prev = Some(meters.clone()),
@@ -98,10 +87,60 @@ impl BlockEncoder {
         &self.body
     }
 
+    /// The last frame's body, to be encoded again as a full frame when
+    /// its day cannot take a delta; [`Self::keyed`] says it was.
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
+    /// The last frame was stored as a full one after all: it starts a
+    /// block.
+    pub fn keyed(&mut self) {
+        self.since_key = 1;
+    }
+
     /// Start a new block at the next frame (a new file).
     pub fn reset(&mut self) {
         self.prev = None;
         self.since_key = 0;
+    }
+}
+
+/// Encode `meters` at `time` into `body` (cleared first) as the frame
+/// after `prev`, the last sample stored, which was the `since_key`-th
+/// frame of its block: a delta when it can be one, else a full frame;
+/// returns the kind.
+pub fn encode_frame(
+    prev: Option<&HostMeters>,
+    since_key: usize,
+    time: i64,
+    meters: &HostMeters,
+    body: &mut Vec<u8>,
+) -> u8 {
+    body.clear();
+    match prev {
+        Some(prev)
+            if since_key > 0
+                && since_key < KEYFRAME_INTERVAL
+                && delta::encode(prev, meters, body) =>
+        {
+            FRAME_DELTA
+        }
+        _ => {
+            body.clear();
+            put_sample(body, time, meters);
+            FRAME_KEY
+        }
+    }
+}
+
+/// How many frames a block holds after one of `kind` follows
+/// `since_key` of them.
+pub fn frames_in_block(since_key: usize, kind: u8) -> usize {
+    if kind == FRAME_KEY {
+        1
+    } else {
+        since_key + 1
     }
 }
 

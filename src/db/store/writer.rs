@@ -7,11 +7,14 @@ use super::record;
 use super::scan::{Item, Scanner};
 use super::{data_path, days_dir, index_path};
 use crate::db::format::{
-    check_header, generation, header_with, FRAME_DELTA, HEADER_LEN, KIND_TENANT_DAY,
+    check_header, generation, header_with, FRAME_DELTA, FRAME_KEY, HEADER_LEN, KIND_TENANT_DAY,
 };
-use crate::db::host::{lock_within, BlockEncoder, Disk, Repair, Storage};
+use crate::db::host::{
+    encode_frame, frames_in_block, lock_within, BlockEncoder, Disk, Repair, Storage,
+};
 use crate::db::time::Date;
 use crate::db::{adopt_owner, io_at, DbError};
+use crate::model::binary::put_sample;
 use crate::model::HostMeters;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -374,28 +377,32 @@ impl TenantStore {
         encoder: &mut BlockEncoder,
     ) -> Result<u64, DbError> {
         let kind = encoder.encode(time, meters);
-        self.append_encoded(host, time, meters, encoder, kind)
+        let (n, stored) = self.append_frame(host, time, meters, kind, encoder.body_mut())?;
+        if stored != kind {
+            encoder.keyed();
+        }
+        Ok(n)
     }
 
-    /// Append the frame `encoder` just made of `meters` (its `kind`, its
-    /// body), encoded before taking the store (the collector encodes
-    /// outside the tenant's lock); a delta the day cannot take is
-    /// encoded again as a full frame.
-    pub fn append_encoded(
+    /// Append the frame of `kind` in `body` just encoded from `meters`
+    /// (the collector encodes outside the tenant's lock); a delta the day
+    /// cannot take is encoded again in `body` as a full frame. Returns
+    /// the disk bytes appended and the kind stored.
+    pub fn append_frame(
         &mut self,
         host: Uuid,
         time: i64,
         meters: &HostMeters,
-        encoder: &mut BlockEncoder,
         kind: u8,
-    ) -> Result<u64, DbError> {
-        match self.append(host, time, kind, encoder.body())? {
-            Appended::Stored(n) => Ok(n),
+        body: &mut Vec<u8>,
+    ) -> Result<(u64, u8), DbError> {
+        match self.append(host, time, kind, body)? {
+            Appended::Stored(n) => Ok((n, kind)),
             Appended::NeedsKey => {
-                encoder.reset();
-                let kind = encoder.encode(time, meters);
-                match self.append(host, time, kind, encoder.body())? {
-                    Appended::Stored(n) => Ok(n),
+                body.clear();
+                put_sample(body, time, meters);
+                match self.append(host, time, FRAME_KEY, body)? {
+                    Appended::Stored(n) => Ok((n, FRAME_KEY)),
                     Appended::NeedsKey => Err(DbError::Invalid("a full frame refused".into())),
                 }
             }
@@ -539,26 +546,36 @@ impl ParkedWriter {
         self.prev.as_deref()
     }
 
-    /// The encoder to go on with, given the last sample decoded (`prev`,
-    /// from [`ParkedWriter::prev_encoded`]); without it the next frame
-    /// is a full one.
-    pub fn encoder(&self, prev: Option<HostMeters>) -> BlockEncoder {
-        match prev {
-            Some(m) if self.since_key > 0 => BlockEncoder::resume(m, self.since_key),
-            _ => BlockEncoder::default(),
-        }
+    /// Encode `meters` at `time` into `body` as the frame after the last
+    /// sample stored, given it decoded (`prev`, from
+    /// [`ParkedWriter::prev_encoded`]; without it the frame is a full
+    /// one); returns its kind.
+    pub fn encode_next(
+        &self,
+        prev: Option<&HostMeters>,
+        time: i64,
+        meters: &HostMeters,
+        body: &mut Vec<u8>,
+    ) -> u8 {
+        encode_frame(prev, self.since_key, time, meters, body)
     }
 
-    /// Park `encoder` after the sample it encoded last, stored at `time`.
-    pub fn park(encoder: &BlockEncoder, time: i64) -> ParkedWriter {
+    /// The writer after `meters` were stored at `time` as a frame of
+    /// `kind` whose body is `body`.
+    pub fn after(&self, time: i64, meters: &HostMeters, kind: u8, body: &[u8]) -> ParkedWriter {
+        let prev = if kind == FRAME_KEY {
+            body.to_vec()
+        } else {
+            // About as long as the last one.
+            let mut b = Vec::with_capacity(self.prev.as_ref().map_or(256, |p| p.len() + 64));
+            put_sample(&mut b, time, meters);
+            b.shrink_to_fit();
+            b
+        };
         ParkedWriter {
             last_time: Some(time),
-            prev: encoder.prev().map(|m| {
-                let mut b = crate::model::binary::encode_sample(time, m);
-                b.shrink_to_fit();
-                b
-            }),
-            since_key: encoder.since_key(),
+            prev: Some(prev),
+            since_key: frames_in_block(self.since_key, kind),
         }
     }
 }
