@@ -35,6 +35,7 @@ impl Collector {
     pub fn write_cycle_with(&mut self, between: &mut dyn FnMut(&mut Collector)) {
         let started = Instant::now();
         let now = unix_now();
+        self.cycles = self.cycles.wrapping_add(1);
         self.forget_silent();
         let tenants = &self.tenants;
         self.hosts.retain(|key, _| tenants.contains_key(&key.0));
@@ -88,6 +89,7 @@ impl Collector {
                 now,
                 stores: &stores,
                 exporting: !self.exports.is_empty(),
+                cycle: self.cycles,
             };
             let t = Instant::now();
             let results = svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {

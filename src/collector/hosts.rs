@@ -17,9 +17,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
-/// Modification times of `tenant.conf` and `host.conf` that a host's
-/// definitions were built from.
-pub(super) type DefsStamp = (Option<SystemTime>, Option<SystemTime>);
+/// What a host's definitions were built from: the modification times
+/// of `tenant.conf` and `host.conf`, and of the host's directory when
+/// `host.conf` was last looked at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct DefsStamp {
+    tenant: Option<SystemTime>,
+    host: Option<SystemTime>,
+    dir: Option<SystemTime>,
+}
+
+/// A host's `host.conf` is looked at when its directory changed (the
+/// file replaced, as `opticon-db` and the API write it) and, for edits in
+/// place, once in this many write cycles.
+pub const HOST_CONF_RECHECK: u64 = 16;
 
 /// Payloads that arrived for a host since its last write cycle, kept as
 /// received (length-prefixed) until the cycle merges them; a host that
@@ -124,16 +135,30 @@ impl HostState {
     /// (shared, not copied; built from `tenant.conf` as it was at
     /// `tenant_modified`), or a copy overlaid with the host's `host.conf`
     /// at `path` when it has one (rebuilt only when either file changes).
+    /// `host.conf` is looked at only when the host's directory changed
+    /// since (`dir_modified`), or when `recheck` says so.
     pub(super) fn defs(
         &mut self,
         base: Arc<Vec<MeterDef>>,
         tenant_modified: Option<SystemTime>,
+        dir_modified: Option<SystemTime>,
+        recheck: bool,
         path: &Path,
     ) -> Arc<Vec<MeterDef>> {
-        let modified = mtime(path);
-        let stamp = (tenant_modified, modified);
         if let Some((m, defs)) = &self.defs {
-            if *m == stamp {
+            if m.tenant == tenant_modified && m.dir == dir_modified && !recheck {
+                return Arc::clone(defs);
+            }
+        }
+        let modified = mtime(path);
+        let stamp = DefsStamp {
+            tenant: tenant_modified,
+            host: modified,
+            dir: dir_modified,
+        };
+        if let Some((m, defs)) = &mut self.defs {
+            if (m.tenant, m.host) == (stamp.tenant, stamp.host) {
+                *m = stamp;
                 return Arc::clone(defs);
             }
         }

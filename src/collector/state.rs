@@ -61,6 +61,8 @@ pub struct Collector {
     pub(super) stores: HashMap<Uuid, std::sync::Mutex<crate::db::TenantStore>>,
     /// The write cycle's workers' buffers.
     pub(super) scratch: Vec<super::hosts::Scratch>,
+    /// Write cycles run so far.
+    pub(super) cycles: u64,
 }
 
 impl Collector {
@@ -90,6 +92,7 @@ impl Collector {
             indexes: HashMap::new(),
             stores: HashMap::new(),
             scratch: Vec::new(),
+            cycles: 0,
         };
         c.refresh_tenants();
         c

@@ -4,7 +4,7 @@
 //! for itself only what the hosts share (notifications, the tenant's
 //! index, overview and exports).
 
-use super::hosts::{HostState, Scratch};
+use super::hosts::{HostState, Scratch, HOST_CONF_RECHECK};
 use super::judge;
 use super::ping::Pinger;
 use super::report;
@@ -47,6 +47,8 @@ pub(super) struct CycleContext<'a> {
     pub(super) stores: &'a HashMap<Uuid, Mutex<TenantStore>>,
     /// Some export wants each host's meters.
     pub(super) exporting: bool,
+    /// The write cycle's number since the start.
+    pub(super) cycle: u64,
 }
 
 /// A host's status change in this cycle (old, new).
@@ -143,16 +145,28 @@ pub(super) fn judge_and_store(
 ) -> Stored {
     let now = ctx.now;
     let dir = ctx.db.host_dir(key.0, key.1);
+    // One look at the host directory per cycle: it says the host exists,
+    // and whether its host.conf may have been replaced.
+    let dir_meta = std::fs::metadata(&dir).ok();
+    let dir_exists = dir_meta.is_some();
+    let dir_modified = dir_meta.and_then(|m| m.modified().ok());
+    // Each host's turn to look at its host.conf comes round once in
+    // HOST_CONF_RECHECK cycles, spread over the hosts.
+    let turn = ctx.cycle.wrapping_add(u64::from(key.1.as_bytes()[15])) % HOST_CONF_RECHECK == 0;
     let defs = match ctx.tenants.get(&key.0) {
-        Some(t) => h.defs(Arc::clone(&t.defs), t.modified, &dir.join(HOST_FILE)),
+        Some(t) => h.defs(
+            Arc::clone(&t.defs),
+            t.modified,
+            dir_modified,
+            turn,
+            &dir.join(HOST_FILE),
+        ),
         None => Arc::new(ctx.global.to_vec()),
     };
     let mut has_base = h.unpack_into(scratch);
     let Scratch { base, meters, body } = scratch;
     let mut fresh = false;
     h.cycle_bytes = 0;
-    // One look at the host directory per cycle: it says the host exists.
-    let dir_exists = dir.exists();
     // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
     // agent still sends: the host starts afresh, as a new one.
     if h.writer.last_time().is_some() && !dir_exists {

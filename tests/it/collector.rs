@@ -217,6 +217,48 @@ fn agent_to_collector_to_database() {
             == Some("OK")),
         "never back to OK"
     );
+    // The host's own watcher (host.conf, replaced by opticon-db: seen at
+    // the next cycle), then host.conf edited in place by hand (seen
+    // within 16 cycles, 16 s here).
+    let (ok, _, err) = db(
+        &dir,
+        &[
+            "-t",
+            TENANT,
+            "-H",
+            host,
+            "watcher-set",
+            "--meter",
+            "mem/total",
+            "--level",
+            "warning",
+            "--match",
+            "gt",
+            "--value",
+            "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        wait_for(Duration::from_secs(20), || status(&dir, host).as_deref()
+            == Some("WARN")),
+        "never WARN by the host's watcher"
+    );
+    let host_conf = dir.path("db").join(TENANT).join(host).join("host.conf");
+    let edited = std::fs::read_to_string(&host_conf)
+        .unwrap()
+        .replace("\"gt\"", "\"lt\"");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&host_conf)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, edited.as_bytes()))
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(40), || status(&dir, host).as_deref()
+            == Some("OK")),
+        "host.conf edited in place never applied"
+    );
 
     // The agent stops: the host goes STALE.
     drop(agent);
