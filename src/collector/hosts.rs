@@ -84,6 +84,8 @@ pub(super) struct Scratch {
     pub(super) meters: HostMeters,
     /// The frame body being encoded.
     pub(super) body: Vec<u8>,
+    /// A meter's text being made.
+    pub(super) text: String,
 }
 
 impl HostState {

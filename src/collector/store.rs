@@ -13,9 +13,12 @@ use crate::db::meters::MeterDef;
 use crate::db::tenant::{HOST_FILE, HOST_LOG};
 use crate::db::time::Date;
 use crate::db::{log as hostlog, Db, ParkedWriter, TenantStore};
-use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar, Status, MAX_METERS_PER_HOST};
+use crate::model::{
+    Array, HostMeters, MeterName, MeterValue, ScalarRef, Status, MAX_METERS_PER_HOST,
+};
 use crate::svc;
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -164,7 +167,12 @@ pub(super) fn judge_and_store(
         None => Arc::new(ctx.global.to_vec()),
     };
     let mut has_base = h.unpack_into(scratch);
-    let Scratch { base, meters, body } = scratch;
+    let Scratch {
+        base,
+        meters,
+        body,
+        text,
+    } = scratch;
     let mut fresh = false;
     h.cycle_bytes = 0;
     // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
@@ -203,21 +211,22 @@ pub(super) fn judge_and_store(
             now,
         );
     }
-    let status = MeterValue::Scalar(Scalar::Str(h.status.as_str().into()));
-    set(meters, "status", status, now);
-    let badness = (h.badness * 1000.0).round() / 1000.0;
-    set(
-        meters,
+    // Written in place (the meters hold them from the last cycle).
+    let mut scalar = |name: &str, value: ScalarRef<'_>| {
+        let _ = meters.set_scalar(name, value, now);
+    };
+    scalar("status", ScalarRef::Str(h.status.as_str()));
+    scalar(
         "badness",
-        MeterValue::Scalar(Scalar::Frac(badness)),
-        now,
+        ScalarRef::Frac((h.badness * 1000.0).round() / 1000.0),
     );
-    let ip = MeterValue::Scalar(Scalar::Str(h.remote.ip().to_string()));
-    set(meters, "link/ip", ip, now);
+    text.clear();
+    let _ = write!(text, "{}", h.remote.ip());
+    scalar("link/ip", ScalarRef::Str(text));
     if let Some(link) = ctx.pinger.and_then(|p| p.link(h.remote.ip())) {
-        let round = |x: f64| MeterValue::Scalar(Scalar::Frac((x * 1000.0).round() / 1000.0));
-        set(meters, "link/rtt", round(link.rtt_ms), now);
-        set(meters, "link/loss", round(link.loss_pct), now);
+        let round = |x: f64| ScalarRef::Frac((x * 1000.0).round() / 1000.0);
+        scalar("link/rtt", round(link.rtt_ms));
+        scalar("link/loss", round(link.loss_pct));
     }
     let change = (old != h.status).then_some((old, h.status));
     let mut overview = String::with_capacity(512);

@@ -83,9 +83,18 @@ enum Target {
     /// The path and the file open on it: a line is written through the
     /// open descriptor (a daemon out of descriptors can still log), and
     /// the file is opened again when the path names another file (after
-    /// logrotate moved it).
-    File(std::path::PathBuf, Option<(std::fs::File, u64)>),
+    /// logrotate moved it), looked at once a second at most (when it
+    /// was last looked at is the third field): a write cycle may log a
+    /// line for each of thousands of hosts.
+    File(
+        std::path::PathBuf,
+        Option<(std::fs::File, u64)>,
+        Option<std::time::Instant>,
+    ),
 }
+
+/// How often a log file's path is looked at for a rotation.
+const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The inode a path names now.
 fn inode(path: &std::path::Path) -> Option<u64> {
@@ -126,7 +135,7 @@ pub fn init(program: &'static str, target: &str, level: Level) -> std::io::Resul
         path => {
             let f = OpenOptions::new().create(true).append(true).open(path)?;
             let ino = std::os::unix::fs::MetadataExt::ino(&f.metadata()?);
-            Target::File(path.into(), Some((f, ino)))
+            Target::File(path.into(), Some((f, ino)), Some(std::time::Instant::now()))
         }
     };
     if let Ok(mut g) = LOGGER.lock() {
@@ -163,11 +172,16 @@ pub fn log(level: Level, msg: &str) {
     }
     match &mut logger.target {
         Target::Stderr => eprintln!("{} [{}] {msg}", stamp(), level.name()),
-        Target::File(path, open) => {
-            let moved = match (&*open, inode(path)) {
-                (Some((_, held)), Some(now)) => *held != now,
-                (Some(_), None) | (None, _) => true,
-            };
+        Target::File(path, open, checked) => {
+            let due = checked.is_none_or(|t| t.elapsed() >= ROTATION_CHECK);
+            let moved = due
+                && match (&*open, inode(path)) {
+                    (Some((_, held)), Some(now)) => *held != now,
+                    (Some(_), None) | (None, _) => true,
+                };
+            if due {
+                *checked = Some(std::time::Instant::now());
+            }
             if moved {
                 if let Some(fresh) = open_log(path) {
                     *open = Some(fresh);
@@ -214,11 +228,39 @@ pub fn debug(msg: &str) {
 pub fn chown(uid: u32, gid: u32) {
     if let Ok(g) = LOGGER.lock() {
         if let Some(Logger {
-            target: Target::File(path, _),
+            target: Target::File(path, ..),
             ..
         }) = g.as_ref()
         {
             let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_log_file_is_opened_again() {
+        let dir = std::env::temp_dir().join(format!("opticon-svclog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("daemon.log");
+        init("test", path.to_str().unwrap(), Level::Info).unwrap();
+        info("before the rotation");
+        std::fs::rename(&path, dir.join("daemon.log.0")).unwrap();
+        // Within the check interval lines still reach the moved file;
+        // after it, the path is opened again.
+        info("just after");
+        std::thread::sleep(ROTATION_CHECK + std::time::Duration::from_millis(100));
+        info("after the rotation");
+        let old = std::fs::read_to_string(dir.join("daemon.log.0")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(old.contains("before the rotation") && old.contains("just after"));
+        assert!(new.contains("after the rotation") && !new.contains("before"));
+        if let Ok(mut g) = LOGGER.lock() {
+            *g = None;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
