@@ -148,6 +148,14 @@ fn differences(engine: &Engine, record: &HostMeters, host: &str) -> Result<usize
         if name.starts_with("top/") || name.starts_with("who/") {
             continue;
         }
+        // While a watcher fires (a busy test machine's load), each write
+        // cycle judges the last sample again and moves the badness of
+        // the record after that sample was exported.
+        let firing = matches!(record.get("problems").map(|m| &m.value),
+            Some(MeterValue::Array(Array::Str(p))) if !p.is_empty());
+        if name == "badness" && firing {
+            continue;
+        }
         let metric = format!("opticon_{}", name.replace('/', "_"));
         match &meter.value {
             MeterValue::Scalar(Scalar::Int(v)) => eq(
