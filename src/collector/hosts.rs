@@ -7,6 +7,7 @@ use super::sessions::mtime;
 use super::state::Collector;
 use crate::conf::{self, Node};
 use crate::db::meters::{self, MeterDef, Origin};
+use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
 use crate::model::binary::{apply_payload, decode_sample_into, put_varint, PayloadReader};
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
@@ -136,22 +137,23 @@ impl HostState {
     /// The definitions that apply to this host: its tenant's `base`
     /// (shared, not copied; built from `tenant.conf` as it was at
     /// `tenant_modified`), or a copy overlaid with the host's `host.conf`
-    /// at `path` when it has one (rebuilt only when either file changes).
-    /// `host.conf` is looked at only when the host's directory changed
-    /// since (`dir_modified`), or when `recheck` says so.
+    /// in the host's directory `dir` when it has one (rebuilt only when
+    /// either file changes). `host.conf` is looked at only when the
+    /// directory changed since (`dir_modified`), or when `recheck` says so.
     pub(super) fn defs(
         &mut self,
         base: Arc<Vec<MeterDef>>,
         tenant_modified: Option<SystemTime>,
         dir_modified: Option<SystemTime>,
         recheck: bool,
-        path: &Path,
+        dir: &Path,
     ) -> Arc<Vec<MeterDef>> {
         if let Some((m, defs)) = &self.defs {
             if m.tenant == tenant_modified && m.dir == dir_modified && !recheck {
                 return Arc::clone(defs);
             }
         }
+        let path = &dir.join(HOST_FILE);
         let modified = mtime(path);
         let stamp = DefsStamp {
             tenant: tenant_modified,

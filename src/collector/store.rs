@@ -10,7 +10,7 @@ use super::ping::Pinger;
 use super::report;
 use super::sessions::TenantInfo;
 use crate::db::meters::MeterDef;
-use crate::db::tenant::{HOST_FILE, HOST_LOG};
+use crate::db::tenant::HOST_LOG;
 use crate::db::time::Date;
 use crate::db::{log as hostlog, Db, ParkedWriter, TenantStore};
 use crate::model::{
@@ -157,13 +157,7 @@ pub(super) fn judge_and_store(
     // HOST_CONF_RECHECK cycles, spread over the hosts.
     let turn = ctx.cycle.wrapping_add(u64::from(key.1.as_bytes()[15])) % HOST_CONF_RECHECK == 0;
     let defs = match ctx.tenants.get(&key.0) {
-        Some(t) => h.defs(
-            Arc::clone(&t.defs),
-            t.modified,
-            dir_modified,
-            turn,
-            &dir.join(HOST_FILE),
-        ),
+        Some(t) => h.defs(Arc::clone(&t.defs), t.modified, dir_modified, turn, &dir),
         None => Arc::new(ctx.global.to_vec()),
     };
     let mut has_base = h.unpack_into(scratch);

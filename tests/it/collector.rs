@@ -158,23 +158,7 @@ fn agent_to_collector_to_database() {
 
     // A watcher below the current value: WARN after enough cycles; back
     // to OK after it is removed.
-    let (ok, _, err) = db(
-        &dir,
-        &[
-            "-t",
-            TENANT,
-            "watcher-set",
-            "--meter",
-            "mem/total",
-            "--level",
-            "warning",
-            "--match",
-            "gt",
-            "--value",
-            "1",
-        ],
-    );
-    assert!(ok, "{err}");
+    warn_on_mem_total(&dir, &[]);
     assert!(
         wait_for(Duration::from_secs(20), || status(&dir, host).as_deref()
             == Some("WARN")),
@@ -220,25 +204,7 @@ fn agent_to_collector_to_database() {
     // The host's own watcher (host.conf, replaced by opticon-db: seen at
     // the next cycle), then host.conf edited in place by hand (seen
     // within 16 cycles, 16 s here).
-    let (ok, _, err) = db(
-        &dir,
-        &[
-            "-t",
-            TENANT,
-            "-H",
-            host,
-            "watcher-set",
-            "--meter",
-            "mem/total",
-            "--level",
-            "warning",
-            "--match",
-            "gt",
-            "--value",
-            "1",
-        ],
-    );
-    assert!(ok, "{err}");
+    warn_on_mem_total(&dir, &["-H", host]);
     assert!(
         wait_for(Duration::from_secs(20), || status(&dir, host).as_deref()
             == Some("WARN")),
@@ -383,6 +349,26 @@ fn agent_to_collector_to_database() {
 /// the collector drops to that user, and this test may run as root), and
 /// a collector config on a free port with `extra` appended; returns the
 /// tenant key and the port.
+/// A warning watcher that any host fires (`mem/total` over 1), set for
+/// the tenant or, with `scope` `["-H", host]`, for one host.
+fn warn_on_mem_total(dir: &Dir, scope: &[&str]) {
+    let mut args = vec!["-t", TENANT];
+    args.extend_from_slice(scope);
+    args.extend_from_slice(&[
+        "watcher-set",
+        "--meter",
+        "mem/total",
+        "--level",
+        "warning",
+        "--match",
+        "gt",
+        "--value",
+        "1",
+    ]);
+    let (ok, _, err) = db(dir, &args);
+    assert!(ok, "{err}");
+}
+
 fn tenant_and_collector(dir: &Dir, extra: &str) -> (String, u16) {
     tenant_and_collector_net(dir, "", extra)
 }

@@ -38,26 +38,6 @@ pub struct BlockEncoder {
 }
 
 impl BlockEncoder {
-    /// An encoder continuing after `prev`, the last sample stored, which
-    /// was the `since_key`-th frame of its block.
-    pub fn resume(prev: HostMeters, since_key: usize) -> BlockEncoder {
-        BlockEncoder {
-            prev: Some(prev),
-            since_key,
-            body: Vec::new(),
-        }
-    }
-
-    /// Frames written in the current block, the full frame included.
-    pub fn since_key(&self) -> usize {
-        self.since_key
-    }
-
-    /// The last sample encoded.
-    pub fn prev(&self) -> Option<&HostMeters> {
-        self.prev.as_ref()
-    }
-
     /// Append the frame for `meters` at `time` to `out`.
     pub fn frame(&mut self, time: i64, meters: &HostMeters, out: &mut Vec<u8>) {
         let kind = self.encode(time, meters);
@@ -126,8 +106,8 @@ pub fn encode_frame(
         {
             FRAME_DELTA
         }
+        // A delta that cannot be one wrote nothing.
         _ => {
-            body.clear();
             put_sample(body, time, meters);
             FRAME_KEY
         }
