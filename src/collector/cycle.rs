@@ -21,6 +21,51 @@ use uuid::Uuid;
 /// order.
 const CHUNK: usize = 512;
 
+/// Status changes logged one by one per cycle; the rest are counted in
+/// one line (each is in its host's log). A fleet that flaps at once (a
+/// network blip, a tenant's hosts all crossing a threshold) must not
+/// flood syslog with a line per host.
+pub const STATUS_LINES_PER_CYCLE: usize = 100;
+
+/// The cycle's status-change lines: the first
+/// [`STATUS_LINES_PER_CYCLE`] in full, then a count.
+#[derive(Default)]
+struct ChangeLines {
+    logged: usize,
+    more: usize,
+}
+
+impl ChangeLines {
+    /// The line to log for this change, if it is among the first.
+    fn note(
+        &mut self,
+        host: Uuid,
+        old: crate::model::Status,
+        new: crate::model::Status,
+    ) -> Option<String> {
+        if self.logged == STATUS_LINES_PER_CYCLE {
+            self.more += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(format!(
+            "host {host}: Status change {} -> {}",
+            old.as_str(),
+            new.as_str()
+        ))
+    }
+
+    /// The line counting the changes not logged, if any.
+    fn finish(self) -> Option<String> {
+        (self.more > 0).then(|| {
+            format!(
+                "{} more status changes this cycle, not logged one by one (each is in its host's log)",
+                self.more
+            )
+        })
+    }
+}
+
 impl Collector {
     /// One write cycle: judge every host and store one record each, then
     /// make the cycle durable with one sync. Hosts are visited tenant by
@@ -67,6 +112,7 @@ impl Collector {
         let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
+        let mut change_lines = ChangeLines::default();
         // One buffer for every chunk: a chunk's hosts take more than the
         // 64 KB whose free makes glibc consolidate its heap (a profile at
         // 100,000 hosts had malloc_consolidate at 9 % of the samples).
@@ -106,6 +152,11 @@ impl Collector {
                     report = self.start_report(key.0).map_err(&mut fail).ok();
                 }
                 self.shared_part(key, &done, now);
+                if let Some(c) = &done.change {
+                    if let Some(line) = change_lines.note(key.1, c.change.0, c.change.1) {
+                        svc::log::info(&line);
+                    }
+                }
                 written += usize::from(done.stored);
                 if done.unlocked {
                     *unlocked.entry(key.0).or_default() += 1;
@@ -123,6 +174,9 @@ impl Collector {
             }
         }
         self.scratch = scratch;
+        if let Some(line) = change_lines.finish() {
+            svc::log::info(&line);
+        }
         if let Err(e) = self.finish_report(report) {
             fail(e);
         }
@@ -394,5 +448,29 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn a_cycle_logs_its_first_status_changes_and_counts_the_rest() {
+        let mut lines = ChangeLines::default();
+        let host = Uuid::from_u128(7);
+        let logged = (0..STATUS_LINES_PER_CYCLE + 42)
+            .filter_map(|_| lines.note(host, Status::Ok, Status::Warn))
+            .collect::<Vec<_>>();
+        assert_eq!(logged.len(), STATUS_LINES_PER_CYCLE);
+        assert!(
+            logged[0].ends_with(": Status change OK -> WARN"),
+            "{}",
+            logged[0]
+        );
+        let rest = lines.finish().unwrap();
+        assert!(rest.starts_with("42 more status changes"), "{rest}");
+        assert_eq!(ChangeLines::default().finish(), None);
     }
 }

@@ -247,7 +247,6 @@ pub(super) fn judge_and_store(
     }
     if let Some((old, new)) = change {
         let msg = format!("Status change {} -> {}", old.as_str(), new.as_str());
-        svc::log::info(&format!("host {}: {msg}", key.1));
         let next = h.log_next.filter(|_| dir_exists);
         match hostlog::append_as(&dir.join(HOST_LOG), next, now, "watcher", &msg) {
             Ok(seq) => h.log_next = Some(seq + 1),
