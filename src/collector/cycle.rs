@@ -110,6 +110,9 @@ impl Collector {
         // Where the cycle's time goes, for the debug line: the hosts on
         // the worker threads, the datagrams handled between chunks.
         let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
+        // The hosts' shared part on this thread (index, overview,
+        // notifications, exports), and what follows the hosts.
+        let mut shared_time = Duration::ZERO;
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
         let mut change_lines = ChangeLines::default();
@@ -142,6 +145,7 @@ impl Collector {
                 store::judge_and_store(&ctx, s, *k, h)
             });
             hosts_time += t.elapsed();
+            let t = Instant::now();
             for ((key, h), done) in items.drain(..).zip(results) {
                 self.hosts.insert(key, h);
                 if report.as_ref().map(|r| r.0) != Some(key.0) {
@@ -172,8 +176,10 @@ impl Collector {
                     }
                 }
             }
+            shared_time += t.elapsed();
         }
         self.scratch = scratch;
+        let after_started = Instant::now();
         if let Some(line) = change_lines.finish() {
             svc::log::info(&line);
         }
@@ -206,6 +212,7 @@ impl Collector {
                 }
             ));
         }
+        let reports_time = after_started.elapsed();
         let sync_started = Instant::now();
         let mut synced = true;
         if written > 0 {
@@ -221,6 +228,8 @@ impl Collector {
             ));
         }
         let sync_time = sync_started.elapsed();
+        // What follows the hosts, step by step, for the debug line.
+        let mut steps = Steps::default();
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -230,25 +239,32 @@ impl Collector {
                 svc::log::warn(&line);
             }
         }
+        steps.done("exports and notifications");
         release_free_memory();
+        steps.done("heap trim");
         self.publish_metrics(started.elapsed(), &by_status);
         if let Err(e) = self.publish_sessions(now) {
             svc::log::warn(&e.to_string());
         }
+        steps.done("sessions");
         self.publish_indexes();
+        steps.done("indexes");
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
             self.last_quota = Instant::now();
             self.purge_silent();
             self.enforce_quotas();
+            steps.done("purge and quotas");
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, datagrams between {:.1} ms, sync {:.1} ms); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, idle reports {:.1} ms, sync {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
+            ms(shared_time),
             ms(between_time),
-            ms(sync_time)
+            ms(reports_time),
+            ms(sync_time),
         ));
     }
 
@@ -437,6 +453,40 @@ impl std::fmt::Display for HostBytes {
             per(self.pending),
             self.busy
         )
+    }
+}
+
+/// Named steps and how long each took, as "name N ms, ...".
+struct Steps {
+    last: Instant,
+    taken: Vec<(&'static str, Duration)>,
+}
+
+impl Default for Steps {
+    fn default() -> Steps {
+        Steps {
+            last: Instant::now(),
+            taken: Vec::new(),
+        }
+    }
+}
+
+impl Steps {
+    /// The step since the last one is done.
+    fn done(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.taken.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, took)) in self.taken.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {:.1} ms", took.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::state::Collector;
 use crate::db::host::Usage;
+use crate::db::time::Date;
 use crate::db::{index, views};
 use crate::svc;
 use std::collections::HashMap;
@@ -27,6 +28,45 @@ struct Kept {
 pub(super) struct TenantIndex {
     hosts: HashMap<Uuid, Kept>,
     changed: bool,
+    /// Its hosts' bytes in other days than today's, read once for all of
+    /// them when a host first needs its own (the first cycle of a run);
+    /// dropped after a cycle that needed none.
+    past: Option<PastBytes>,
+}
+
+/// Every host's bytes in a tenant's day files but one day's.
+#[derive(Debug)]
+struct PastBytes {
+    except: Date,
+    bytes: HashMap<Uuid, u64>,
+    used: bool,
+}
+
+/// Bytes of a host but for its records of `date` (what a writer adds that
+/// day's bytes to): its other days (read for the whole tenant into
+/// `past`) and its directory's files.
+fn measure_rest(
+    db: &crate::db::Db,
+    key: (Uuid, Uuid),
+    date: Date,
+    past: &mut Option<PastBytes>,
+) -> Result<u64, crate::db::DbError> {
+    let past = match past {
+        Some(p) if p.except == date => p,
+        _ => past.insert(PastBytes {
+            except: date,
+            bytes: crate::db::store::reader::bytes_by_host_except(&db.tenant_dir(key.0), date)?,
+            used: false,
+        }),
+    };
+    past.used = true;
+    let days = past.bytes.get(&key.1).copied().unwrap_or(0);
+    let dir = db.host_dir(key.0, key.1);
+    let files = match dir.exists() {
+        true => crate::db::dir_bytes(&dir)?,
+        false => 0,
+    };
+    Ok(days + files)
 }
 
 /// The UTC day of a time, as day files are named.
@@ -64,6 +104,7 @@ impl Collector {
                     })
                     .collect(),
                 changed: true,
+                past: None,
             };
             self.indexes.insert(tenant, idx);
         }
@@ -75,19 +116,30 @@ impl Collector {
     /// The rest of the host's bytes are measured once a run, so the
     /// index says what `opticon-db host-list` counts on disk.
     pub(super) fn index_append(&mut self, key: (Uuid, Uuid), time: i64, disk: u64, fresh: bool) {
-        let host_dir = self.db.host_dir(key.0, key.1);
-        let Some(idx) = self.tenant_index(key.0) else {
+        if self.tenant_index(key.0).is_none() {
+            return;
+        }
+        let Some(TenantIndex {
+            hosts,
+            changed,
+            past,
+        }) = self.indexes.get_mut(&key.0)
+        else {
             return;
         };
-        let k = idx.hosts.entry(key.1).or_default();
+        let k = hosts.entry(key.1).or_default();
         if fresh {
+            // Deleted and started anew: its old days are gone.
             *k = Kept::default();
+            if let Some(p) = past {
+                p.bytes.remove(&key.1);
+            }
         }
         let today = day(time);
         let rest = match (k.rest, k.day) {
             (Some(rest), Some(d)) if d != today => rest + k.day_bytes,
             (Some(rest), _) => rest,
-            (None, _) => crate::db::host::bytes_except(&host_dir, crate::db::time::Date::of(time))
+            (None, _) => measure_rest(&self.db, key, Date::of(time), past)
                 .unwrap_or_else(|_| k.usage.bytes.saturating_sub(disk)),
         };
         k.rest = Some(rest);
@@ -96,7 +148,7 @@ impl Collector {
         k.usage.bytes = rest + disk;
         k.usage.first.get_or_insert(time);
         k.usage.last = Some(time);
-        idx.changed = true;
+        *changed = true;
     }
 
     /// Forget a tenant's index (its files changed under it: a quota run,
@@ -115,6 +167,14 @@ impl Collector {
             let Some(idx) = self.tenant_index(t) else {
                 continue;
             };
+            // The hosts' other days stay read while hosts new to this
+            // run keep coming.
+            if idx.past.as_ref().is_some_and(|p| !p.used) {
+                idx.past = None;
+            }
+            if let Some(p) = &mut idx.past {
+                p.used = false;
+            }
             if !idx.changed {
                 continue;
             }

@@ -112,6 +112,16 @@ fn hosts_share_a_day_file_and_read_back_exactly() {
             .collect();
         assert_eq!(dates, [Date::of(start), Date::of(MIDNIGHT)]);
     }
+    // Read for every host at once (a purge, the collector's first cycle),
+    // the same as host by host.
+    let last = store::reader::last_time_by_host(&tenant).unwrap();
+    let before_today = store::reader::bytes_by_host_except(&tenant, Date::of(MIDNIGHT)).unwrap();
+    assert_eq!((last.len(), before_today.len()), (5, 5));
+    for (id, _, _) in &fleet.hosts {
+        let all = store::host_dates(&tenant, *id).unwrap();
+        assert_eq!(last[id], all[1].1.last_time);
+        assert_eq!(before_today[id], all[0].1.bytes);
+    }
     let series = store::series_many(
         &tenant,
         fleet.hosts[0].0,

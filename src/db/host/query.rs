@@ -142,19 +142,3 @@ pub fn usage(dir: &Path) -> Result<Usage, DbError> {
     }
     Ok(u)
 }
-
-/// The bytes of a host but for its records of `date`: its other days and
-/// its directory's files (what a writer adds today's bytes to).
-pub fn bytes_except(dir: &Path, date: crate::db::time::Date) -> Result<u64, DbError> {
-    let (tenant, host) = tenant_and_host(dir)?;
-    let days: u64 = store::host_dates(tenant, host)?
-        .iter()
-        .filter(|(d, _)| *d != date)
-        .map(|(_, e)| e.bytes)
-        .sum();
-    let files = match dir.exists() {
-        true => super::super::dir_bytes(dir)?,
-        false => 0,
-    };
-    Ok(days + files)
-}

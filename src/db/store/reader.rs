@@ -13,6 +13,7 @@ use crate::db::host::{numeric, Usage};
 use crate::db::time::Date;
 use crate::db::{io_at, DbError};
 use crate::model::HostMeters;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -282,6 +283,52 @@ pub fn host_dates(tenant_dir: &Path, host: Uuid) -> Result<Vec<(Date, HostDay)>,
         }
     }
     Ok(out)
+}
+
+/// Every host's entry in every day file of the tenant (but `except`),
+/// oldest day first: one read of each day's index for all hosts at once,
+/// where asking host by host costs a search of every day's index each.
+fn each_day_entry(
+    tenant_dir: &Path,
+    except: Option<Date>,
+    mut f: impl FnMut(Date, Uuid, HostDay),
+) -> Result<(), DbError> {
+    let days = days_dir(tenant_dir);
+    for date in dates(tenant_dir)?
+        .into_iter()
+        .filter(|d| Some(*d) != except)
+    {
+        let Some(ix) = readable_index(&days, date)? else {
+            continue;
+        };
+        for (host, entry) in unless_damaged(ix.all().map(Some))?.unwrap_or_default() {
+            f(date, host, entry);
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of every host's records in the tenant's day files other
+/// than `except`'s.
+pub fn bytes_by_host_except(
+    tenant_dir: &Path,
+    except: Date,
+) -> Result<HashMap<Uuid, u64>, DbError> {
+    let mut bytes = HashMap::new();
+    each_day_entry(tenant_dir, Some(except), |_, host, entry| {
+        *bytes.entry(host).or_insert(0) += entry.bytes;
+    })?;
+    Ok(bytes)
+}
+
+/// The time of every host's newest record in the tenant's day files.
+pub fn last_time_by_host(tenant_dir: &Path) -> Result<HashMap<Uuid, i64>, DbError> {
+    let mut last = HashMap::new();
+    each_day_entry(tenant_dir, None, |_, host, entry| {
+        let t = last.entry(host).or_insert(entry.last_time);
+        *t = (*t).max(entry.last_time);
+    })?;
+    Ok(last)
 }
 
 /// The bytes of the host's records and its first and last sample times.
