@@ -179,8 +179,7 @@ impl Collector {
             shared_time += t.elapsed();
         }
         self.scratch = scratch;
-        // What follows the hosts, step by step, for the debug line.
-        let mut steps = Steps::default();
+        let after_started = Instant::now();
         if let Some(line) = change_lines.finish() {
             svc::log::info(&line);
         }
@@ -213,7 +212,8 @@ impl Collector {
                 }
             ));
         }
-        steps.done("reports");
+        let reports_time = after_started.elapsed();
+        let sync_started = Instant::now();
         let mut synced = true;
         if written > 0 {
             if let Err(e) = self.db.sync() {
@@ -227,7 +227,9 @@ impl Collector {
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
             ));
         }
-        steps.done("sync");
+        let sync_time = sync_started.elapsed();
+        // What follows the hosts, step by step, for the debug line.
+        let mut steps = Steps::default();
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -255,12 +257,14 @@ impl Collector {
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, idle reports {:.1} ms, sync {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
             ms(shared_time),
             ms(between_time),
+            ms(reports_time),
+            ms(sync_time),
         ));
     }
 
