@@ -179,7 +179,8 @@ impl Collector {
             shared_time += t.elapsed();
         }
         self.scratch = scratch;
-        let after_started = Instant::now();
+        // What follows the hosts, step by step, for the debug line.
+        let mut steps = Steps::default();
         if let Some(line) = change_lines.finish() {
             svc::log::info(&line);
         }
@@ -212,8 +213,7 @@ impl Collector {
                 }
             ));
         }
-        let reports_time = after_started.elapsed();
-        let sync_started = Instant::now();
+        steps.done("reports");
         let mut synced = true;
         if written > 0 {
             if let Err(e) = self.db.sync() {
@@ -227,9 +227,7 @@ impl Collector {
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
             ));
         }
-        let sync_time = sync_started.elapsed();
-        // What follows the hosts, step by step, for the debug line.
-        let mut steps = Steps::default();
+        steps.done("sync");
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -257,14 +255,12 @@ impl Collector {
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, idle reports {:.1} ms, sync {:.1} ms, then {steps}); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
             ms(shared_time),
             ms(between_time),
-            ms(reports_time),
-            ms(sync_time),
         ));
     }
 

@@ -169,11 +169,9 @@ impl Collector {
             };
             // The hosts' other days stay read while hosts new to this
             // run keep coming.
-            if idx.past.as_ref().is_some_and(|p| !p.used) {
-                idx.past = None;
-            }
-            if let Some(p) = &mut idx.past {
-                p.used = false;
+            match &mut idx.past {
+                Some(p) if p.used => p.used = false,
+                _ => idx.past = None,
             }
             if !idx.changed {
                 continue;

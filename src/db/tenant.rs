@@ -181,11 +181,10 @@ impl Db {
         self.under_root(&[tenant, host])
     }
 
-    /// The root joined with these ids, in one allocation with room for a
-    /// file name (the write cycle makes a host's path every cycle).
+    /// The root joined with these ids, in one allocation (the write
+    /// cycle makes a host's path every cycle).
     fn under_root(&self, ids: &[Uuid]) -> PathBuf {
-        const ROOM: usize = 16;
-        let len = self.root.as_os_str().len() + ids.len() * 37 + ROOM;
+        let len = self.root.as_os_str().len() + ids.len() * (1 + uuid::fmt::Hyphenated::LENGTH);
         let mut path = PathBuf::with_capacity(len);
         path.push(&self.root);
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
