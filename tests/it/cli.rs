@@ -258,6 +258,15 @@ fn every_subcommand_against_a_real_api() {
         out.starts_with("NAME") && out.contains("IP") && out.contains("["),
         "{out}"
     );
+    // The session list is written after the overview in the same cycle:
+    // wait for it rather than read it once.
+    assert!(wait_for(Duration::from_secs(60), || ok(
+        &s,
+        &["session-list"]
+    )
+    .lines()
+    .count()
+        >= 4));
     let out = ok(&s, &["session-list"]);
     assert!(out.starts_with("ID") && out.lines().count() >= 4, "{out}");
     // The summary counts the hosts the collector judged.
