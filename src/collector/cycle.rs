@@ -7,7 +7,7 @@ use super::hosts::HostState;
 use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
-use crate::db::TenantStore;
+use crate::db::{DbError, TenantStore};
 use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
@@ -247,11 +247,29 @@ impl Collector {
         steps.done("sessions");
         self.publish_indexes();
         steps.done("indexes");
-        if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval) {
+        if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
+            && self.quota_walk.is_none()
+        {
             self.last_quota = Instant::now();
             self.purge_silent();
-            self.enforce_quotas();
-            steps.done("purge and quotas");
+            steps.done("purge");
+            let db = self.db.clone();
+            let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
+            self.quota_walk = Some(std::thread::spawn(move || {
+                tenants
+                    .into_iter()
+                    .map(|t| (t, db.tenant_rest_bytes(t)))
+                    .collect()
+            }));
+        }
+        if self.quota_walk.as_ref().is_some_and(|w| w.is_finished()) {
+            if let Some(walk) = self.quota_walk.take() {
+                match walk.join() {
+                    Ok(rest) => self.enforce_quotas(rest),
+                    Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
+                }
+            }
+            steps.done("quotas");
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
@@ -388,11 +406,16 @@ impl Collector {
         }
     }
 
-    /// Keep every tenant within its storage quota (oldest days first).
-    fn enforce_quotas(&mut self) {
+    /// Keep every tenant within its storage quota (oldest days first),
+    /// given the bytes of each one's files but its day files.
+    fn enforce_quotas(&mut self, rest: Vec<(Uuid, Result<u64, DbError>)>) {
         let mut trimmed = Vec::new();
-        for t in self.tenants.keys() {
-            match self.db.enforce_quota(*t) {
+        for (t, rest) in rest {
+            if !self.tenants.contains_key(&t) {
+                continue;
+            }
+            let t = &t;
+            match rest.and_then(|rest| self.db.enforce_quota_beside(*t, rest)) {
                 Ok((days, why)) => {
                     if !days.is_empty() {
                         trimmed.push(*t);
@@ -412,6 +435,11 @@ impl Collector {
         }
     }
 }
+
+/// The quota check's walk of every tenant's files but its day files
+/// (every host's directory: minutes at a million hosts), on its own
+/// thread: each tenant's bytes, or why they could not be measured.
+pub(super) type QuotaWalk = std::thread::JoinHandle<Vec<(Uuid, Result<u64, DbError>)>>;
 
 /// Heap bytes the hosts hold between write cycles, by part: what the
 /// memory per host is made of.

@@ -46,6 +46,9 @@ pub struct Collector {
     /// The receive queue's counters, when one runs.
     pub queue: Option<receive::QueueStats>,
     pub(super) last_quota: Instant,
+    /// The walk measuring each tenant's files but its day files for the
+    /// quota check, on its own thread while the collector goes on.
+    pub(super) quota_walk: Option<super::cycle::QuotaWalk>,
     pub(super) notifier: notify::Notifier,
     /// The pinger, when enabled and a socket could be opened.
     pub pinger: Option<ping::Pinger>,
@@ -84,6 +87,7 @@ impl Collector {
             rcvbuf: 0,
             queue: None,
             last_quota: Instant::now(),
+            quota_walk: None,
             notifier: notify::Notifier::new(notify_cfg),
             pinger: None,
             refusal_logged: HashMap::new(),

@@ -251,10 +251,19 @@ impl Drop for Replacement {
 /// to every file and directory in it and to itself (`st_blocks * 512`),
 /// so that metadata, logs, locks and allocation slack count too.
 pub fn dir_bytes(dir: &Path) -> Result<u64, DbError> {
+    dir_bytes_but(dir, None)
+}
+
+/// [`dir_bytes`] leaving out the entry `skip` of `dir` itself (a
+/// tenant's day files, counted apart).
+pub fn dir_bytes_but(dir: &Path, skip: Option<&str>) -> Result<u64, DbError> {
     use std::os::unix::fs::MetadataExt;
     let mut total = io_at(dir, fs::metadata(dir))?.blocks() * 512;
     for entry in io_at(dir, fs::read_dir(dir))? {
         let entry = io_at(dir, entry)?;
+        if skip.is_some_and(|s| entry.file_name() == s) {
+            continue;
+        }
         let meta = io_at(&entry.path(), entry.metadata())?;
         if meta.is_dir() {
             total += dir_bytes(&entry.path())?;

@@ -372,6 +372,60 @@ fn silent_hosts_are_forgotten_then_purged() {
 }
 
 #[test]
+fn the_collector_keeps_a_tenant_within_its_quota_oldest_days_first() {
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc11);
+    let key = [7u8; 32];
+    let (root, db, mut c) = in_process("quota", tenant, key, "interval { quota 1 }");
+    db.set_tenant_field(tenant, "quota", opticon::conf::Node::Int(0))
+        .unwrap();
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut agent = SenderSession::new().unwrap();
+    let send = |c: &mut Collector, agent: &mut SenderSession| {
+        for p in split_sample(now(), &common::representative_host(), 1400).unwrap() {
+            c.handle(&agent.meter_datagram(&p), from);
+        }
+    };
+    c.handle(
+        &agent
+            .auth_datagram(&SealKey::new(&key), tenant, Uuid::from_u128(9), now())
+            .unwrap(),
+        from,
+    );
+    send(&mut c, &mut agent);
+    c.write_cycle();
+    // Two older days beside today's (only their names matter here).
+    let days = root.join(tenant.to_string()).join("days");
+    for old in ["20200101", "20200102"] {
+        for ext in ["otd", "oti"] {
+            std::fs::write(days.join(format!("{old}.{ext}")), vec![1u8; 65536]).unwrap();
+        }
+    }
+    let day_files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&days)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".otd"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(day_files().len(), 3);
+    // Over a quota of 0: the walk of the tenant's other files runs beside
+    // the cycles, then the old days go, oldest first, today's stays.
+    let began = std::time::Instant::now();
+    while day_files().len() > 1 {
+        assert!(began.elapsed() < common::PATIENCE, "never trimmed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        send(&mut c, &mut agent);
+        c.write_cycle();
+    }
+    let today = opticon::db::time::Date::of(now()).stem();
+    assert_eq!(day_files(), vec![format!("{today}.otd")]);
+    assert!(!days.join("20200101.oti").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
 fn packed_hosts_with_queued_payloads_store_exactly_what_they_sent() {
     let tenant = Uuid::from_u128(0x11);
     let key = [7u8; 32];
