@@ -89,6 +89,15 @@ impl Collector {
             b.add(h);
             b
         });
+        // One look per tenant at whether a tool changed its hosts'
+        // directories, instead of one per host.
+        let mut hosts_changed = HashSet::new();
+        for t in self.tenants.keys() {
+            let mark = self.db.hosts_changed(*t);
+            if self.host_marks.insert(*t, mark) != Some(mark) {
+                hosts_changed.insert(*t);
+            }
+        }
         let mut keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();
         keys.sort_unstable();
         let mut written = 0;
@@ -139,6 +148,7 @@ impl Collector {
                 stores: &stores,
                 exporting: !self.exports.is_empty(),
                 cycle: self.cycles,
+                hosts_changed: &hosts_changed,
             };
             let t = Instant::now();
             let results = svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {

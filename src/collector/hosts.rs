@@ -181,6 +181,12 @@ impl HostState {
         defs
     }
 
+    /// The modification time of the host's directory when it was last
+    /// looked at.
+    pub(super) fn dir_modified(&self) -> Option<SystemTime> {
+        self.defs.as_ref().and_then(|(stamp, _)| stamp.dir)
+    }
+
     /// Keep a payload (validated) for the next write cycle.
     pub(super) fn queue_payload(&mut self, payload: &[u8]) {
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {

@@ -46,6 +46,9 @@ pub struct Collector {
     /// The receive queue's counters, when one runs.
     pub queue: Option<receive::QueueStats>,
     pub(super) last_quota: Instant,
+    /// When each tenant's hosts were last marked changed by a tool, as
+    /// the last cycle saw it (`Db::hosts_changed`).
+    pub(super) host_marks: HashMap<Uuid, Option<std::time::SystemTime>>,
     /// The walk measuring each tenant's files but its day files for the
     /// quota check, on its own thread while the collector goes on.
     pub(super) quota_walk: Option<super::cycle::QuotaWalk>,
@@ -88,6 +91,7 @@ impl Collector {
             queue: None,
             last_quota: Instant::now(),
             quota_walk: None,
+            host_marks: HashMap::new(),
             notifier: notify::Notifier::new(notify_cfg),
             pinger: None,
             refusal_logged: HashMap::new(),

@@ -17,7 +17,7 @@ use crate::model::{
     Array, HostMeters, MeterName, MeterValue, ScalarRef, Status, MAX_METERS_PER_HOST,
 };
 use crate::svc;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +52,8 @@ pub(super) struct CycleContext<'a> {
     pub(super) exporting: bool,
     /// The write cycle's number since the start.
     pub(super) cycle: u64,
+    /// Tenants whose hosts a tool marked changed since the last cycle.
+    pub(super) hosts_changed: &'a HashSet<Uuid>,
 }
 
 /// A host's status change in this cycle (old, new).
@@ -148,14 +150,21 @@ pub(super) fn judge_and_store(
 ) -> Stored {
     let now = ctx.now;
     let dir = ctx.db.host_dir(key.0, key.1);
-    // One look at the host directory per cycle: it says the host exists,
-    // and whether its host.conf may have been replaced.
-    let dir_meta = std::fs::metadata(&dir).ok();
-    let dir_exists = dir_meta.is_some();
-    let dir_modified = dir_meta.and_then(|m| m.modified().ok());
-    // Each host's turn to look at its host.conf comes round once in
-    // HOST_CONF_RECHECK cycles, spread over the hosts.
+    // Each host's turn to look at its directory and host.conf comes
+    // round once in HOST_CONF_RECHECK cycles, spread over the hosts.
     let turn = ctx.cycle.wrapping_add(u64::from(key.1.as_bytes()[15])) % HOST_CONF_RECHECK == 0;
+    // The host directory says the host exists, and whether its host.conf
+    // may have been replaced. It is looked at on the host's turn, at its
+    // first cycle (and after a reload), and when a tool marked its
+    // tenant's hosts changed; else it is as the collector left it.
+    let look = turn || h.defs.is_none() || ctx.hosts_changed.contains(&key.0);
+    let (dir_exists, dir_modified) = match look {
+        true => match std::fs::metadata(&dir) {
+            Ok(m) => (true, m.modified().ok()),
+            Err(_) => (false, None),
+        },
+        false => (true, h.dir_modified()),
+    };
     let defs = match ctx.tenants.get(&key.0) {
         Some(t) => h.defs(Arc::clone(&t.defs), t.modified, dir_modified, turn, &dir),
         None => Arc::new(ctx.global.to_vec()),

@@ -649,6 +649,10 @@ fn a_host_deleted_while_sending_starts_afresh() {
     let (ok, _, err) = db(&dir, &["-t", TENANT, "-H", host, "host-delete"]);
     assert!(ok, "{err}");
     let deleted = opticon::model::unix_now();
+    // The deletion marks the tenant's hosts changed: the collector looks
+    // at every host directory of the tenant at its next cycle.
+    let mark = dir.path("db").join(TENANT).join("tenant.changed");
+    assert!(mark.exists(), "host-delete left no {}", mark.display());
     // Back, with records only from after the deletion.
     assert!(
         wait_for(PATIENCE, || {
