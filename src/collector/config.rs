@@ -33,6 +33,7 @@ pub static SCHEMA: Schema = Schema {
                 ("meter_expiry", Shape::Value),
                 ("tenant_refresh", Shape::Value),
                 ("quota", Shape::Value),
+                ("quota_walk", Shape::Value),
                 ("forget", Shape::Value),
                 ("purge", Shape::Value),
             ]),
@@ -81,6 +82,9 @@ pub struct CollectorConfig {
     pub rcvbuf: usize,
     /// Seconds between quota enforcement runs.
     pub quota_interval: u64,
+    /// Seconds between walks of every host directory for the quota
+    /// checks (the day files are measured at every check).
+    pub quota_walk: u64,
     /// Notifications of status changes.
     pub notify: notify::NotifyConfig,
     /// Datagrams the receive queue holds before it drops.
@@ -127,6 +131,7 @@ impl CollectorConfig {
             max_skew: conf::positive(doc, "network/max_skew", DEFAULT_MAX_SKEW as u64)? as i64,
             rcvbuf: conf::positive(doc, "network/rcvbuf", 8 << 20)? as usize,
             quota_interval: conf::positive(doc, "interval/quota", 300)?,
+            quota_walk: conf::positive(doc, "interval/quota_walk", 3600)?,
             notify: notify::NotifyConfig::from_dict(doc)?,
             queue: conf::positive(doc, "network/queue", 65536)? as usize,
             queue_bytes: conf::positive(doc, "network/queue_bytes", 32 << 20)? as usize,

@@ -261,21 +261,39 @@ impl Collector {
             && self.quota_walk.is_none()
         {
             self.last_quota = Instant::now();
-            self.purge_silent();
+            let purged = self.purge_silent();
             steps.done("purge");
-            let db = self.db.clone();
-            let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
-            self.quota_walk = Some(std::thread::spawn(move || {
-                tenants
-                    .into_iter()
-                    .map(|t| (t, db.tenant_rest_bytes(t)))
-                    .collect()
-            }));
+            let (known, last_walk) = &self.walked;
+            let walk_due = purged
+                || last_walk
+                    .is_none_or(|w| w.elapsed() >= Duration::from_secs(self.cfg.quota_walk))
+                || self.tenants.keys().any(|t| !known.contains_key(t));
+            if walk_due {
+                self.walked.1 = Some(Instant::now());
+                let db = self.db.clone();
+                let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
+                self.quota_walk = Some(std::thread::spawn(move || {
+                    tenants
+                        .into_iter()
+                        .map(|t| (t, db.tenant_rest_bytes(t)))
+                        .collect()
+                }));
+            } else {
+                let rest = known.iter().map(|(t, b)| (*t, Ok(*b))).collect();
+                self.enforce_quotas(rest);
+                steps.done("quotas");
+            }
         }
         if self.quota_walk.as_ref().is_some_and(|w| w.is_finished()) {
             if let Some(walk) = self.quota_walk.take() {
                 match walk.join() {
-                    Ok(rest) => self.enforce_quotas(rest),
+                    Ok(rest) => {
+                        self.walked.0 = rest
+                            .iter()
+                            .filter_map(|(t, b)| Some((*t, *b.as_ref().ok()?)))
+                            .collect();
+                        self.enforce_quotas(rest);
+                    }
                     Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
                 }
             }
@@ -388,10 +406,11 @@ impl Collector {
         }
     }
 
-    /// Delete hosts whose last record is older than `interval/purge`.
-    fn purge_silent(&mut self) {
+    /// Delete hosts whose last record is older than `interval/purge`;
+    /// true when some were.
+    fn purge_silent(&mut self) -> bool {
         if self.cfg.purge == 0 {
-            return;
+            return false;
         }
         let cutoff = unix_now() - self.cfg.purge as i64;
         let mut purged = Vec::new();
@@ -411,9 +430,11 @@ impl Collector {
                 Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
             }
         }
+        let any = !purged.is_empty();
         for t in purged {
             self.index_rebuild(t);
         }
+        any
     }
 
     /// Keep every tenant within its storage quota (oldest days first),

@@ -52,6 +52,9 @@ pub struct Collector {
     /// The walk measuring each tenant's files but its day files for the
     /// quota check, on its own thread while the collector goes on.
     pub(super) quota_walk: Option<super::cycle::QuotaWalk>,
+    /// What the last walk measured per tenant, and when it started: the
+    /// checks until the next walk use it.
+    pub(super) walked: (HashMap<Uuid, u64>, Option<Instant>),
     pub(super) notifier: notify::Notifier,
     /// The pinger, when enabled and a socket could be opened.
     pub pinger: Option<ping::Pinger>,
@@ -91,6 +94,7 @@ impl Collector {
             queue: None,
             last_quota: Instant::now(),
             quota_walk: None,
+            walked: (HashMap::new(), None),
             host_marks: HashMap::new(),
             notifier: notify::Notifier::new(notify_cfg),
             pinger: None,

@@ -422,6 +422,16 @@ fn the_collector_keeps_a_tenant_within_its_quota_oldest_days_first() {
     let today = opticon::db::time::Date::of(now()).stem();
     assert_eq!(day_files(), vec![format!("{today}.otd")]);
     assert!(!days.join("20200101.oti").exists());
+    // Until the next walk (interval/quota_walk, an hour), the checks
+    // count the last walk's figure and measure only the day files.
+    std::fs::write(days.join("20200103.otd"), vec![1u8; 65536]).unwrap();
+    while day_files().len() > 1 {
+        assert!(began.elapsed() < common::PATIENCE, "never trimmed again");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        send(&mut c, &mut agent);
+        c.write_cycle();
+    }
+    assert_eq!(day_files(), vec![format!("{today}.otd")]);
     let _ = std::fs::remove_dir_all(&root);
 }
 
