@@ -9,7 +9,9 @@ use crate::conf::{self, Node};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
-use crate::model::binary::{apply_payload, decode_sample_into, put_varint, PayloadReader};
+use crate::model::binary::{
+    apply_payload, decode_sample_into, put_restamped, restamp_payload, PayloadReader,
+};
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
 use std::net::SocketAddr;
@@ -187,20 +189,22 @@ impl HostState {
         self.defs.as_ref().and_then(|(stamp, _)| stamp.dir)
     }
 
-    /// Keep a payload (validated) for the next write cycle.
-    pub(super) fn queue_payload(&mut self, payload: &[u8]) {
+    /// Keep a payload (validated) for the next write cycle, stamped
+    /// `time` (the collector's receive time).
+    pub(super) fn queue_payload(&mut self, payload: &[u8], time: i64) {
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
             let mut scratch = Scratch::default();
             self.unpack_into(&mut scratch);
             self.busy = Some(Box::new(scratch.meters));
         }
         if let Some(meters) = &mut self.busy {
-            let _ = apply_payload(meters, payload);
+            if let Ok((_, restamped)) = restamp_payload(payload, time) {
+                let _ = apply_payload(meters, &restamped);
+            }
             return;
         }
-        self.pending.reserve_exact(payload.len() + 3);
-        put_varint(&mut self.pending, payload.len() as u64);
-        self.pending.extend_from_slice(payload);
+        // Validated on arrival: the header reads.
+        let _ = put_restamped(&mut self.pending, payload, time, true);
     }
 }
 

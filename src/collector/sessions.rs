@@ -9,7 +9,7 @@ use crate::conf::Node;
 use crate::crypto::{SealKey, KEY_LEN};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::TENANT_FILE;
-use crate::model::binary::{restamp_payload, validate_payload};
+use crate::model::binary::{validate_payload, PayloadReader};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
@@ -317,7 +317,9 @@ impl Collector {
         // an auth datagram's would be; what is kept is stamped with
         // the collector's receive time, by which its meters expire.
         let now = unix_now();
-        let (sent, received) = restamp_payload(plain, now).map_err(Rejection::BadPayload)?;
+        let sent = PayloadReader::new(plain)
+            .map_err(Rejection::BadPayload)?
+            .time();
         let skew = sent.saturating_sub(now);
         if skew.abs() > max_skew {
             return Err(Rejection::ClockSkew(skew));
@@ -336,7 +338,7 @@ impl Collector {
         // Exported samples carry the agent's time: both collectors of
         // a pair export the same timestamps, which engines deduplicate.
         h.agent_time = h.agent_time.max(sent);
-        h.queue_payload(&received);
+        h.queue_payload(plain, now);
         Ok(())
     }
 

@@ -703,13 +703,37 @@ pub fn validate_payload(payload: &[u8]) -> Result<usize, CodecError> {
 /// and the time it carried: the records are untouched, only the
 /// header's time changes.
 pub fn restamp_payload(payload: &[u8], time: i64) -> Result<(i64, Vec<u8>), CodecError> {
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    let sent = put_restamped(&mut out, payload, time, false)?;
+    Ok((sent, out))
+}
+
+/// [`restamp_payload`] at the end of `out`, after its length as a varint
+/// when `prefixed` (how the collector queues a host's payloads: no copy
+/// of its own); returns the time the payload carried.
+pub fn put_restamped(
+    out: &mut Vec<u8>,
+    payload: &[u8],
+    time: i64,
+    prefixed: bool,
+) -> Result<i64, CodecError> {
     let head = PayloadReader::new(payload)?;
     let (sent, body) = (head.time, &payload[head.pos..]);
-    let mut out = Vec::with_capacity(payload.len() + 4);
+    let stamp = zigzag(time);
+    let len = 1 + varint_len(stamp) + body.len();
+    out.reserve_exact(len + if prefixed { varint_len(len as u64) } else { 0 });
+    if prefixed {
+        put_varint(out, len as u64);
+    }
     out.push(CODEC_VERSION);
-    put_varint(&mut out, zigzag(time));
+    put_varint(out, stamp);
     out.extend_from_slice(body);
-    Ok((sent, out))
+    Ok(sent)
+}
+
+/// Bytes [`put_varint`] writes for `v`.
+pub fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Outcome of merging one payload into a host.

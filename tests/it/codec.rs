@@ -342,3 +342,27 @@ fn bad_name_heads_are_rejected() {
         );
     }
 }
+
+#[test]
+fn restamped_payloads_keep_their_records_and_say_their_length() {
+    use opticon::model::binary::{put_restamped, put_varint, restamp_payload, varint_len};
+    for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        assert_eq!(out.len(), varint_len(v), "{v}");
+    }
+    let payload = encode_sample(1_700_000_000, &common::representative_host());
+    for time in [0, -1, 1_700_000_060, i64::MAX] {
+        let (sent, alone) = restamp_payload(&payload, time).unwrap();
+        assert_eq!(sent, 1_700_000_000);
+        assert_eq!(decode_sample(&alone).unwrap().0, time);
+        // Queued: its length, then the same bytes.
+        let mut queued = vec![7u8];
+        assert_eq!(put_restamped(&mut queued, &payload, time, true), Ok(sent));
+        let mut expect = vec![7u8];
+        put_varint(&mut expect, alone.len() as u64);
+        expect.extend_from_slice(&alone);
+        assert_eq!(queued, expect);
+    }
+    assert!(restamp_payload(&[], 0).is_err());
+}
