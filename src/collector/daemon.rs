@@ -136,6 +136,9 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     let mut idle = 0u32;
     let mut batch = Vec::with_capacity(BATCH);
     let workers = svc::pool::cores();
+    // A write cycle under way when SIGTERM came stores every host: it is
+    // the last one, and the collector exits after it without another.
+    let mut flushed = false;
     while !svc::signals::terminating() {
         if svc::signals::take_reload() {
             match load(m) {
@@ -186,6 +189,12 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
             // Everything waiting, every few hosts: a cycle that creates
             // files for new hosts must not leave the queue to fill.
             collector.write_cycle_with(&mut |c| {
+                // Stopping: the cycle finishes what it holds, unread
+                // datagrams wait in vain (a long cycle at a million hosts
+                // must not keep a service manager waiting for more).
+                if svc::signals::terminating() {
+                    return;
+                }
                 for _ in 0..queue_size {
                     match queue.try_next() {
                         Some((d, from)) => c.handle(&d, from),
@@ -194,9 +203,14 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
                 }
             });
             next_write += Duration::from_secs(collector.cfg.write_interval);
+            flushed = svc::signals::terminating();
         }
     }
-    collector.write_cycle();
+    if flushed {
+        svc::log::info("stopping: the write cycle under way at the signal was the last");
+    } else {
+        collector.write_cycle();
+    }
     collector.stop_exports();
     let (received, rejected) = collector.totals();
     let refused: String = rejected

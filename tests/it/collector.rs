@@ -678,6 +678,65 @@ fn a_host_deleted_while_sending_starts_afresh() {
     assert!(log.contains("was deleted: recording it afresh"), "{log}");
 }
 
+/// SIGTERM during a write cycle makes that cycle the last: the collector
+/// exits after it without another one. A tool holding the tenant's day
+/// files makes every cycle wait a second for them (and skip the tenant,
+/// with one warning), so the signal lands in a cycle or just before one;
+/// either way exactly one cycle follows it.
+#[test]
+fn sigterm_during_a_write_cycle_ends_with_that_cycle() {
+    let dir = Dir::new("e2e-term-cycle");
+    let (key, port) = tenant_and_collector(&dir, "interval { write 2 }\nping { enabled false }");
+    let collector = start_collector(&dir);
+    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args([
+            "--tenant",
+            TENANT,
+            "--key",
+            &key,
+            "--port",
+            &port.to_string(),
+            "--hosts",
+            "20",
+            "--count",
+            "100",
+            "--duration",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(load.status.success());
+    assert!(
+        wait_for(PATIENCE, || last_record(&dir).is_some()),
+        "no record"
+    );
+    let mut tool = opticon::db::TenantStore::new(&dir.path("db").join(TENANT));
+    tool.lock().unwrap();
+    let skipped = "records not stored this cycle";
+    let log = || std::fs::read_to_string(dir.path("collector.log")).unwrap_or_default();
+    common::wait_for_log(&dir.path("collector.log"), skipped);
+    // Into the next cycle: they start on even seconds and last one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = Duration::from_nanos((now.as_nanos() % 2_000_000_000) as u64);
+    std::thread::sleep(Duration::from_secs(2) - into + Duration::from_millis(500));
+    let before = log().matches(skipped).count();
+    // SAFETY: signals the collector this test started.
+    unsafe { libc::kill(collector.0.id() as i32, libc::SIGTERM) };
+    let mut collector = collector;
+    let end = Instant::now() + PATIENCE;
+    let mut code = None;
+    while code.is_none() && Instant::now() < end {
+        code = collector.0.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(code.is_some_and(|c| c.success()), "{code:?}: {}", log());
+    let after = log().matches(skipped).count();
+    assert_eq!(after - before, 1, "one cycle after the signal: {}", log());
+    assert!(log().contains("exiting on signal"), "{}", log());
+}
+
 /// One tenant cannot crowd out the others: new hosts past its limit are
 /// refused, counted per tenant, logged, and shown by opticon-db; a
 /// tenant's metadata sets its own limits.
