@@ -170,6 +170,17 @@ fn main() {
         bytes as f64 / 1440.0
     );
 
+    // 2b. Bytes per host-minute of a real agent: samples the shipped
+    //     agent sent on the development machine (`opticon-agent -D`),
+    //     merged as the collector merges them, with its own meters.
+    let recorded = std::env::var_os("OPTICON_BENCH_AGENT_SAMPLES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "scripts/bench/agent-samples.txt".into());
+    match std::fs::read_to_string(&recorded) {
+        Ok(text) => agent_storage(&db, tenant, host_id(1_000_001), &text),
+        Err(e) => println!("real agent: {}: {e}", recorded.display()),
+    }
+
     // 3. Thirty days for one host, then query latencies.
     for d in 1..30 {
         for m in 0..1440 {
@@ -299,4 +310,63 @@ fn main() {
         Duration::from_secs(1),
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Store the samples an agent dumped (`--- Fast ---` or `--- Slow ---`,
+/// then the sample's JSON) one minute apart, the lanes merged and the
+/// collector's own meters added as the collector does, and print the
+/// bytes per record. Whole blocks of 60 are stored (a block starts with
+/// a full frame), so the figure is a day's.
+fn agent_storage(db: &Db, tenant: uuid::Uuid, host: uuid::Uuid, text: &str) {
+    use opticon::model::{json, Array, MeterName, MeterValue, Scalar};
+    let mut sections: Vec<(bool, String)> = Vec::new();
+    for line in text.lines() {
+        match line.trim() {
+            "--- Fast ---" => sections.push((true, String::new())),
+            "--- Slow ---" => sections.push((false, String::new())),
+            _ => {
+                if let Some((_, body)) = sections.last_mut() {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    let fast = sections.iter().filter(|(f, _)| *f).count();
+    let keep = if fast >= 60 { fast / 60 * 60 } else { fast };
+    let mut state = HostMeters::new();
+    let mut w = db.writer(tenant, host).unwrap();
+    let (mut stored, mut full) = (0, 0);
+    let own = |state: &mut HostMeters, t: i64| {
+        let mut set = |n: &str, v: MeterValue| state.set(MeterName::new(n).unwrap(), v, t).unwrap();
+        set("status", MeterValue::Scalar(Scalar::Str("OK".into())));
+        set("badness", MeterValue::Scalar(Scalar::Frac(0.0)));
+        set("problems", MeterValue::Array(Array::Str(Vec::new())));
+        set(
+            "link/ip",
+            MeterValue::Scalar(Scalar::Str("192.0.2.2".into())),
+        );
+    };
+    for (is_fast, body) in &sections {
+        if stored == keep {
+            break;
+        }
+        let t = DAY0 + stored as i64 * 60;
+        json::merge_json(&mut state, body, t).unwrap();
+        if *is_fast {
+            own(&mut state, t);
+            w.append(t, &state).unwrap();
+            full = full.max(opticon::model::binary::encode_sample(t, &state).len());
+            stored += 1;
+        }
+    }
+    w.sync().unwrap();
+    let bytes = store::host_dates(&db.tenant_dir(tenant), host).unwrap()[0]
+        .1
+        .bytes;
+    println!(
+        "storage, real agent: {:.0} bytes per host-minute over {stored} recorded samples, {} meters (a full sample is {full} bytes; goal < 250)",
+        bytes as f64 / stored.max(1) as f64,
+        state.len(),
+    );
 }

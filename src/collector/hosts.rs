@@ -10,7 +10,8 @@ use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
 use crate::model::binary::{
-    apply_payload, decode_sample_into, put_restamped, restamp_payload, PayloadReader,
+    apply_payload, apply_payload_at, decode_sample_into, put_restamped, restamp_payload,
+    PayloadReader,
 };
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
@@ -44,9 +45,10 @@ const PENDING_LIMIT: usize = 16 << 10;
 /// One host's live state.
 ///
 /// Between write cycles a host costs its packed meters (changes against
-/// the last record, which the parked writer keeps encoded) plus the
-/// payloads received since: decoding happens once per host per cycle, in
-/// the cycle, not per datagram.
+/// the last record, which the parked writer keeps encoded, with its first
+/// payload since the last cycle merged in) plus any later payloads as
+/// received: a host is decoded at most twice a cycle (at its first
+/// payload and in the cycle), however many datagrams it sends.
 pub(super) struct HostState {
     pub(super) packed: Packed,
     pub(super) pending: Vec<u8>,
@@ -61,6 +63,8 @@ pub(super) struct HostState {
     pub(super) writer: ParkedWriter,
     /// Payload bytes received since the last write cycle.
     pub(super) cycle_bytes: u64,
+    /// A payload was merged into `packed` since the last write cycle.
+    pub(super) merged: bool,
     /// The agent's time of its latest sample.
     pub(super) agent_time: i64,
     /// The agent time last exported.
@@ -92,6 +96,26 @@ pub(super) struct Scratch {
 }
 
 impl HostState {
+    /// A host first heard from `from` just now, with nothing stored.
+    pub(super) fn new(from: SocketAddr) -> HostState {
+        HostState {
+            packed: Packed::pack(&HostMeters::new(), None),
+            pending: Vec::new(),
+            busy: None,
+            badness: 0.0,
+            status: Status::Unset,
+            last_seen: Instant::now(),
+            remote: from,
+            writer: ParkedWriter::default(),
+            cycle_bytes: 0,
+            merged: false,
+            agent_time: 0,
+            exported: 0,
+            defs: None,
+            log_next: None,
+        }
+    }
+
     /// Decode the last stored record (what packed meters are a delta
     /// against) into `base`; false when there is none.
     fn base_into(&self, base: &mut HostMeters) -> bool {
@@ -190,8 +214,21 @@ impl HostState {
     }
 
     /// Keep a payload (validated) for the next write cycle, stamped
-    /// `time` (the collector's receive time).
-    pub(super) fn queue_payload(&mut self, payload: &[u8], time: i64) {
+    /// `time` (the collector's receive time). The first one since the
+    /// last cycle is merged into the packed meters at once (decoded in
+    /// `scratch`): a host that sends one sample a minute then holds its
+    /// changes against its last record (a few hundred bytes), not the
+    /// payload (a kilobyte). Later ones wait as received, so a host that
+    /// sends many datagrams costs one merge a cycle, not one each.
+    pub(super) fn queue_payload(&mut self, payload: &[u8], time: i64, scratch: &mut Scratch) {
+        if !self.merged && self.busy.is_none() && self.pending.is_empty() {
+            self.merged = true;
+            let has_base = self.unpack_into(scratch);
+            // Validated on arrival.
+            let _ = apply_payload_at(&mut scratch.meters, payload, time);
+            self.packed = Packed::pack(&scratch.meters, has_base.then_some(&scratch.base));
+            return;
+        }
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
             let mut scratch = Scratch::default();
             self.unpack_into(&mut scratch);
@@ -221,21 +258,7 @@ impl Collector {
         }
         let (tenant, host) = key;
         let dir = self.db.host_dir(tenant, host);
-        let mut state = HostState {
-            packed: Packed::pack(&HostMeters::new(), None),
-            pending: Vec::new(),
-            busy: None,
-            badness: 0.0,
-            status: Status::Unset,
-            last_seen: now,
-            remote: from,
-            writer: ParkedWriter::default(),
-            cycle_bytes: 0,
-            agent_time: 0,
-            exported: 0,
-            defs: None,
-            log_next: None,
-        };
+        let mut state = HostState::new(from);
         if let Ok(Some((_, mut meters))) = host::latest(&dir) {
             if let Some(MeterValue::Scalar(Scalar::Frac(b))) =
                 meters.get("badness").map(|m| &m.value)
@@ -278,5 +301,54 @@ impl Collector {
                 key.1, self.cfg.forget
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::format::FRAME_DELTA;
+    use crate::fleet::FakeHost;
+    use crate::model::binary::encode_sample;
+
+    #[test]
+    fn the_first_payload_of_a_cycle_is_merged_and_later_ones_wait() {
+        let mut fake = FakeHost::new(9);
+        let stored = fake.sample(1_000_000);
+        let mut h = HostState::new("127.0.0.1:1".parse().unwrap());
+        h.writer = ParkedWriter::default().after(1_000_000, &stored, FRAME_DELTA, &[]);
+        h.packed = Packed::as_base(&stored);
+        let first = fake.sample(1_000_060);
+        let second = fake.sample(1_000_090);
+        let mut scratch = Scratch::default();
+        h.queue_payload(&encode_sample(1_000_060, &first), 1_000_061, &mut scratch);
+        assert!(h.merged && h.pending.is_empty(), "merged at once");
+        assert!(
+            h.packed.heap_bytes() * 2 < encode_sample(0, &first).len(),
+            "changes, not the sample: {} bytes",
+            h.packed.heap_bytes()
+        );
+        h.queue_payload(&encode_sample(1_000_090, &second), 1_000_091, &mut scratch);
+        assert!(!h.pending.is_empty(), "the second waits");
+        let mut fresh = Scratch::default();
+        assert!(h.unpack_into(&mut fresh));
+        // The later payload wins, every meter stamped with its receive time.
+        let mut want = second.clone();
+        want.stamp(1_000_091);
+        for (name, m) in want.iter() {
+            let got = fresh.meters.get(name.as_str()).expect("meter kept");
+            assert_eq!(
+                encode_sample(0, &single(name, &got.value)),
+                encode_sample(0, &single(name, &m.value)),
+                "{name}"
+            );
+            assert_eq!(got.updated, 1_000_091, "{name}");
+        }
+    }
+
+    fn single(name: &crate::model::MeterName, value: &MeterValue) -> HostMeters {
+        let mut m = HostMeters::new();
+        m.set(name.clone(), value.clone(), 0).unwrap();
+        m
     }
 }

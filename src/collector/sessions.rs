@@ -338,7 +338,7 @@ impl Collector {
         // Exported samples carry the agent's time: both collectors of
         // a pair export the same timestamps, which engines deduplicate.
         h.agent_time = h.agent_time.max(sent);
-        h.queue_payload(plain, now);
+        h.queue_payload(plain, now, &mut self.arrival);
         Ok(())
     }
 

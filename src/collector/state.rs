@@ -70,6 +70,8 @@ pub struct Collector {
     pub(super) stores: HashMap<Uuid, std::sync::Mutex<crate::db::TenantStore>>,
     /// The write cycle's workers' buffers.
     pub(super) scratch: Vec<super::hosts::Scratch>,
+    /// The buffers a payload is merged into its host with on arrival.
+    pub(super) arrival: super::hosts::Scratch,
     /// Write cycles run so far.
     pub(super) cycles: u64,
 }
@@ -104,6 +106,7 @@ impl Collector {
             indexes: HashMap::new(),
             stores: HashMap::new(),
             scratch: Vec::new(),
+            arrival: Default::default(),
             cycles: 0,
         };
         c.refresh_tenants();

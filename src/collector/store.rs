@@ -178,6 +178,7 @@ pub(super) fn judge_and_store(
     } = scratch;
     let mut fresh = false;
     h.cycle_bytes = 0;
+    h.merged = false;
     // Deleted (opticon-db host-delete, DELETE /{T}/host/{H}) while its
     // agent still sends: the host starts afresh, as a new one.
     if h.writer.last_time().is_some() && !dir_exists {

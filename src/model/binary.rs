@@ -764,7 +764,29 @@ fn name_str(raw: &[u8], at: usize) -> Result<&str, CodecError> {
 /// equal to one the host already holds need no validation, which keeps the
 /// steady state (the same meters every minute) cheap.
 pub fn apply_payload(host: &mut HostMeters, payload: &[u8]) -> Result<Applied, CodecError> {
+    apply_payload_stamped(host, payload, None)
+}
+
+/// [`apply_payload`] with every record stamped `time` instead of the
+/// payload's own time (the collector stamps what it keeps with its
+/// receive time, without copying the payload to rewrite its header).
+pub fn apply_payload_at(
+    host: &mut HostMeters,
+    payload: &[u8],
+    time: i64,
+) -> Result<Applied, CodecError> {
+    apply_payload_stamped(host, payload, Some(time))
+}
+
+fn apply_payload_stamped(
+    host: &mut HostMeters,
+    payload: &[u8],
+    stamp: Option<i64>,
+) -> Result<Applied, CodecError> {
     let mut r = PayloadReader::new(payload)?;
+    if let Some(t) = stamp {
+        r.time = t;
+    }
     let time = r.time();
     let mut applied = Applied {
         time,
