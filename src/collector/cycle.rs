@@ -27,45 +27,6 @@ const CHUNK: usize = 512;
 /// flood syslog with a line per host.
 pub const STATUS_LINES_PER_CYCLE: usize = 100;
 
-/// The cycle's status-change lines: the first
-/// [`STATUS_LINES_PER_CYCLE`] in full, then a count.
-#[derive(Default)]
-struct ChangeLines {
-    logged: usize,
-    more: usize,
-}
-
-impl ChangeLines {
-    /// The line to log for this change, if it is among the first.
-    fn note(
-        &mut self,
-        host: Uuid,
-        old: crate::model::Status,
-        new: crate::model::Status,
-    ) -> Option<String> {
-        if self.logged == STATUS_LINES_PER_CYCLE {
-            self.more += 1;
-            return None;
-        }
-        self.logged += 1;
-        Some(format!(
-            "host {host}: Status change {} -> {}",
-            old.as_str(),
-            new.as_str()
-        ))
-    }
-
-    /// The line counting the changes not logged, if any.
-    fn finish(self) -> Option<String> {
-        (self.more > 0).then(|| {
-            format!(
-                "{} more status changes this cycle, not logged one by one (each is in its host's log)",
-                self.more
-            )
-        })
-    }
-}
-
 impl Collector {
     /// One write cycle: judge every host and store one record each, then
     /// make the cycle durable with one sync. Hosts are visited tenant by
@@ -124,7 +85,7 @@ impl Collector {
         let mut shared_time = Duration::ZERO;
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
-        let mut change_lines = ChangeLines::default();
+        let mut change_lines = svc::log::Burst::new(STATUS_LINES_PER_CYCLE);
         // One buffer for every chunk: a chunk's hosts take more than the
         // 64 KB whose free makes glibc consolidate its heap (a profile at
         // 100,000 hosts had malloc_consolidate at 9 % of the samples).
@@ -167,8 +128,14 @@ impl Collector {
                 }
                 self.shared_part(key, &done, now);
                 if let Some(c) = &done.change {
-                    if let Some(line) = change_lines.note(key.1, c.change.0, c.change.1) {
-                        svc::log::info(&line);
+                    if change_lines.admit() {
+                        let (old, new) = c.change;
+                        svc::log::info(&format!(
+                            "host {}: Status change {} -> {}",
+                            key.1,
+                            old.as_str(),
+                            new.as_str()
+                        ));
                     }
                 }
                 written += usize::from(done.stored);
@@ -191,7 +158,9 @@ impl Collector {
         self.scratch = scratch;
         // What follows the hosts, step by step, for the debug line.
         let mut steps = Steps::default();
-        if let Some(line) = change_lines.finish() {
+        if let Some(line) =
+            change_lines.finish("status changes this cycle (each is in its host's log)")
+        {
             svc::log::info(&line);
         }
         if let Err(e) = self.finish_report(report) {
@@ -553,29 +522,5 @@ fn release_free_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
         libc::malloc_trim(0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Status;
-
-    #[test]
-    fn a_cycle_logs_its_first_status_changes_and_counts_the_rest() {
-        let mut lines = ChangeLines::default();
-        let host = Uuid::from_u128(7);
-        let logged = (0..STATUS_LINES_PER_CYCLE + 42)
-            .filter_map(|_| lines.note(host, Status::Ok, Status::Warn))
-            .collect::<Vec<_>>();
-        assert_eq!(logged.len(), STATUS_LINES_PER_CYCLE);
-        assert!(
-            logged[0].ends_with(": Status change OK -> WARN"),
-            "{}",
-            logged[0]
-        );
-        let rest = lines.finish().unwrap();
-        assert!(rest.starts_with("42 more status changes"), "{rest}");
-        assert_eq!(ChangeLines::default().finish(), None);
     }
 }

@@ -72,6 +72,10 @@ impl NotifyConfig {
     }
 }
 
+/// Notifications logged one by one per round; the rest are counted in
+/// one line (the command still gets each one).
+pub const LINES_PER_ROUND: usize = 100;
+
 /// One change waiting to be sent.
 struct Pending {
     hostname: String,
@@ -156,31 +160,39 @@ impl Notifier {
             .filter(|(_, p)| p.since.elapsed() >= batch)
             .map(|(k, _)| *k)
             .collect();
+        let mut lines = svc::log::Burst::new(LINES_PER_ROUND);
         for key in due {
             if let Some(p) = self.pending.remove(&key) {
-                self.fire(key.0, key.1, p);
+                let log = lines.admit();
+                self.fire(key.0, key.1, p, log);
             }
+        }
+        if let Some(line) = lines.finish("notifications this round") {
+            svc::log::warn(&line);
         }
     }
 
-    fn fire(&self, tenant: Uuid, host: Uuid, p: Pending) {
+    /// Send one change (and log it, when `log`).
+    fn fire(&self, tenant: Uuid, host: Uuid, p: Pending, log: bool) {
         let secondary = self.cfg.role == Role::Secondary;
-        svc::log::warn(&format!(
-            "notify{}: host {host} ({}) of tenant {tenant}: {} -> {}{}",
-            if secondary {
-                " (held: secondary of a pair)"
-            } else {
-                ""
-            },
-            p.hostname,
-            p.old.as_str(),
-            p.new.as_str(),
-            if p.problems.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", p.problems.join(", "))
-            }
-        ));
+        if log {
+            svc::log::warn(&format!(
+                "notify{}: host {host} ({}) of tenant {tenant}: {} -> {}{}",
+                if secondary {
+                    " (held: secondary of a pair)"
+                } else {
+                    ""
+                },
+                p.hostname,
+                p.old.as_str(),
+                p.new.as_str(),
+                if p.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.problems.join(", "))
+                }
+            ));
+        }
         let (Some(call), Some(pool), false) = (&self.cfg.call, &self.pool, secondary) else {
             return;
         };

@@ -223,6 +223,44 @@ pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
 
+/// Lines of one burst (a write cycle's status changes, a round of
+/// notifications) logged one by one up to a limit, the rest counted in
+/// one line: a fleet whose hosts change at once must not flood syslog
+/// with a line per host.
+pub struct Burst {
+    limit: usize,
+    logged: usize,
+    more: usize,
+}
+
+impl Burst {
+    /// A burst logging its first `limit` lines.
+    pub fn new(limit: usize) -> Burst {
+        Burst {
+            limit,
+            logged: 0,
+            more: 0,
+        }
+    }
+
+    /// True when the next line is to be logged; false (and counted)
+    /// past the limit.
+    pub fn admit(&mut self) -> bool {
+        if self.logged == self.limit {
+            self.more += 1;
+            return false;
+        }
+        self.logged += 1;
+        true
+    }
+
+    /// The line counting what was not logged ("N more `what`, not logged
+    /// one by one"), if anything was not.
+    pub fn finish(self, what: &str) -> Option<String> {
+        (self.more > 0).then(|| format!("{} more {what}, not logged one by one", self.more))
+    }
+}
+
 /// Hand a log file to the user the service drops to, so it can go on
 /// appending to it.
 pub fn chown(uid: u32, gid: u32) {
@@ -240,6 +278,18 @@ pub fn chown(uid: u32, gid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_logs_its_first_lines_and_counts_the_rest() {
+        let mut b = Burst::new(3);
+        let admitted = (0..10).filter(|_| b.admit()).count();
+        assert_eq!(admitted, 3);
+        assert_eq!(
+            b.finish("things").as_deref(),
+            Some("7 more things, not logged one by one")
+        );
+        assert_eq!(Burst::new(3).finish("things"), None);
+    }
 
     #[test]
     fn a_rotated_log_file_is_opened_again() {
