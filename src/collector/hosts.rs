@@ -10,8 +10,7 @@ use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
 use crate::model::binary::{
-    apply_payload, apply_payload_at, decode_sample_into, put_restamped, restamp_payload,
-    PayloadReader,
+    apply_payload, apply_payload_at, decode_sample_into, put_restamped, PayloadReader,
 };
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
@@ -230,14 +229,11 @@ impl HostState {
             return;
         }
         if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
-            let mut scratch = Scratch::default();
-            self.unpack_into(&mut scratch);
-            self.busy = Some(Box::new(scratch.meters));
+            self.unpack_into(scratch);
+            self.busy = Some(Box::new(std::mem::take(&mut scratch.meters)));
         }
         if let Some(meters) = &mut self.busy {
-            if let Ok((_, restamped)) = restamp_payload(payload, time) {
-                let _ = apply_payload(meters, &restamped);
-            }
+            let _ = apply_payload_at(meters, payload, time);
             return;
         }
         // Validated on arrival: the header reads.
