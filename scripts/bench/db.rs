@@ -177,7 +177,7 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "scripts/bench/agent-samples.txt".into());
     match std::fs::read_to_string(&recorded) {
-        Ok(text) => agent_storage(&db, tenant, host_id(1_000_001), &text),
+        Ok(text) => agent_storage(&db, host_id(1_000_001), &text),
         Err(e) => println!("real agent: {}: {e}", recorded.display()),
     }
 
@@ -317,8 +317,11 @@ fn main() {
 /// collector's own meters added as the collector does, and print the
 /// bytes per record. Whole blocks of 60 are stored (a block starts with
 /// a full frame), so the figure is a day's.
-fn agent_storage(db: &Db, tenant: uuid::Uuid, host: uuid::Uuid, text: &str) {
+fn agent_storage(db: &Db, host: uuid::Uuid, text: &str) {
     use opticon::model::{json, Array, MeterName, MeterValue, Scalar};
+    // A tenant of its own: the fleet's writer holds the other's lock.
+    let tenant = uuid::Uuid::from_u128(0xa9e7);
+    db.create_tenant(Some(tenant), "agent", None).unwrap();
     let mut sections: Vec<(bool, String)> = Vec::new();
     for line in text.lines() {
         match line.trim() {
@@ -337,6 +340,9 @@ fn agent_storage(db: &Db, tenant: uuid::Uuid, host: uuid::Uuid, text: &str) {
     let mut state = HostMeters::new();
     let mut w = db.writer(tenant, host).unwrap();
     let (mut stored, mut full) = (0, 0);
+    // Where a delta's bytes go: each meter's change alone, summed.
+    let mut by_meter: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut last: Option<HostMeters> = None;
     let own = |state: &mut HostMeters, t: i64| {
         let mut set = |n: &str, v: MeterValue| state.set(MeterName::new(n).unwrap(), v, t).unwrap();
         set("status", MeterValue::Scalar(Scalar::Str("OK".into())));
@@ -356,6 +362,22 @@ fn agent_storage(db: &Db, tenant: uuid::Uuid, host: uuid::Uuid, text: &str) {
         if *is_fast {
             own(&mut state, t);
             w.append(t, &state).unwrap();
+            if let Some(prev) = &last {
+                for (name, m) in state.iter() {
+                    let (mut a, mut b) = (HostMeters::new(), HostMeters::new());
+                    if let Some(p) = prev.get(name.as_str()) {
+                        a.set(name.clone(), p.value.clone(), t).unwrap();
+                        b.set(name.clone(), m.value.clone(), t).unwrap();
+                        let mut body = Vec::new();
+                        if opticon::db::delta::encode(&a, &b, &mut body) {
+                            // Less the count and bitmap of a one-meter delta.
+                            *by_meter.entry(name.as_str().to_string()).or_default() +=
+                                body.len() - 2;
+                        }
+                    }
+                }
+            }
+            last = Some(state.clone());
             full = full.max(opticon::model::binary::encode_sample(t, &state).len());
             stored += 1;
         }
@@ -368,5 +390,18 @@ fn agent_storage(db: &Db, tenant: uuid::Uuid, host: uuid::Uuid, text: &str) {
         "storage, real agent: {:.0} bytes per host-minute over {stored} recorded samples, {} meters (a full sample is {full} bytes; goal < 250)",
         bytes as f64 / stored.max(1) as f64,
         state.len(),
+    );
+    let mut costly: Vec<(usize, String)> = by_meter.into_iter().map(|(n, b)| (b, n)).collect();
+    costly.sort_unstable_by(|a, b| b.cmp(a));
+    let per = |b: usize| b as f64 / (stored.max(2) - 1) as f64;
+    let top: Vec<String> = costly
+        .iter()
+        .take(8)
+        .map(|(b, n)| format!("{n} {:.0}", per(*b)))
+        .collect();
+    println!(
+        "  its delta bytes per minute by meter: {} (all meters {:.0})",
+        top.join(", "),
+        per(costly.iter().map(|(b, _)| b).sum())
     );
 }
