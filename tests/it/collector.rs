@@ -474,14 +474,10 @@ fn the_load_generator_feeds_a_real_collector() {
         Some(2),
         "only loopback may be loaded"
     );
-    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
-        .args([
-            "--tenant",
-            TENANT,
-            "--key",
-            &key,
-            "--port",
-            &port.to_string(),
+    let load = loadgen(
+        &key,
+        port,
+        &[
             "--hosts",
             "50",
             "--rate",
@@ -491,9 +487,8 @@ fn the_load_generator_feeds_a_real_collector() {
             "3000",
             "--duration",
             "60",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(load.status.success());
     let report = String::from_utf8_lossy(&load.stdout).to_string();
     let sent: u64 = report.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -518,6 +513,17 @@ fn the_load_generator_feeds_a_real_collector() {
     let (_, hosts, _) = db(&dir, &["-t", TENANT, "host-list"]);
     assert_eq!(hosts.lines().count(), 51, "{hosts}");
     drop(collector);
+}
+
+/// Run opticon-loadgen against the test's collector and tenant.
+fn loadgen(key: &str, port: u16, args: &[&str]) -> std::process::Output {
+    let port = port.to_string();
+    let mut all = vec!["--tenant", TENANT, "--key", key, "--port", &port];
+    all.extend_from_slice(args);
+    Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
+        .args(&all)
+        .output()
+        .unwrap()
 }
 
 /// What the running collector last published (`--metrics`).
@@ -688,23 +694,11 @@ fn sigterm_during_a_write_cycle_ends_with_that_cycle() {
     let dir = Dir::new("e2e-term-cycle");
     let (key, port) = tenant_and_collector(&dir, "interval { write 2 }\nping { enabled false }");
     let collector = start_collector(&dir);
-    let load = Command::new(env!("CARGO_BIN_EXE_opticon-loadgen"))
-        .args([
-            "--tenant",
-            TENANT,
-            "--key",
-            &key,
-            "--port",
-            &port.to_string(),
-            "--hosts",
-            "20",
-            "--count",
-            "100",
-            "--duration",
-            "60",
-        ])
-        .output()
-        .unwrap();
+    let load = loadgen(
+        &key,
+        port,
+        &["--hosts", "20", "--count", "100", "--duration", "60"],
+    );
     assert!(load.status.success());
     assert!(
         wait_for(PATIENCE, || last_record(&dir).is_some()),
