@@ -72,6 +72,11 @@ impl NotifyConfig {
     }
 }
 
+/// Notification commands that may wait for the one that runs (each
+/// runs for up to 30 s); a change past them is logged, not sent, so a
+/// fleet that flaps at once cannot queue a process per host.
+pub const COMMANDS_WAITING: usize = 1000;
+
 /// Notifications logged one by one per round; the rest are counted in
 /// one line (the command still gets each one).
 pub const LINES_PER_ROUND: usize = 100;
@@ -96,7 +101,10 @@ pub struct Notifier {
 impl Notifier {
     /// A notifier; the command thread starts only when a command is set.
     pub fn new(cfg: NotifyConfig) -> Notifier {
-        let pool = cfg.call.as_ref().and_then(|_| Pool::new("notify", 1).ok());
+        let pool = cfg
+            .call
+            .as_ref()
+            .and_then(|_| Pool::bounded("notify", 1, COMMANDS_WAITING).ok());
         Notifier {
             cfg,
             pending: HashMap::new(),
@@ -161,19 +169,28 @@ impl Notifier {
             .map(|(k, _)| *k)
             .collect();
         let mut lines = svc::log::Burst::new(LINES_PER_ROUND);
+        let mut refused = 0;
         for key in due {
             if let Some(p) = self.pending.remove(&key) {
                 let log = lines.admit();
-                self.fire(key.0, key.1, p, log);
+                if !self.fire(key.0, key.1, p, log) {
+                    refused += 1;
+                }
             }
         }
         if let Some(line) = lines.finish("notifications this round") {
             svc::log::warn(&line);
         }
+        if refused > 0 {
+            svc::log::err(&format!(
+                "{refused} notification commands not run: {COMMANDS_WAITING} already wait for the one running"
+            ));
+        }
     }
 
-    /// Send one change (and log it, when `log`).
-    fn fire(&self, tenant: Uuid, host: Uuid, p: Pending, log: bool) {
+    /// Send one change (and log it, when `log`); false when its command
+    /// could not be queued.
+    fn fire(&self, tenant: Uuid, host: Uuid, p: Pending, log: bool) -> bool {
         let secondary = self.cfg.role == Role::Secondary;
         if log {
             svc::log::warn(&format!(
@@ -194,7 +211,7 @@ impl Notifier {
             ));
         }
         let (Some(call), Some(pool), false) = (&self.cfg.call, &self.pool, secondary) else {
-            return;
+            return true;
         };
         let mut d = Dict::new();
         d.insert("tenant", Node::Str(tenant.to_string()));
@@ -223,6 +240,6 @@ impl Notifier {
                 )),
                 Err(e) => svc::log::err(&format!("notify command: {e}")),
             }
-        });
+        })
     }
 }

@@ -2,15 +2,23 @@
 //! commands), and work split over the cores for a moment ([`map_scoped`]:
 //! the collector's datagram batches and write cycles).
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Where jobs wait for a thread.
+enum Queue {
+    /// As many as are submitted (the agent's probes: a fixed set).
+    Open(Sender<Job>),
+    /// At most so many; more are refused (jobs that outsiders cause).
+    Bounded(SyncSender<Job>),
+}
+
 /// A fixed number of threads taking jobs from one queue.
 pub struct Pool {
-    queue: Option<Sender<Job>>,
+    queue: Option<Queue>,
     /// Kept for their names in debuggers; never joined.
     workers: Vec<JoinHandle<()>>,
 }
@@ -19,6 +27,17 @@ impl Pool {
     /// Start `threads` workers (at least one) named `name-N`.
     pub fn new(name: &str, threads: usize) -> std::io::Result<Pool> {
         let (tx, rx): (Sender<Job>, Receiver<Job>) = mpsc::channel();
+        Pool::start(name, threads, Queue::Open(tx), rx)
+    }
+
+    /// [`Pool::new`] with at most `waiting` jobs queued: a job submitted
+    /// while that many wait is refused ([`Pool::submit`] is false).
+    pub fn bounded(name: &str, threads: usize, waiting: usize) -> std::io::Result<Pool> {
+        let (tx, rx) = mpsc::sync_channel(waiting);
+        Pool::start(name, threads, Queue::Bounded(tx), rx)
+    }
+
+    fn start(name: &str, threads: usize, queue: Queue, rx: Receiver<Job>) -> std::io::Result<Pool> {
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::new();
         for i in 0..threads.max(1) {
@@ -39,16 +58,19 @@ impl Pool {
             );
         }
         Ok(Pool {
-            queue: Some(tx),
+            queue: Some(queue),
             workers,
         })
     }
 
-    /// Queue a job; false when the pool is shutting down.
+    /// Queue a job; false when the pool is shutting down, or its queue
+    /// is bounded and full.
     pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> bool {
-        self.queue
-            .as_ref()
-            .is_some_and(|q| q.send(Box::new(job)).is_ok())
+        match &self.queue {
+            Some(Queue::Open(q)) => q.send(Box::new(job)).is_ok(),
+            Some(Queue::Bounded(q)) => q.try_send(Box::new(job)).is_ok(),
+            None => false,
+        }
     }
 }
 
@@ -128,6 +150,25 @@ mod tests {
             assert_eq!(items, (1..38).collect::<Vec<_>>());
         }
         assert!(map_scoped(&mut Vec::<u8>::new(), 2, |_| 0).is_empty());
+    }
+
+    #[test]
+    fn a_bounded_queue_refuses_jobs_past_its_bound() {
+        let (hold, release) = mpsc::channel::<()>();
+        let (started, running) = mpsc::channel();
+        let pool = Pool::bounded("test", 1, 2).unwrap();
+        assert!(pool.submit(move || {
+            started.send(()).unwrap();
+            let _ = release.recv();
+        }));
+        running
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        // The thread is busy: two wait, the third is refused.
+        assert!(pool.submit(|| {}));
+        assert!(pool.submit(|| {}));
+        assert!(!pool.submit(|| {}));
+        drop(hold);
     }
 
     #[test]
