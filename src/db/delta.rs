@@ -17,11 +17,24 @@
 //!                                             string, or k > 0 for the
 //!                                             previous array's element
 //!                                             k - 1)
+//!          | 4 len:varint item*              (array of any kind and
+//!                                             length, by reference)
+//! item    := 0 value                         (a new element in full)
+//!          | 2k                              (k > 0: the previous
+//!                                             array's element k - 1)
+//!          | 2k+1 shared:varint suffix:string
+//!                                            (k > 0, strings only: the
+//!                                             first `shared` bytes of
+//!                                             element k - 1, then
+//!                                             `suffix`)
 //! ```
 //!
-//! A process table reorders its rows every minute; kind 3 stores a
-//! moved name in a byte instead of again in full. The encoder writes
-//! whichever of 0, 2 and 3 is shortest.
+//! A process table reorders its rows every minute; kinds 3 and 4 store a
+//! moved name or pid in a byte instead of again in full, and kind 4 a
+//! renamed one (`kworker/u8:0-events` becoming `kworker/u8:0-flush`) as
+//! its new ending. The encoder writes whichever of 0, 2, 3 and 4 is
+//! shortest; it writes kind 3 only for arrays too long for kind 4's
+//! search, and reads every kind.
 //!
 //! Bitmaps are ceil(bits / 8) bytes, least significant bit first.
 
@@ -35,6 +48,13 @@ const CHANGE_FULL: u8 = 0;
 const CHANGE_INT: u8 = 1;
 const CHANGE_ELEMENTS: u8 = 2;
 const CHANGE_STR_REFS: u8 = 3;
+const CHANGE_REFS: u8 = 4;
+
+/// Longest previous array kind 4 searches element by element (process
+/// tables are a few dozen rows); longer string arrays use kind 3's hash.
+const REFS_SEARCH_LIMIT: usize = 64;
+/// Shortest prefix worth sharing with a previous string.
+const MIN_SHARED: usize = 3;
 
 /// Bitwise equality: a frac that changed from 0.0 to -0.0 is a change.
 fn same_element(a: ScalarRef<'_>, b: ScalarRef<'_>) -> bool {
@@ -81,19 +101,68 @@ fn bit(map: &[u8], i: usize) -> bool {
 }
 
 fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
-    if let (MeterValue::Array(Array::Str(a)), MeterValue::Array(Array::Str(b))) = (old, new) {
-        let mut plain = Vec::new();
-        put_plain_change(&mut plain, old, new);
-        let mut refs = Vec::new();
-        put_str_refs(&mut refs, a, b);
-        out.extend_from_slice(if refs.len() < plain.len() {
-            &refs
-        } else {
-            &plain
-        });
+    let (MeterValue::Array(a), MeterValue::Array(b)) = (old, new) else {
+        put_plain_change(out, old, new);
+        return;
+    };
+    if a.kind() != b.kind() {
+        put_plain_change(out, old, new);
         return;
     }
+    let start = out.len();
     put_plain_change(out, old, new);
+    let mut refs = Vec::new();
+    match (a, b) {
+        _ if a.len() <= REFS_SEARCH_LIMIT => put_refs(&mut refs, a, b),
+        (Array::Str(a), Array::Str(b)) => put_str_refs(&mut refs, a, b),
+        _ => return,
+    }
+    if refs.len() < out.len() - start {
+        out.truncate(start);
+        out.extend_from_slice(&refs);
+    }
+}
+
+/// Kind 4: each element of `new` as a reference to an equal element of
+/// `old`, as a longer-than-[`MIN_SHARED`] prefix of one plus a new
+/// ending (strings), or in full. `old` has at most
+/// [`REFS_SEARCH_LIMIT`] elements.
+fn put_refs(out: &mut Vec<u8>, old: &Array, new: &Array) {
+    out.push(CHANGE_REFS);
+    put_varint(out, new.len() as u64);
+    for e in (0..new.len()).filter_map(|i| new.get(i)) {
+        let olds = || (0..old.len()).filter_map(|k| old.get(k).map(|o| (k, o)));
+        if let Some((k, _)) = olds().find(|&(_, o)| same_element(o, e)) {
+            put_varint(out, (k as u64 + 1) << 1);
+            continue;
+        }
+        let ScalarRef::Str(s) = e else {
+            put_varint(out, 0);
+            put_value(out, e);
+            continue;
+        };
+        let shared_with = |o: &str| {
+            let n = o.bytes().zip(s.bytes()).take_while(|(a, b)| a == b).count();
+            (0..=n).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
+        };
+        let best = olds()
+            .filter_map(|(k, o)| match o {
+                ScalarRef::Str(o) => Some((k, shared_with(o))),
+                _ => None,
+            })
+            .max_by_key(|&(k, n)| (n, std::cmp::Reverse(k)));
+        match best {
+            Some((k, shared)) if shared >= MIN_SHARED => {
+                put_varint(out, ((k as u64 + 1) << 1) | 1);
+                put_varint(out, shared as u64);
+                put_value(out, ScalarRef::Str(&s[shared..]));
+            }
+            _ => {
+                put_varint(out, 0);
+                put_value(out, e);
+            }
+        }
+    }
 }
 
 /// Kind 3: each string of `new` as a reference to the same string in
@@ -248,6 +317,7 @@ pub fn apply(state: &mut HostMeters, body: &[u8], time: i64) -> Result<(), Delta
                 }
                 *old = new;
             }
+            (CHANGE_REFS, MeterValue::Array(old)) => *old = apply_refs(&mut r, old)?,
             (CHANGE_ELEMENTS, MeterValue::Array(array)) => {
                 let len = array.len();
                 let elements = r.read_bytes(len.div_ceil(8))?;
@@ -272,6 +342,56 @@ pub fn apply(state: &mut HostMeters, body: &[u8], time: i64) -> Result<(), Delta
     }
     state.stamp(time);
     Ok(())
+}
+
+/// Read a kind 4 change against the previous array `old`.
+fn apply_refs(r: &mut PayloadReader<'_>, old: &Array) -> Result<Array, DeltaError> {
+    let len = usize::try_from(r.read_varint()?).unwrap_or(usize::MAX);
+    if len > crate::model::MAX_ARRAY_LEN {
+        return Err(DeltaError::Inconsistent("array too long"));
+    }
+    let kind = old.kind();
+    let mut new = Array::empty(kind);
+    let mut text = String::new();
+    for _ in 0..len {
+        let item = r.read_varint()?;
+        let k = usize::try_from(item >> 1).unwrap_or(usize::MAX);
+        if item == 0 {
+            new.push(r.read_value(kind)?);
+            continue;
+        }
+        let Some(element) = k.checked_sub(1).and_then(|k| old.get(k)) else {
+            return Err(DeltaError::Inconsistent(
+                "reference past the previous array",
+            ));
+        };
+        if item & 1 == 0 {
+            new.push(element);
+            continue;
+        }
+        let ScalarRef::Str(prefix) = element else {
+            return Err(DeltaError::Inconsistent(
+                "an edit of an element not a string",
+            ));
+        };
+        let shared = usize::try_from(r.read_varint()?).unwrap_or(usize::MAX);
+        let ScalarRef::Str(suffix) = r.read_value(crate::model::Kind::Str)? else {
+            return Err(DeltaError::Inconsistent("not a string"));
+        };
+        if shared > prefix.len()
+            || !prefix.is_char_boundary(shared)
+            || shared + suffix.len() > crate::model::MAX_STRING_LEN
+        {
+            return Err(DeltaError::Inconsistent(
+                "an edit that does not fit its string",
+            ));
+        }
+        text.clear();
+        text.push_str(&prefix[..shared]);
+        text.push_str(suffix);
+        new.push(ScalarRef::Str(&text));
+    }
+    Ok(new)
 }
 
 #[cfg(test)]
@@ -365,5 +485,61 @@ mod tests {
             "different names need a full frame"
         );
         assert!(apply(&mut a.clone(), &body[..body.len() - 1], 0).is_err());
+    }
+
+    #[test]
+    fn reordered_and_renamed_rows_cost_their_new_endings() {
+        let names =
+            |v: &[&str]| MeterValue::Array(Array::Str(v.iter().map(|s| s.to_string()).collect()));
+        let pids = |v: &[i64]| MeterValue::Array(Array::Int(v.to_vec()));
+        let t0 = host(&[
+            (
+                "top/name",
+                names(&[
+                    "kworker/u8:0-events_unbound",
+                    "opticon-collector",
+                    "bash",
+                    "é-x",
+                ]),
+            ),
+            ("top/pid", pids(&[12, 4851, 1169, 77])),
+        ]);
+        let t1 = host(&[
+            (
+                "top/name",
+                names(&["opticon-collector", "kworker/u8:0-ext4-rsv", "bash", "é-y"]),
+            ),
+            ("top/pid", pids(&[4851, 12, 1169, 31337])),
+        ]);
+        let mut body = Vec::new();
+        assert!(encode(&t0, &t1, &mut body));
+        // Two meters' bitmap, then per table: kind, length, a byte per
+        // moved row; the renamed rows carry only their new endings.
+        let endings = "ext4-rsv".len() + "y".len();
+        assert!(
+            body.len() <= 2 + 2 * 2 + 2 * 4 + 2 * 2 + endings + 4,
+            "{body:?}"
+        );
+        let mut state = t0.clone();
+        apply(&mut state, &body, 60).unwrap();
+        let mut want = t1.clone();
+        want.stamp(60);
+        assert_eq!(state, want);
+
+        // Hostile kind 4 changes are refused, never applied past the
+        // strings they edit.
+        let one = host(&[("t", names(&["é"])), ("p", pids(&[5]))]);
+        let bad = |change: &[u8], bits: u8| {
+            let mut b = vec![2, bits];
+            b.extend_from_slice(change);
+            apply(&mut one.clone(), &b, 0).is_err()
+        };
+        // Meters are in name order: bit 0 is "p", bit 1 is "t".
+        assert!(bad(&[CHANGE_REFS, 1, 3, 0, 0], 1), "an edit of an integer");
+        assert!(bad(&[CHANGE_REFS, 1, 3, 3, 0], 2), "shared past the string");
+        assert!(bad(&[CHANGE_REFS, 1, 3, 1, 0], 2), "inside a character");
+        assert!(bad(&[CHANGE_REFS, 1, 1], 2), "an edit of no element");
+        assert!(bad(&[CHANGE_REFS, 1, 4], 2), "a reference too far");
+        assert!(!bad(&[CHANGE_REFS, 2, 3, 2, 1, b'z', 2], 2), "a valid edit");
     }
 }

@@ -339,7 +339,30 @@ fn delta_decoder_survives_hostile_bodies() {
         encode_host(&b, false),
         "the delta does not rebuild its target"
     );
-    let seeds = vec![body];
+    // A reordered process table with a renamed row: changes by
+    // reference (kind 4), edits of strings included.
+    let mut c = a.clone();
+    let strs = |v: &[&str]| {
+        opticon::model::MeterValue::Array(opticon::model::Array::Str(
+            v.iter().map(|s| s.to_string()).collect(),
+        ))
+    };
+    let ints =
+        |v: &[i64]| opticon::model::MeterValue::Array(opticon::model::Array::Int(v.to_vec()));
+    for (name, value) in [
+        ("top/name", strs(&["sshd", "nginx-worker"])),
+        ("top/user", strs(&["root", "www-data"])),
+        ("top/pid", ints(&[99, 1234])),
+    ] {
+        c.set(opticon::model::MeterName::new(name).unwrap(), value, NOW)
+            .unwrap();
+    }
+    let mut refs = Vec::new();
+    assert!(opticon::db::delta::encode(&a, &c, &mut refs));
+    let mut state = a.clone();
+    opticon::db::delta::apply(&mut state, &refs, NOW).unwrap();
+    assert_eq!(encode_host(&state, false), encode_host(&c, false));
+    let seeds = vec![body, refs];
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..rounds() / 3 {
         let data = input(&mut rng, &seeds);
