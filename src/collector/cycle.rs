@@ -89,7 +89,7 @@ impl Collector {
         // One buffer for every chunk: a chunk's hosts take more than the
         // 64 KB whose free makes glibc consolidate its heap (a profile at
         // 100,000 hosts had malloc_consolidate at 9 % of the samples).
-        let mut items: Vec<((Uuid, Uuid), HostState)> = Vec::with_capacity(CHUNK);
+        let mut items: Vec<((Uuid, Uuid), Box<HostState>)> = Vec::with_capacity(CHUNK);
         // Each worker's buffers, kept from cycle to cycle.
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize_with(threads, Default::default);
@@ -110,6 +110,7 @@ impl Collector {
                 exporting: !self.exports.is_empty(),
                 cycle: self.cycles,
                 hosts_changed: &hosts_changed,
+                references: &self.references,
             };
             let t = Instant::now();
             let results = svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {
@@ -459,7 +460,7 @@ struct HostBytes {
 impl HostBytes {
     fn add(&mut self, h: &HostState) {
         self.hosts += 1;
-        self.records += h.writer.prev_encoded().map_or(0, <[u8]>::len);
+        self.records += h.writer.prev_bytes();
         self.packed += h.packed.heap_bytes();
         self.pending += h.pending.capacity();
         self.busy += usize::from(h.busy.is_some());

@@ -9,9 +9,7 @@ use crate::conf::{self, Node};
 use crate::db::meters::{self, MeterDef, Origin};
 use crate::db::tenant::HOST_FILE;
 use crate::db::{host, ParkedWriter};
-use crate::model::binary::{
-    apply_payload, apply_payload_at, decode_sample_into, put_restamped, PayloadReader,
-};
+use crate::model::binary::{apply_payload, apply_payload_at, put_restamped, PayloadReader};
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
 use std::net::SocketAddr;
@@ -118,9 +116,7 @@ impl HostState {
     /// Decode the last stored record (what packed meters are a delta
     /// against) into `base`; false when there is none.
     fn base_into(&self, base: &mut HostMeters) -> bool {
-        self.writer
-            .prev_encoded()
-            .is_some_and(|encoded| decode_sample_into(base, encoded).is_ok())
+        self.writer.prev_into(base)
     }
 
     /// The current meters (unpacked, with the pending payloads merged)
@@ -272,7 +268,7 @@ impl Collector {
             "host {host} of tenant {tenant} seen from {}",
             from.ip()
         ));
-        self.hosts.insert(key, state);
+        self.hosts.insert(key, Box::new(state));
         self.usage.entry(tenant).or_default().hosts += 1;
     }
 
@@ -312,7 +308,7 @@ mod tests {
         let mut fake = FakeHost::new(9);
         let stored = fake.sample(1_000_000);
         let mut h = HostState::new("127.0.0.1:1".parse().unwrap());
-        h.writer = ParkedWriter::default().after(1_000_000, &stored, FRAME_DELTA, &[]);
+        h.writer = ParkedWriter::default().after(1_000_000, &stored, FRAME_DELTA, &[], None);
         h.packed = Packed::as_base(&stored);
         let first = fake.sample(1_000_060);
         let second = fake.sample(1_000_090);

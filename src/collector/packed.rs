@@ -11,15 +11,16 @@ use crate::db::delta::{self, DeltaError};
 use crate::model::binary::{decode_sample_into, encode_sample, put_varint, PayloadReader};
 use crate::model::HostMeters;
 
-/// Packed meters of one host.
+/// Packed meters of one host, in one allocation.
 pub struct Packed {
-    /// A delta body against the base, or a whole encoded sample.
-    body: Box<[u8]>,
+    /// A delta body against the base, or a whole encoded sample (the
+    /// first `split` bytes); then per meter, in name order, `newest -
+    /// updated` as varints.
+    bytes: Box<[u8]>,
+    split: u32,
     full: bool,
     /// Newest update time of any meter.
     newest: i64,
-    /// Per meter, in name order: `newest - updated`, as varints.
-    ages: Box<[u8]>,
 }
 
 impl Packed {
@@ -43,17 +44,27 @@ impl Packed {
         Packed::with_body(meters, newest(meters), body, false)
     }
 
-    fn with_body(meters: &HostMeters, newest: i64, body: Vec<u8>, full: bool) -> Packed {
-        let mut ages = Vec::with_capacity(meters.len());
+    fn with_body(meters: &HostMeters, newest: i64, mut body: Vec<u8>, full: bool) -> Packed {
+        // A body is far below 4 GB (a sample's meters are bounded).
+        let split = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        body.reserve_exact(meters.len());
         for (_, m) in meters.iter() {
-            put_varint(&mut ages, newest.saturating_sub(m.updated).max(0) as u64);
+            put_varint(&mut body, newest.saturating_sub(m.updated).max(0) as u64);
         }
         Packed {
-            body: body.into_boxed_slice(),
+            bytes: body.into_boxed_slice(),
+            split,
             full,
             newest,
-            ages: ages.into_boxed_slice(),
         }
+    }
+
+    fn body(&self) -> &[u8] {
+        self.bytes.get(..self.split as usize).unwrap_or_default()
+    }
+
+    fn ages(&self) -> &[u8] {
+        self.bytes.get(self.split as usize..).unwrap_or_default()
     }
 
     /// The meters back, with their update times; `base` must be the one
@@ -72,15 +83,15 @@ impl Packed {
     ) -> Result<(), DeltaError> {
         match (self.full, base) {
             (true, _) => {
-                decode_sample_into(meters, &self.body)?;
+                decode_sample_into(meters, self.body())?;
             }
             (false, Some(base)) => {
                 meters.clone_from(base);
-                delta::apply(meters, &self.body, self.newest)?;
+                delta::apply(meters, self.body(), self.newest)?;
             }
             (false, None) => return Err(DeltaError::Inconsistent("packed without its base")),
         }
-        let mut ages = PayloadReader::bare(&self.ages);
+        let mut ages = PayloadReader::bare(self.ages());
         for i in 0..meters.len() {
             let age = ages.read_varint()?;
             if let Some(m) = meters.nth_mut(i) {
@@ -92,7 +103,7 @@ impl Packed {
 
     /// Heap bytes held (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
-        self.body.len() + self.ages.len()
+        self.bytes.len()
     }
 }
 
@@ -150,7 +161,7 @@ mod tests {
         let (_, record) =
             crate::model::binary::decode_sample(&encode_sample(1_000_060, &now)).unwrap();
         let own = Packed::as_base(&now);
-        assert_eq!(own.body, Packed::pack(&now, Some(&now)).body);
+        assert_eq!(own.body(), Packed::pack(&now, Some(&now)).body());
         let mut into = fake.sample(5);
         own.unpack_into(Some(&record), &mut into).unwrap();
         same(&into, &now);

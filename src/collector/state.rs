@@ -28,6 +28,11 @@ pub struct Counters {
     pub auth_repeats: u64,
 }
 
+/// Most samples the hosts' last samples are kept as changes against:
+/// one per set of meter names (a fleet has a few: agent versions, hosts
+/// with and without a probe), each about 10 KB decoded.
+const REFERENCES: usize = 16;
+
 /// The collector's whole state.
 pub struct Collector {
     pub(super) cfg: CollectorConfig,
@@ -35,7 +40,7 @@ pub struct Collector {
     pub(super) global: Vec<MeterDef>,
     pub(super) tenants: HashMap<Uuid, TenantInfo>,
     pub(super) sessions: HashMap<u64, Session>,
-    pub(super) hosts: HashMap<(Uuid, Uuid), HostState>,
+    pub(super) hosts: HashMap<(Uuid, Uuid), Box<HostState>>,
     /// Sessions whose derived key is cached, oldest first.
     pub(super) keyed: VecDeque<u64>,
     /// What arrived so far.
@@ -70,6 +75,8 @@ pub struct Collector {
     pub(super) stores: HashMap<Uuid, std::sync::Mutex<crate::db::TenantStore>>,
     /// The write cycle's workers' buffers.
     pub(super) scratch: Vec<super::hosts::Scratch>,
+    /// Samples the hosts' last samples are kept as changes against.
+    pub(super) references: crate::db::References,
     /// The buffers a payload is merged into its host with on arrival.
     pub(super) arrival: super::hosts::Scratch,
     /// Write cycles run so far.
@@ -106,6 +113,7 @@ impl Collector {
             indexes: HashMap::new(),
             stores: HashMap::new(),
             scratch: Vec::new(),
+            references: crate::db::References::new(REFERENCES),
             arrival: Default::default(),
             cycles: 0,
         };

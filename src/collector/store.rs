@@ -12,7 +12,7 @@ use super::sessions::TenantInfo;
 use crate::db::meters::MeterDef;
 use crate::db::tenant::HOST_LOG;
 use crate::db::time::Date;
-use crate::db::{log as hostlog, Db, ParkedWriter, TenantStore};
+use crate::db::{log as hostlog, Db, ParkedWriter, References, TenantStore};
 use crate::model::{
     Array, HostMeters, MeterName, MeterValue, ScalarRef, Status, MAX_METERS_PER_HOST,
 };
@@ -54,6 +54,8 @@ pub(super) struct CycleContext<'a> {
     pub(super) cycle: u64,
     /// Tenants whose hosts a tool marked changed since the last cycle.
     pub(super) hosts_changed: &'a HashSet<Uuid>,
+    /// What hosts' last samples are kept as changes against.
+    pub(super) references: &'a References,
 }
 
 /// A host's status change in this cycle (old, new).
@@ -283,7 +285,8 @@ pub(super) fn judge_and_store(
                             .flatten()
                             .map_or(0, |d| d.bytes);
                         drop(s);
-                        h.writer = h.writer.after(now, meters, kind, body);
+                        let reference = ctx.references.for_meters(meters);
+                        h.writer = h.writer.after(now, meters, kind, body, reference.as_ref());
                     }
                     Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
                 }

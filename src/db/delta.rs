@@ -111,6 +111,10 @@ fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
     }
     let start = out.len();
     put_plain_change(out, old, new);
+    // References take at least a byte an element after kind and length.
+    if out.len() - start <= 2 + b.len() {
+        return;
+    }
     let mut refs = Vec::new();
     match (a, b) {
         _ if a.len() <= REFS_SEARCH_LIMIT => put_refs(&mut refs, a, b),
@@ -222,7 +226,7 @@ fn put_plain_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
 /// Encode `cur` as changes against `prev` into `out`; false (and nothing
 /// written) when their meter names differ, so a full frame is needed.
 pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
-    if prev.len() != cur.len() || prev.iter().zip(cur.iter()).any(|((a, _), (b, _))| a != b) {
+    if !prev.same_names(cur) {
         return false;
     }
     put_varint(out, cur.len() as u64);

@@ -45,7 +45,7 @@ pub const DATABASE_SHAPE: (&str, crate::conf::schema::Shape) = (
 );
 
 pub use host::{HostWriter, Usage};
-pub use store::{ParkedWriter, TenantStore};
+pub use store::{ParkedWriter, References, TenantStore};
 pub use tenant::{Db, TenantInfo};
 
 use std::fmt;

@@ -103,6 +103,17 @@ impl HostMeters {
         self.entries.is_empty()
     }
 
+    /// True when both hold the same meter names (what a delta between
+    /// them needs).
+    pub fn same_names(&self, other: &HostMeters) -> bool {
+        self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|((a, _), (b, _))| a == b)
+    }
+
     fn search(&self, name: &str) -> Result<usize, usize> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }

@@ -32,7 +32,7 @@ pub mod writer;
 pub use index::{DayIndex, HostDay};
 pub use reader::{host_dates, latest, sample_at, series_many, usage};
 pub use record::Record;
-pub use writer::{Appended, HostAppender, ParkedWriter, TenantStore};
+pub use writer::{Appended, HostAppender, ParkedWriter, References, TenantStore};
 
 use crate::db::time::Date;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ use super::index::{self, DayIndex, HostDay};
 use super::record;
 use super::scan::{Item, Scanner};
 use super::{data_path, days_dir, index_path};
+use crate::db::delta;
 use crate::db::format::{
     check_header, generation, header_with, FRAME_DELTA, FRAME_KEY, HEADER_LEN, KIND_TENANT_DAY,
 };
@@ -14,13 +15,13 @@ use crate::db::host::{
 };
 use crate::db::time::Date;
 use crate::db::{adopt_owner, io_at, DbError};
-use crate::model::binary::put_sample;
+use crate::model::binary::{decode_sample_into, put_sample};
 use crate::model::HostMeters;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// What [`TenantStore::append`] did.
@@ -524,15 +525,73 @@ impl HostAppender {
 }
 
 /// What a host's next append needs between write cycles, compactly:
-/// its last sample encoded (the base for deltas, and for other compact
-/// copies of the host's state), that sample's time, and how far into
-/// its block it was. No descriptors, no locks: the tenant's store has
-/// those.
+/// its last sample (the base for deltas, and for other compact copies of
+/// the host's state), that sample's time, and how far into its block it
+/// was. No descriptors, no locks: the tenant's store has those.
 #[derive(Debug, Clone, Default)]
 pub struct ParkedWriter {
     last_time: Option<i64>,
-    prev: Option<Vec<u8>>,
+    prev: Option<Prev>,
     since_key: usize,
+}
+
+/// A host's last sample, kept encoded.
+#[derive(Debug, Clone)]
+enum Prev {
+    /// As one payload of the sample codec.
+    Sample(Box<[u8]>),
+    /// As a delta body against a sample shared by many hosts (see
+    /// [`ParkedWriter::after`]): hosts of one fleet carry the same meter
+    /// names and many of the same values, which a delta stores once.
+    Against(Arc<HostMeters>, Box<[u8]>),
+}
+
+/// Samples that hosts' last samples are kept as changes against (see
+/// [`ParkedWriter::after`]): one per set of meter names, up to a bound,
+/// shared by every tenant (a reference never leaves memory, and a host's
+/// own sample decodes back exactly). A reference no host uses any more
+/// makes room for a new set of names.
+#[derive(Debug)]
+pub struct References {
+    samples: Mutex<Vec<Arc<HostMeters>>>,
+    max: usize,
+}
+
+impl References {
+    /// At most `max` references (each a decoded sample, ~10 KB).
+    pub fn new(max: usize) -> References {
+        References {
+            samples: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// The reference with the meter names of `meters`, made from them
+    /// when there is none and room for one.
+    pub fn for_meters(&self, meters: &HostMeters) -> Option<Arc<HostMeters>> {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = samples.iter().find(|r| r.same_names(meters)) {
+            return Some(Arc::clone(r));
+        }
+        let new = Arc::new(meters.clone());
+        if samples.len() < self.max {
+            samples.push(Arc::clone(&new));
+        } else {
+            let unused = samples.iter_mut().find(|r| Arc::strong_count(r) == 1)?;
+            *unused = Arc::clone(&new);
+        }
+        Some(new)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.samples.lock().map_or(0, |s| s.len())
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl ParkedWriter {
@@ -541,14 +600,30 @@ impl ParkedWriter {
         self.last_time
     }
 
-    /// The last sample stored, encoded as one payload.
-    pub fn prev_encoded(&self) -> Option<&[u8]> {
-        self.prev.as_deref()
+    /// Heap bytes of the last sample as kept (for the memory figures).
+    pub fn prev_bytes(&self) -> usize {
+        match &self.prev {
+            Some(Prev::Sample(b) | Prev::Against(_, b)) => b.len(),
+            None => 0,
+        }
+    }
+
+    /// Decode the last sample stored into `base` (its buffers reused);
+    /// false when there is none or it does not decode.
+    pub fn prev_into(&self, base: &mut HostMeters) -> bool {
+        match (&self.prev, self.last_time) {
+            (Some(Prev::Sample(b)), _) => decode_sample_into(base, b).is_ok(),
+            (Some(Prev::Against(reference, body)), Some(time)) => {
+                base.clone_from(reference);
+                delta::apply(base, body, time).is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// Encode `meters` at `time` into `body` as the frame after the last
     /// sample stored, given it decoded (`prev`, from
-    /// [`ParkedWriter::prev_encoded`]; without it the frame is a full
+    /// [`ParkedWriter::prev_into`]; without it the frame is a full
     /// one); returns its kind.
     pub fn encode_next(
         &self,
@@ -561,21 +636,88 @@ impl ParkedWriter {
     }
 
     /// The writer after `meters` were stored at `time` as a frame of
-    /// `kind` whose body is `body`.
-    pub fn after(&self, time: i64, meters: &HostMeters, kind: u8, body: &[u8]) -> ParkedWriter {
-        let prev = if kind == FRAME_KEY {
-            body.to_vec()
-        } else {
-            // About as long as the last one.
-            let mut b = Vec::with_capacity(self.prev.as_ref().map_or(256, |p| p.len() + 64));
-            put_sample(&mut b, time, meters);
-            b.shrink_to_fit();
-            b
+    /// `kind` whose body is `body`. With a `reference` of the same meter
+    /// names (another host's sample, shared), the sample is kept as its
+    /// changes against it: about a third of its size for a fleet of
+    /// similar hosts.
+    pub fn after(
+        &self,
+        time: i64,
+        meters: &HostMeters,
+        kind: u8,
+        body: &[u8],
+        reference: Option<&Arc<HostMeters>>,
+    ) -> ParkedWriter {
+        let mut b = Vec::with_capacity(self.prev_bytes() + 64);
+        let prev = match reference {
+            Some(r) if delta::encode(r, meters, &mut b) => Prev::Against(Arc::clone(r), b.into()),
+            _ if kind == FRAME_KEY => Prev::Sample(body.into()),
+            _ => {
+                b.clear();
+                put_sample(&mut b, time, meters);
+                Prev::Sample(b.into())
+            }
         };
         ParkedWriter {
             last_time: Some(time),
             prev: Some(prev),
             since_key: frames_in_block(self.since_key, kind),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MeterName, MeterValue, Scalar};
+
+    fn host(name: &str, pairs: &[(&str, i64)]) -> HostMeters {
+        let mut h = HostMeters::new();
+        let mut set = |n: &str, v| h.set(MeterName::new(n).unwrap(), v, 7).unwrap();
+        set("hostname", MeterValue::Scalar(Scalar::Str(name.into())));
+        set(
+            "os/version",
+            MeterValue::Scalar(Scalar::Str(
+                "#1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1".into(),
+            )),
+        );
+        for (n, v) in pairs {
+            set(n, MeterValue::Scalar(Scalar::Int(*v)));
+        }
+        h
+    }
+
+    #[test]
+    fn last_samples_kept_against_a_shared_reference_decode_exactly() {
+        let refs = References::new(2);
+        let a = host("web-1", &[("uptime", 100), ("mem/free", 5_000_000)]);
+        let b = host("web-2", &[("uptime", 160), ("mem/free", 4_000_000)]);
+        let odd = host("db-1", &[("mysql/threads", 3)]);
+        let ra = refs.for_meters(&a).unwrap();
+        let rb = refs.for_meters(&b).unwrap();
+        assert!(Arc::ptr_eq(&ra, &rb), "same names share one reference");
+        let mut body = Vec::new();
+        let kind = ParkedWriter::default().encode_next(None, 60, &b, &mut body);
+        let alone = ParkedWriter::default().after(60, &b, kind, &body, None);
+        let against = ParkedWriter::default().after(60, &b, kind, &body, Some(&rb));
+        assert!(against.prev_bytes() * 3 < alone.prev_bytes());
+        for w in [&alone, &against] {
+            let mut got = HostMeters::new();
+            assert!(w.prev_into(&mut got));
+            let mut want = b.clone();
+            want.stamp(60);
+            assert_eq!(got, want);
+        }
+        // Other names get their own reference while there is room; with
+        // none left and every one in use, the sample is kept alone.
+        let ro = refs.for_meters(&odd).unwrap();
+        assert_eq!(refs.len(), 2);
+        let third = host("x", &[]);
+        assert!(refs.for_meters(&third).is_none());
+        drop(ro);
+        assert!(
+            refs.for_meters(&third).is_some(),
+            "an unused one makes room"
+        );
     }
 }
