@@ -8,8 +8,15 @@
 //! hosts with datagrams in flight stay decoded.
 
 use crate::db::delta::{self, DeltaError};
-use crate::model::binary::{decode_sample_into, encode_sample, put_varint, PayloadReader};
+use crate::model::binary::{decode_sample_into, put_sample, put_varint, PayloadReader};
 use crate::model::HostMeters;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Each thread's buffers for a body and for ages being packed.
+    static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static AGES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Packed meters of one host, in one allocation.
 pub struct Packed {
@@ -27,36 +34,47 @@ impl Packed {
     /// Pack `meters`, as changes against `base` when both have the same
     /// meter names.
     pub fn pack(meters: &HostMeters, base: Option<&HostMeters>) -> Packed {
-        let mut body = Vec::new();
-        let full = !base.is_some_and(|b| delta::encode(b, meters, &mut body));
-        let newest = newest(meters);
-        if full {
-            body = encode_sample(newest, meters);
-        }
-        Packed::with_body(meters, newest, body, full)
+        BODY.with_borrow_mut(|body| {
+            body.clear();
+            let full = !base.is_some_and(|b| delta::encode(b, meters, body));
+            let newest = newest(meters);
+            if full {
+                body.clear();
+                put_sample(body, newest, meters);
+            }
+            Packed::with_body(meters, newest, body, full)
+        })
     }
 
     /// Pack `meters` that are their own base (just stored): no changes,
     /// only their ages, and nothing to compare.
     pub fn as_base(meters: &HostMeters) -> Packed {
-        let mut body = Vec::new();
-        delta::unchanged(meters.len(), &mut body);
-        Packed::with_body(meters, newest(meters), body, false)
+        BODY.with_borrow_mut(|body| {
+            body.clear();
+            delta::unchanged(meters.len(), body);
+            Packed::with_body(meters, newest(meters), body, false)
+        })
     }
 
-    fn with_body(meters: &HostMeters, newest: i64, mut body: Vec<u8>, full: bool) -> Packed {
-        // A body is far below 4 GB (a sample's meters are bounded).
-        let split = u32::try_from(body.len()).unwrap_or(u32::MAX);
-        body.reserve_exact(meters.len());
-        for (_, m) in meters.iter() {
-            put_varint(&mut body, newest.saturating_sub(m.updated).max(0) as u64);
-        }
-        Packed {
-            bytes: body.into_boxed_slice(),
-            split,
-            full,
-            newest,
-        }
+    /// One exact-sized allocation of `body` and the meters' ages (built
+    /// in reused buffers: a cycle packs every host).
+    fn with_body(meters: &HostMeters, newest: i64, body: &[u8], full: bool) -> Packed {
+        AGES.with_borrow_mut(|ages| {
+            ages.clear();
+            for (_, m) in meters.iter() {
+                put_varint(ages, newest.saturating_sub(m.updated).max(0) as u64);
+            }
+            let mut bytes = Vec::with_capacity(body.len() + ages.len());
+            bytes.extend_from_slice(body);
+            bytes.extend_from_slice(ages);
+            Packed {
+                bytes: bytes.into_boxed_slice(),
+                // A body is far below 4 GB (a sample's meters are bounded).
+                split: u32::try_from(body.len()).unwrap_or(u32::MAX),
+                full,
+                newest,
+            }
+        })
     }
 
     fn body(&self) -> &[u8] {
@@ -116,6 +134,7 @@ fn newest(meters: &HostMeters) -> i64 {
 mod tests {
     use super::*;
     use crate::fleet::FakeHost;
+    use crate::model::binary::encode_sample;
     use crate::model::{MeterName, MeterValue};
 
     fn same(a: &HostMeters, b: &HostMeters) {

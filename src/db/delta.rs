@@ -111,19 +111,24 @@ fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
     }
     let start = out.len();
     put_plain_change(out, old, new);
+    let plain = out.len() - start;
     // References take at least a byte an element after kind and length.
-    if out.len() - start <= 2 + b.len() {
+    if plain <= 2 + b.len() {
         return;
     }
-    let mut refs = Vec::new();
+    // The other form is written after the first, and moved down over it
+    // when shorter (no buffer of its own to allocate).
+    let refs_at = out.len();
     match (a, b) {
-        _ if a.len() <= REFS_SEARCH_LIMIT => put_refs(&mut refs, a, b),
-        (Array::Str(a), Array::Str(b)) => put_str_refs(&mut refs, a, b),
+        _ if a.len() <= REFS_SEARCH_LIMIT => put_refs(out, a, b),
+        (Array::Str(a), Array::Str(b)) => put_str_refs(out, a, b),
         _ => return,
     }
-    if refs.len() < out.len() - start {
-        out.truncate(start);
-        out.extend_from_slice(&refs);
+    if out.len() - refs_at < plain {
+        out.copy_within(refs_at.., start);
+        out.truncate(out.len() - plain);
+    } else {
+        out.truncate(refs_at);
     }
 }
 
@@ -230,14 +235,14 @@ pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
         return false;
     }
     put_varint(out, cur.len() as u64);
-    let pairs = || {
-        prev.iter()
-            .zip(cur.iter())
-            .map(|((_, a), (_, b))| (&a.value, &b.value))
-    };
-    put_bitmap(out, pairs().map(|(a, b)| !same_value(a, b)));
-    for (a, b) in pairs().filter(|(a, b)| !same_value(a, b)) {
-        put_change(out, a, b);
+    // One pass: each changed meter sets its bit and writes its change.
+    let map = out.len();
+    out.resize(map + cur.len().div_ceil(8), 0);
+    for (i, ((_, a), (_, b))) in prev.iter().zip(cur.iter()).enumerate() {
+        if !same_value(&a.value, &b.value) {
+            out[map + i / 8] |= 1 << (i % 8);
+            put_change(out, &a.value, &b.value);
+        }
     }
     true
 }

@@ -535,6 +535,11 @@ pub struct ParkedWriter {
     since_key: usize,
 }
 
+thread_local! {
+    /// Each thread's buffer for a last sample being encoded.
+    static KEEP: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A host's last sample, kept encoded.
 #[derive(Debug, Clone)]
 enum Prev {
@@ -648,16 +653,20 @@ impl ParkedWriter {
         body: &[u8],
         reference: Option<&Arc<HostMeters>>,
     ) -> ParkedWriter {
-        let mut b = Vec::with_capacity(self.prev_bytes() + 64);
-        let prev = match reference {
-            Some(r) if delta::encode(r, meters, &mut b) => Prev::Against(Arc::clone(r), b.into()),
-            _ if kind == FRAME_KEY => Prev::Sample(body.into()),
-            _ => {
-                b.clear();
-                put_sample(&mut b, time, meters);
-                Prev::Sample(b.into())
+        // Encoded in a reused buffer, then copied to an exact-sized one.
+        let prev = KEEP.with_borrow_mut(|b| {
+            b.clear();
+            match reference {
+                Some(r) if delta::encode(r, meters, b) => {
+                    Prev::Against(Arc::clone(r), b[..].into())
+                }
+                _ if kind == FRAME_KEY => Prev::Sample(body.into()),
+                _ => {
+                    put_sample(b, time, meters);
+                    Prev::Sample(b[..].into())
+                }
             }
-        };
+        });
         ParkedWriter {
             last_time: Some(time),
             prev: Some(prev),
