@@ -139,9 +139,11 @@ fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
 fn put_refs(out: &mut Vec<u8>, old: &Array, new: &Array) {
     out.push(CHANGE_REFS);
     put_varint(out, new.len() as u64);
-    for e in (0..new.len()).filter_map(|i| new.get(i)) {
+    for (i, e) in (0..new.len()).filter_map(|i| new.get(i).map(|e| (i, e))) {
         let olds = || (0..old.len()).filter_map(|k| old.get(k).map(|o| (k, o)));
-        if let Some((k, _)) = olds().find(|&(_, o)| same_element(o, e)) {
+        // A row mostly stays where it was: look there first.
+        let here = old.get(i).filter(|&o| same_element(o, e)).map(|o| (i, o));
+        if let Some((k, _)) = here.or_else(|| olds().find(|&(_, o)| same_element(o, e))) {
             put_varint(out, (k as u64 + 1) << 1);
             continue;
         }
