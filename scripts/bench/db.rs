@@ -433,8 +433,8 @@ fn keep_last_samples() {
             let kept: Vec<ParkedWriter> = samples
                 .iter()
                 .map(|m| {
-                    let r = if shared { refs.for_meters(m) } else { None };
-                    ParkedWriter::default().after(DAY0 + 60, m, FRAME_DELTA, &[], r.as_ref())
+                    let r = shared.then_some(&refs);
+                    ParkedWriter::default().after(DAY0 + 60, m, FRAME_DELTA, &[], r)
                 })
                 .collect();
             keep.push(start.elapsed());

@@ -285,8 +285,9 @@ pub(super) fn judge_and_store(
                             .flatten()
                             .map_or(0, |d| d.bytes);
                         drop(s);
-                        let reference = ctx.references.for_meters(meters);
-                        h.writer = h.writer.after(now, meters, kind, body, reference.as_ref());
+                        h.writer = h
+                            .writer
+                            .after(now, meters, kind, body, Some(ctx.references));
                     }
                     Err(e) => svc::log::err(&format!("host {}: {e}", key.1)),
                 }

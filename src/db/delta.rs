@@ -101,19 +101,14 @@ fn bit(map: &[u8], i: usize) -> bool {
 }
 
 fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
-    let (MeterValue::Array(a), MeterValue::Array(b)) = (old, new) else {
-        put_plain_change(out, old, new);
-        return;
-    };
-    if a.kind() != b.kind() {
-        put_plain_change(out, old, new);
-        return;
-    }
     let start = out.len();
     put_plain_change(out, old, new);
     let plain = out.len() - start;
+    let (MeterValue::Array(a), MeterValue::Array(b)) = (old, new) else {
+        return;
+    };
     // References take at least a byte an element after kind and length.
-    if plain <= 2 + b.len() {
+    if a.kind() != b.kind() || plain <= 2 + b.len() {
         return;
     }
     // The other form is written after the first, and moved down over it
@@ -133,7 +128,7 @@ fn put_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
 }
 
 /// Kind 4: each element of `new` as a reference to an equal element of
-/// `old`, as a longer-than-[`MIN_SHARED`] prefix of one plus a new
+/// `old`, as a prefix of one (at least [`MIN_SHARED`] bytes) plus a new
 /// ending (strings), or in full. `old` has at most
 /// [`REFS_SEARCH_LIMIT`] elements.
 fn put_refs(out: &mut Vec<u8>, old: &Array, new: &Array) {
@@ -236,6 +231,14 @@ pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
     if !prev.same_names(cur) {
         return false;
     }
+    encode_changes(prev, cur, out);
+    true
+}
+
+/// [`encode`] for samples whose meter names the caller has already found
+/// equal (a body written for different names would not decode).
+pub(crate) fn encode_changes(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) {
+    debug_assert!(prev.same_names(cur));
     put_varint(out, cur.len() as u64);
     // One pass: each changed meter sets its bit and writes its change.
     let map = out.len();
@@ -246,7 +249,6 @@ pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
             put_change(out, &a.value, &b.value);
         }
     }
-    true
 }
 
 /// The body of a delta that changes nothing in a sample of `n` meters

@@ -578,14 +578,15 @@ impl References {
         if let Some(r) = samples.iter().find(|r| r.same_names(meters)) {
             return Some(Arc::clone(r));
         }
-        let new = Arc::new(meters.clone());
+        // Room is found before the sample is copied: with every slot in
+        // use, a host of yet another set of names costs no copy.
         if samples.len() < self.max {
-            samples.push(Arc::clone(&new));
-        } else {
-            let unused = samples.iter_mut().find(|r| Arc::strong_count(r) == 1)?;
-            *unused = Arc::clone(&new);
+            samples.push(Arc::new(meters.clone()));
+            return samples.last().cloned();
         }
-        Some(new)
+        let unused = samples.iter_mut().find(|r| Arc::strong_count(r) == 1)?;
+        *unused = Arc::new(meters.clone());
+        Some(Arc::clone(unused))
     }
 
     /// How many there are.
@@ -641,26 +642,29 @@ impl ParkedWriter {
     }
 
     /// The writer after `meters` were stored at `time` as a frame of
-    /// `kind` whose body is `body`. With a `reference` of the same meter
-    /// names (another host's sample, shared), the sample is kept as its
-    /// changes against it: about a third of its size for a fleet of
-    /// similar hosts.
+    /// `kind` whose body is `body`. With `references` holding one of the
+    /// same meter names (another host's sample, shared), the sample is
+    /// kept as its changes against it: about a third of its size for a
+    /// fleet of similar hosts.
     pub fn after(
         &self,
         time: i64,
         meters: &HostMeters,
         kind: u8,
         body: &[u8],
-        reference: Option<&Arc<HostMeters>>,
+        references: Option<&References>,
     ) -> ParkedWriter {
+        let reference = references.and_then(|r| r.for_meters(meters));
         // Encoded in a reused buffer, then copied to an exact-sized one.
         let prev = KEEP.with_borrow_mut(|b| {
             b.clear();
             match reference {
-                Some(r) if delta::encode(r, meters, b) => {
-                    Prev::Against(Arc::clone(r), b[..].into())
+                Some(r) => {
+                    // Found by its names: no second comparison of them.
+                    delta::encode_changes(&r, meters, b);
+                    Prev::Against(r, b[..].into())
                 }
-                _ if kind == FRAME_KEY => Prev::Sample(body.into()),
+                None if kind == FRAME_KEY => Prev::Sample(body.into()),
                 _ => {
                     put_sample(b, time, meters);
                     Prev::Sample(b[..].into())
@@ -708,7 +712,7 @@ mod tests {
         let mut body = Vec::new();
         let kind = ParkedWriter::default().encode_next(None, 60, &b, &mut body);
         let alone = ParkedWriter::default().after(60, &b, kind, &body, None);
-        let against = ParkedWriter::default().after(60, &b, kind, &body, Some(&rb));
+        let against = ParkedWriter::default().after(60, &b, kind, &body, Some(&refs));
         assert!(against.prev_bytes() * 3 < alone.prev_bytes());
         for w in [&alone, &against] {
             let mut got = HostMeters::new();
