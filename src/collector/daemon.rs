@@ -135,6 +135,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
     let mut idle = 0u32;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut between = Vec::with_capacity(BATCH);
     let workers = svc::pool::cores();
     // A write cycle under way when SIGTERM came stores every host: it is
     // the last one, and the collector exits after it without another.
@@ -195,11 +196,22 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
                 if svc::signals::terminating() {
                     return;
                 }
-                for _ in 0..queue_size {
-                    match queue.try_next() {
-                        Some((d, from)) => c.handle(&d, from),
-                        None => break,
+                // In batches, their MACs and decryption on the workers
+                // (a backlog builds while the hosts are stored).
+                let mut left = queue_size;
+                while left > 0 {
+                    between.clear();
+                    while between.len() < BATCH.min(left) {
+                        match queue.try_next() {
+                            Some(d) => between.push(d),
+                            None => break,
+                        }
                     }
+                    if between.is_empty() {
+                        break;
+                    }
+                    left -= between.len();
+                    c.handle_batch(&between, workers);
                 }
             });
             next_write += Duration::from_secs(collector.cfg.write_interval);

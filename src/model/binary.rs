@@ -126,7 +126,13 @@ pub fn unzigzag(v: u64) -> i64 {
 }
 
 fn put_frac(out: &mut Vec<u8>, f: f64) {
-    for (k, scale) in POW10.iter().enumerate() {
+    // A frac with more than six decimals (most measured ones) is not a
+    // whole number a millionfold, give or take rounding: then no scale
+    // fits, and trying each (a multiply, a round and a divide) is skipped.
+    let micro = f * POW10[POW10.len() - 1];
+    let decimal =
+        micro.abs() >= EXACT_LIMIT || (micro - micro.round()).abs() <= micro.abs() * 1e-12 + 1e-9;
+    for (k, scale) in POW10.iter().enumerate().filter(|_| decimal) {
         let scaled = f * scale;
         if scaled.abs() < EXACT_LIMIT {
             let m = scaled.round() as i64;

@@ -654,7 +654,12 @@ impl ParkedWriter {
         body: &[u8],
         references: Option<&References>,
     ) -> ParkedWriter {
-        let reference = references.and_then(|r| r.for_meters(meters));
+        let reference = references.and_then(|refs| match (&self.prev, kind) {
+            // A delta frame has the last sample's meter names, and so its
+            // reference's: no lock, no comparing of names.
+            (Some(Prev::Against(r, _)), FRAME_DELTA) => Some(Arc::clone(r)),
+            _ => refs.for_meters(meters),
+        });
         // Encoded in a reused buffer, then copied to an exact-sized one.
         let prev = KEEP.with_borrow_mut(|b| {
             b.clear();
