@@ -194,20 +194,31 @@ impl Collector {
             ));
         }
         steps.done("reports");
-        let mut synced = true;
-        if written > 0 {
-            if let Err(e) = self.db.sync() {
-                svc::log::err(&format!("sync: {e}"));
-                synced = false;
-            }
+        // The open sessions are written while the sync waits for the disk
+        // (the file need not be durable: the next cycle writes it again).
+        let (synced, sessions) = std::thread::scope(|s| {
+            let sync = s.spawn(|| {
+                written == 0
+                    || self
+                        .db
+                        .sync()
+                        .map_err(|e| svc::log::err(&format!("sync: {e}")))
+                        .is_ok()
+            });
+            let sessions = self.publish_sessions(now);
+            (sync.join().unwrap_or(false), sessions)
+        });
+        if let Err(e) = sessions {
+            svc::log::warn(&e.to_string());
         }
+        steps.done("sync and sessions");
         self.commit_stores(&mut stores, synced, now);
         for (t, n) in unlocked {
             svc::log::warn(&format!(
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
             ));
         }
-        steps.done("sync");
+        steps.done("day indexes");
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -221,12 +232,8 @@ impl Collector {
         release_free_memory();
         steps.done("heap trim");
         self.publish_metrics(started.elapsed(), &by_status);
-        if let Err(e) = self.publish_sessions(now) {
-            svc::log::warn(&e.to_string());
-        }
-        steps.done("sessions");
         self.publish_indexes();
-        steps.done("indexes");
+        steps.done("host lists");
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
             && self.quota_walk.is_none()
         {

@@ -252,6 +252,119 @@ pub(crate) fn encode_changes(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<
     }
 }
 
+/// `cur` as changes against `reference`, exactly as [`encode_changes`]
+/// writes them, from `old` (the previous sample's changes against
+/// `reference`) and `step` (`cur`'s changes against the previous sample):
+/// a meter `step` leaves alone keeps its change in `old` byte for byte,
+/// and only the meters `step` changes are compared. A host's last sample
+/// is kept against another host's (see `ParkedWriter::after`), which
+/// differs in most meters; most of them do not change from one minute
+/// to the next. The three samples have the same meter names.
+pub(crate) fn rebase_changes(
+    reference: &HostMeters,
+    old: &[u8],
+    step: &[u8],
+    cur: &HostMeters,
+    out: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
+    let n = reference.len();
+    if cur.len() != n {
+        return Err(DeltaError::Inconsistent(
+            "meter count differs from the reference",
+        ));
+    }
+    let (mut olds, mut steps) = (PayloadReader::bare(old), PayloadReader::bare(step));
+    for r in [&mut olds, &mut steps] {
+        if r.read_varint()? != n as u64 {
+            return Err(DeltaError::Inconsistent(
+                "meter count differs from the reference",
+            ));
+        }
+    }
+    let old_map = olds.read_bytes(n.div_ceil(8))?;
+    let step_map = steps.read_bytes(n.div_ceil(8))?;
+    put_varint(out, n as u64);
+    let map = out.len();
+    out.resize(map + n.div_ceil(8), 0);
+    for (i, ((_, r), (_, c))) in reference.iter().zip(cur.iter()).enumerate() {
+        let start = olds.position();
+        if bit(old_map, i) {
+            skip_change(&mut olds, &r.value)?;
+        }
+        let changed = if bit(step_map, i) {
+            let changed = !same_value(&r.value, &c.value);
+            if changed {
+                put_change(out, &r.value, &c.value);
+            }
+            changed
+        } else {
+            let kept = old.get(start..olds.position()).unwrap_or_default();
+            out.extend_from_slice(kept);
+            !kept.is_empty()
+        };
+        if changed {
+            out[map + i / 8] |= 1 << (i % 8);
+        }
+    }
+    if !olds.at_end() {
+        return Err(DeltaError::Inconsistent("bytes left after the last change"));
+    }
+    Ok(())
+}
+
+/// Step over one change against `old` (the value it changes), checked
+/// as [`apply`] reads it.
+fn skip_change(r: &mut PayloadReader<'_>, old: &MeterValue) -> Result<(), DeltaError> {
+    let mode = r.read_bytes(1)?[0];
+    let items = |r: &mut PayloadReader<'_>| -> Result<usize, DeltaError> {
+        let len = usize::try_from(r.read_varint()?).unwrap_or(usize::MAX);
+        if len > crate::model::MAX_ARRAY_LEN {
+            return Err(DeltaError::Inconsistent("array too long"));
+        }
+        Ok(len)
+    };
+    match (mode, old) {
+        (CHANGE_FULL, _) => r.skip_tagged()?,
+        (CHANGE_INT, MeterValue::Scalar(Scalar::Int(_))) => {
+            r.read_varint()?;
+        }
+        (CHANGE_ELEMENTS, MeterValue::Array(a)) => {
+            let elements = r.read_bytes(a.len().div_ceil(8))?;
+            for _ in (0..a.len()).filter(|&e| bit(elements, e)) {
+                match a.kind() {
+                    Kind::Int => drop(r.read_varint()?),
+                    kind => drop(r.read_value(kind)?),
+                }
+            }
+        }
+        (CHANGE_STR_REFS, MeterValue::Array(Array::Str(_))) => {
+            for _ in 0..items(r)? {
+                if r.read_varint()? == 0 {
+                    r.read_value(Kind::Str)?;
+                }
+            }
+        }
+        (CHANGE_REFS, MeterValue::Array(a)) => {
+            for _ in 0..items(r)? {
+                match r.read_varint()? {
+                    0 => drop(r.read_value(a.kind())?),
+                    item if item & 1 == 1 => {
+                        r.read_varint()?;
+                        r.read_value(Kind::Str)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {
+            return Err(DeltaError::Inconsistent(
+                "change does not fit the meter's value",
+            ))
+        }
+    }
+    Ok(())
+}
+
 /// The body of a delta that changes nothing in a sample of `n` meters
 /// (what [`encode`] makes of two equal samples, without comparing them).
 pub fn unchanged(n: usize, out: &mut Vec<u8>) {
@@ -631,5 +744,54 @@ mod tests {
         assert!(bad(&[CHANGE_REFS, 1, 1], 2), "an edit of no element");
         assert!(bad(&[CHANGE_REFS, 1, 4], 2), "a reference too far");
         assert!(!bad(&[CHANGE_REFS, 2, 3, 2, 1, b'z', 2], 2), "a valid edit");
+    }
+
+    /// Rebasing the last sample's changes against another host's sample
+    /// writes exactly what encoding the new sample against it writes, over
+    /// many minutes of a host whose meters come and go and whose tables
+    /// move, and for a meter that changes type; a body that does not fit
+    /// is refused.
+    #[test]
+    fn rebased_changes_are_the_changes_encoded_afresh() {
+        let mut other = crate::fleet::FakeHost::new(77);
+        let mut host = crate::fleet::FakeHost::new(5);
+        let mut prev = host.sample(1_000_000);
+        let mut reference = other.sample(1_000_000);
+        let (mut rebased, mut stepped) = (0, 0);
+        for minute in 1..400 {
+            let mut cur = host.sample(1_000_000 + minute * 60);
+            if minute % 50 == 0 {
+                // A type change: written in full.
+                let name = MeterName::new("uptime").unwrap();
+                cur.set(name, MeterValue::Scalar(Scalar::Str("long".into())), 0)
+                    .unwrap();
+            }
+            if !reference.same_names(&prev) {
+                reference = other.sample(1_000_000 + minute * 60);
+                while !reference.same_names(&prev) {
+                    reference = other.sample(1_000_000 + minute * 60);
+                }
+            }
+            if !cur.same_names(&prev) {
+                prev = cur;
+                continue;
+            }
+            let mut old = Vec::new();
+            encode_changes(&reference, &prev, &mut old);
+            let mut step = Vec::new();
+            encode_changes(&prev, &cur, &mut step);
+            let mut want = Vec::new();
+            encode_changes(&reference, &cur, &mut want);
+            let mut got = Vec::new();
+            rebase_changes(&reference, &old, &step, &cur, &mut got).unwrap();
+            assert_eq!(got, want, "minute {minute}");
+            rebased += 1;
+            stepped += step.len();
+            // The wrong previous changes, or none at all, are refused.
+            let mut junk = Vec::new();
+            assert!(rebase_changes(&reference, &step[..1], &step, &cur, &mut junk).is_err());
+            prev = cur;
+        }
+        assert!(rebased > 200 && stepped > 0, "{rebased} minutes compared");
     }
 }

@@ -125,17 +125,37 @@ pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// [`f64::round`] (halves away from zero; the sign of a zero aside)
+/// without its call into libm, which a baseline x86-64 build makes for
+/// every frac encoded: below 2^52 the integer part and the rest are
+/// exact, and above it every value is whole.
+fn round(x: f64) -> f64 {
+    if !(x.abs() < 4_503_599_627_370_496.0) {
+        return x;
+    }
+    let whole = x as i64;
+    let rest = x - whole as f64;
+    let whole = if rest >= 0.5 {
+        whole + 1
+    } else if rest <= -0.5 {
+        whole - 1
+    } else {
+        whole
+    };
+    whole as f64
+}
+
 fn put_frac(out: &mut Vec<u8>, f: f64) {
     // A frac with more than six decimals (most measured ones) is not a
     // whole number a millionfold, give or take rounding: then no scale
     // fits, and trying each (a multiply, a round and a divide) is skipped.
     let micro = f * POW10[POW10.len() - 1];
     let decimal =
-        micro.abs() >= EXACT_LIMIT || (micro - micro.round()).abs() <= micro.abs() * 1e-12 + 1e-9;
+        micro.abs() >= EXACT_LIMIT || (micro - round(micro)).abs() <= micro.abs() * 1e-12 + 1e-9;
     for (k, scale) in POW10.iter().enumerate().filter(|_| decimal) {
         let scaled = f * scale;
         if scaled.abs() < EXACT_LIMIT {
-            let m = scaled.round() as i64;
+            let m = round(scaled) as i64;
             if (m as f64 / scale).to_bits() == f.to_bits() {
                 put_varint(out, (zigzag(m) << 3) | k as u64);
                 return;
@@ -348,6 +368,14 @@ enum Fault {
     NotFinite,
 }
 
+/// What a value's tag says: null, a scalar of a kind, or an array of a
+/// kind and length.
+enum Tagged {
+    Null,
+    Scalar(Kind),
+    Array(Kind, usize),
+}
+
 /// A zero-copy reader over one payload.
 ///
 /// Every length is checked against the model's limits before anything is
@@ -433,6 +461,35 @@ impl<'a> PayloadReader<'a> {
 
     /// Read a tag and body written by [`put_tagged`] into an owned value.
     pub fn read_tagged(&mut self) -> Result<MeterValue, CodecError> {
+        Ok(match self.read_tag()? {
+            Tagged::Null => MeterValue::Null,
+            Tagged::Scalar(kind) => MeterValue::Scalar(self.read_value(kind)?.to_owned()),
+            Tagged::Array(kind, len) => {
+                let mut array = Array::empty(kind);
+                for _ in 0..len {
+                    array.push(self.read_value(kind)?);
+                }
+                MeterValue::Array(array)
+            }
+        })
+    }
+
+    /// Step over a tagged value without building it (checked as
+    /// [`PayloadReader::read_tagged`] checks it).
+    pub fn skip_tagged(&mut self) -> Result<(), CodecError> {
+        let (kind, len) = match self.read_tag()? {
+            Tagged::Null => return Ok(()),
+            Tagged::Scalar(kind) => (kind, 1),
+            Tagged::Array(kind, len) => (kind, len),
+        };
+        for _ in 0..len {
+            self.read_value(kind)?;
+        }
+        Ok(())
+    }
+
+    /// A tagged value's tag, and an array's length.
+    fn read_tag(&mut self) -> Result<Tagged, CodecError> {
         self.mark = self.pos;
         let tag = self.byte().map_err(|f| self.error(f))?;
         let kind = match tag & 3 {
@@ -441,25 +498,24 @@ impl<'a> PayloadReader<'a> {
             _ => Kind::Int,
         };
         match (tag & 3, tag >> 2) {
-            (KIND_NULL, SHAPE_SCALAR) => Ok(MeterValue::Null),
-            (k, SHAPE_SCALAR) if k != KIND_NULL => {
-                Ok(MeterValue::Scalar(self.read_value(kind)?.to_owned()))
-            }
+            (KIND_NULL, SHAPE_SCALAR) => Ok(Tagged::Null),
+            (k, SHAPE_SCALAR) if k != KIND_NULL => Ok(Tagged::Scalar(kind)),
             (k, SHAPE_ARRAY) if k != KIND_NULL => {
                 let len = self
                     .length(MAX_ARRAY_LEN, Fault::ArrayTooLong)
                     .map_err(|f| self.error(f))?;
-                let mut array = Array::empty(kind);
-                for _ in 0..len {
-                    array.push(self.read_value(kind)?);
-                }
-                Ok(MeterValue::Array(array))
+                Ok(Tagged::Array(kind, len))
             }
             _ => Err(CodecError {
                 offset: self.mark,
                 kind: CodecErrorKind::BadTag(tag),
             }),
         }
+    }
+
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
     }
 
     /// The public error for a fault, with its offset and details.

@@ -654,19 +654,28 @@ impl ParkedWriter {
         body: &[u8],
         references: Option<&References>,
     ) -> ParkedWriter {
-        let reference = references.and_then(|refs| match (&self.prev, kind) {
-            // A delta frame has the last sample's meter names, and so its
-            // reference's: no lock, no comparing of names.
-            (Some(Prev::Against(r, _)), FRAME_DELTA) => Some(Arc::clone(r)),
-            _ => refs.for_meters(meters),
-        });
+        // A delta frame has the last sample's meter names, and so its
+        // reference's (no lock, no comparing of names), and says which
+        // meters changed since.
+        let (reference, old) = match (references, &self.prev, kind) {
+            (None, ..) => (None, None),
+            (Some(_), Some(Prev::Against(r, old)), FRAME_DELTA) => {
+                (Some(Arc::clone(r)), Some(&old[..]))
+            }
+            (Some(refs), ..) => (refs.for_meters(meters), None),
+        };
         // Encoded in a reused buffer, then copied to an exact-sized one.
         let prev = KEEP.with_borrow_mut(|b| {
             b.clear();
             match reference {
                 Some(r) => {
                     // Found by its names: no second comparison of them.
-                    delta::encode_changes(&r, meters, b);
+                    let rebased = old
+                        .is_some_and(|old| delta::rebase_changes(&r, old, body, meters, b).is_ok());
+                    if !rebased {
+                        b.clear();
+                        delta::encode_changes(&r, meters, b);
+                    }
                     Prev::Against(r, b[..].into())
                 }
                 None if kind == FRAME_KEY => Prev::Sample(body.into()),
