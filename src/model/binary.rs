@@ -130,7 +130,8 @@ pub fn unzigzag(v: u64) -> i64 {
 /// every frac encoded: below 2^52 the integer part and the rest are
 /// exact, and above it every value is whole.
 fn round(x: f64) -> f64 {
-    if !(x.abs() < 4_503_599_627_370_496.0) {
+    // NaN and infinities too.
+    if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
         return x;
     }
     let whole = x as i64;
