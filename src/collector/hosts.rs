@@ -123,15 +123,24 @@ impl HostState {
     /// into `scratch.meters`, their base into `scratch.base`; returns
     /// whether there is a base (the caller packs them again).
     pub(super) fn unpack_into(&mut self, scratch: &mut Scratch) -> bool {
+        self.unpack_telling(scratch).0
+    }
+
+    /// [`HostState::unpack_into`], and whether the meters are the base
+    /// with the packed changes, as packed (no payload merged since): then
+    /// those changes hold for every meter the caller leaves alone.
+    pub(super) fn unpack_telling(&mut self, scratch: &mut Scratch) -> (bool, bool) {
         let has_base = self.base_into(&mut scratch.base);
         let base = has_base.then_some(&scratch.base);
         if let Some(meters) = self.busy.take() {
             scratch.meters = *meters;
-            return has_base;
+            return (has_base, false);
         }
+        let mut as_packed = has_base && self.pending.is_empty();
         if let Err(e) = self.packed.unpack_into(base, &mut scratch.meters) {
             svc::log::err(&format!("cannot unpack a host's meters: {e}"));
             scratch.meters = HostMeters::new();
+            as_packed = false;
         }
         let mut r = PayloadReader::bare(&self.pending);
         while let Ok(n) = r.read_varint() {
@@ -142,7 +151,7 @@ impl HostState {
             }
         }
         self.pending = Vec::new();
-        has_base
+        (has_base, as_packed)
     }
 
     /// Pack the meters just judged: against `base` (the last stored

@@ -119,6 +119,11 @@ impl Packed {
         Ok(())
     }
 
+    /// The changes against the base, when packed as changes (not whole).
+    pub fn changes(&self) -> Option<&[u8]> {
+        (!self.full).then(|| self.body())
+    }
+
     /// Heap bytes held (for the memory figures).
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()

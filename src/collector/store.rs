@@ -9,6 +9,7 @@ use super::judge;
 use super::ping::Pinger;
 use super::report;
 use super::sessions::TenantInfo;
+use crate::db::delta::Known;
 use crate::db::meters::MeterDef;
 use crate::db::tenant::HOST_LOG;
 use crate::db::time::Date;
@@ -171,7 +172,7 @@ pub(super) fn judge_and_store(
         Some(t) => h.defs(Arc::clone(&t.defs), t.modified, dir_modified, turn, &dir),
         None => Arc::new(ctx.global.to_vec()),
     };
-    let mut has_base = h.unpack_into(scratch);
+    let (mut has_base, as_packed) = h.unpack_telling(scratch);
     let Scratch {
         base,
         meters,
@@ -274,7 +275,24 @@ pub(super) fn judge_and_store(
         match ctx.stores.get(&key.0) {
             Some(store) => {
                 // Encoded outside the tenant's lock, appended under it.
-                let kind = h.writer.encode_next(base, now, meters, body);
+                // Unpacked as packed, the meters are their base with the
+                // packed changes but in the collector's own meters (the
+                // rest of the cycle removes some, which the encoder sees
+                // by their names): those changes are copied, not found
+                // again.
+                let own = OWN_METERS.map(|n| meters.position(n));
+                let touched = |i| own.contains(&Some(i));
+                let known = h
+                    .packed
+                    .changes()
+                    .filter(|_| as_packed)
+                    .map(|changes| Known {
+                        changes,
+                        touched: &touched,
+                    });
+                let kind = h
+                    .writer
+                    .encode_next(base, known.as_ref(), now, meters, body);
                 let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
                 match s.append_frame(key.1, now, meters, kind, body) {
                     Ok((_, kind)) => {

@@ -229,8 +229,44 @@ fn put_plain_change(out: &mut Vec<u8>, old: &MeterValue, new: &MeterValue) {
 /// Encode `cur` as changes against `prev` into `out`; false (and nothing
 /// written) when their meter names differ, so a full frame is needed.
 pub fn encode(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<u8>) -> bool {
+    encode_known(prev, cur, None, out)
+}
+
+/// Changes of a sample already known: a delta body against the previous
+/// sample, of a sample that differs from the one to encode at most in
+/// the meters `touched` says (see [`rebase_changes`]).
+pub struct Known<'a> {
+    /// The delta body.
+    pub changes: &'a [u8],
+    /// Whether the meter at an index may differ from what `changes` says.
+    pub touched: &'a dyn Fn(usize) -> bool,
+}
+
+/// [`encode`], from the changes `known` when given: the meters it leaves
+/// alone are copied, not compared (the same bytes either way).
+pub fn encode_known(
+    prev: &HostMeters,
+    cur: &HostMeters,
+    known: Option<&Known<'_>>,
+    out: &mut Vec<u8>,
+) -> bool {
     if !prev.same_names(cur) {
         return false;
+    }
+    let start = out.len();
+    if let Some(k) = known {
+        if rebase_changes(prev, k.changes, cur, k.touched, out).is_ok() {
+            debug_assert!(
+                {
+                    let mut fresh = Vec::new();
+                    encode_changes(prev, cur, &mut fresh);
+                    fresh == out[start..]
+                },
+                "known changes differ from the changes"
+            );
+            return true;
+        }
+        out.truncate(start);
     }
     encode_changes(prev, cur, out);
     true
@@ -253,18 +289,21 @@ pub(crate) fn encode_changes(prev: &HostMeters, cur: &HostMeters, out: &mut Vec<
 }
 
 /// `cur` as changes against `reference`, exactly as [`encode_changes`]
-/// writes them, from `old` (the previous sample's changes against
-/// `reference`) and `step` (`cur`'s changes against the previous sample):
-/// a meter `step` leaves alone keeps its change in `old` byte for byte,
-/// and only the meters `step` changes are compared. A host's last sample
-/// is kept against another host's (see `ParkedWriter::after`), which
-/// differs in most meters; most of them do not change from one minute
-/// to the next. The three samples have the same meter names.
+/// writes them, from `old` (the changes against `reference` of a sample
+/// that differs from `cur` at most in the meters `touched` says): a meter
+/// left alone keeps its change in `old` byte for byte, and only the
+/// touched ones are compared. The samples have the same meter names.
+///
+/// Two uses: a host's last sample is kept against another host's (see
+/// `ParkedWriter::after`), which differs in most meters, most of which do
+/// not change from one minute to the next (the meters touched are those
+/// the frame just stored changed); and a write cycle's frame is the
+/// host's packed changes plus the collector's own meters.
 pub(crate) fn rebase_changes(
     reference: &HostMeters,
     old: &[u8],
-    step: &[u8],
     cur: &HostMeters,
+    touched: impl Fn(usize) -> bool,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     let n = reference.len();
@@ -273,16 +312,8 @@ pub(crate) fn rebase_changes(
             "meter count differs from the reference",
         ));
     }
-    let (mut olds, mut steps) = (PayloadReader::bare(old), PayloadReader::bare(step));
-    for r in [&mut olds, &mut steps] {
-        if r.read_varint()? != n as u64 {
-            return Err(DeltaError::Inconsistent(
-                "meter count differs from the reference",
-            ));
-        }
-    }
-    let old_map = olds.read_bytes(n.div_ceil(8))?;
-    let step_map = steps.read_bytes(n.div_ceil(8))?;
+    let mut olds = PayloadReader::bare(old);
+    let old_map = changes_map(&mut olds, n)?;
     put_varint(out, n as u64);
     let map = out.len();
     out.resize(map + n.div_ceil(8), 0);
@@ -291,7 +322,7 @@ pub(crate) fn rebase_changes(
         if bit(old_map, i) {
             skip_change(&mut olds, &r.value)?;
         }
-        let changed = if bit(step_map, i) {
+        let changed = if touched(i) {
             let changed = !same_value(&r.value, &c.value);
             if changed {
                 put_change(out, &r.value, &c.value);
@@ -310,6 +341,26 @@ pub(crate) fn rebase_changes(
         return Err(DeltaError::Inconsistent("bytes left after the last change"));
     }
     Ok(())
+}
+
+/// The bitmap of the meters a delta body of `n` meters changes.
+fn changes_map<'a>(r: &mut PayloadReader<'a>, n: usize) -> Result<&'a [u8], DeltaError> {
+    if r.read_varint()? != n as u64 {
+        return Err(DeltaError::Inconsistent(
+            "meter count differs from the reference",
+        ));
+    }
+    Ok(r.read_bytes(n.div_ceil(8))?)
+}
+
+/// Which of `n` meters the delta body `body` changes, as a test of
+/// each meter's index.
+pub(crate) fn changed_meters(
+    body: &[u8],
+    n: usize,
+) -> Result<impl Fn(usize) -> bool + '_, DeltaError> {
+    let map = changes_map(&mut PayloadReader::bare(body), n)?;
+    Ok(move |i: usize| bit(map, i))
 }
 
 /// Step over one change against `old` (the value it changes), checked
@@ -783,13 +834,38 @@ mod tests {
             let mut want = Vec::new();
             encode_changes(&reference, &cur, &mut want);
             let mut got = Vec::new();
-            rebase_changes(&reference, &old, &step, &cur, &mut got).unwrap();
+            let touched = changed_meters(&step, cur.len()).unwrap();
+            rebase_changes(&reference, &old, &cur, &touched, &mut got).unwrap();
             assert_eq!(got, want, "minute {minute}");
+            // Touching every meter compares them all: the same again.
+            got.clear();
+            rebase_changes(&reference, &old, &cur, |_| true, &mut got).unwrap();
+            assert_eq!(got, want, "minute {minute}, all touched");
             rebased += 1;
             stepped += step.len();
             // The wrong previous changes, or none at all, are refused.
             let mut junk = Vec::new();
-            assert!(rebase_changes(&reference, &step[..1], &step, &cur, &mut junk).is_err());
+            assert!(rebase_changes(&reference, &step[..1], &cur, &touched, &mut junk).is_err());
+            assert!(changed_meters(&step[..1], cur.len()).is_err());
+            // What a write cycle does: the changes of the sample as it
+            // came, and two meters the collector sets after.
+            let mut judged = cur.clone();
+            for (name, value) in [("status", "WARN"), ("uptime", "judged")] {
+                let name = MeterName::new(name).unwrap();
+                let _ = judged.set(name, MeterValue::Scalar(Scalar::Str(value.into())), 0);
+            }
+            if judged.same_names(&cur) {
+                let own = ["status", "uptime"].map(|n| judged.position(n));
+                let touched = |i| own.contains(&Some(i));
+                let known = Known {
+                    changes: &want,
+                    touched: &touched,
+                };
+                let (mut got, mut fresh) = (Vec::new(), Vec::new());
+                assert!(encode_known(&reference, &judged, Some(&known), &mut got));
+                assert!(encode(&reference, &judged, &mut fresh));
+                assert_eq!(got, fresh, "minute {minute}, judged");
+            }
             prev = cur;
         }
         assert!(rebased > 200 && stepped > 0, "{rebased} minutes compared");

@@ -118,6 +118,11 @@ impl HostMeters {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(name))
     }
 
+    /// The index of the meter called `name` (in name order).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.search(name).ok()
+    }
+
     /// The meter called `name`.
     pub fn get(&self, name: &str) -> Option<&Meter> {
         self.search(name).ok().map(|i| &self.entries[i].1)

@@ -49,6 +49,7 @@ impl BlockEncoder {
     pub fn encode(&mut self, time: i64, meters: &HostMeters) -> u8 {
         let kind = encode_frame(
             self.prev.as_ref(),
+            None,
             self.since_key,
             time,
             meters,
@@ -90,8 +91,11 @@ impl BlockEncoder {
 /// after `prev`, the last sample stored, which was the `since_key`-th
 /// frame of its block: a delta when it can be one, else a full frame;
 /// returns the kind.
+/// `known`, when given, are the changes of `meters` against `prev` but
+/// in the meters it says (see [`delta::encode_known`]).
 pub fn encode_frame(
     prev: Option<&HostMeters>,
+    known: Option<&delta::Known<'_>>,
     since_key: usize,
     time: i64,
     meters: &HostMeters,
@@ -102,7 +106,7 @@ pub fn encode_frame(
         Some(prev)
             if since_key > 0
                 && since_key < KEYFRAME_INTERVAL
-                && delta::encode(prev, meters, body) =>
+                && delta::encode_known(prev, meters, known, body) =>
         {
             FRAME_DELTA
         }

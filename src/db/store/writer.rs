@@ -630,15 +630,17 @@ impl ParkedWriter {
     /// Encode `meters` at `time` into `body` as the frame after the last
     /// sample stored, given it decoded (`prev`, from
     /// [`ParkedWriter::prev_into`]; without it the frame is a full
-    /// one); returns its kind.
+    /// one), and the changes against it `known` but in some meters;
+    /// returns its kind.
     pub fn encode_next(
         &self,
         prev: Option<&HostMeters>,
+        known: Option<&delta::Known<'_>>,
         time: i64,
         meters: &HostMeters,
         body: &mut Vec<u8>,
     ) -> u8 {
-        encode_frame(prev, self.since_key, time, meters, body)
+        encode_frame(prev, known, self.since_key, time, meters, body)
     }
 
     /// The writer after `meters` were stored at `time` as a frame of
@@ -670,8 +672,11 @@ impl ParkedWriter {
             match reference {
                 Some(r) => {
                     // Found by its names: no second comparison of them.
-                    let rebased = old
-                        .is_some_and(|old| delta::rebase_changes(&r, old, body, meters, b).is_ok());
+                    let rebased = old.is_some_and(|old| {
+                        delta::changed_meters(body, meters.len())
+                            .and_then(|step| delta::rebase_changes(&r, old, meters, step, b))
+                            .is_ok()
+                    });
                     if !rebased {
                         b.clear();
                         delta::encode_changes(&r, meters, b);
@@ -724,7 +729,7 @@ mod tests {
         let rb = refs.for_meters(&b).unwrap();
         assert!(Arc::ptr_eq(&ra, &rb), "same names share one reference");
         let mut body = Vec::new();
-        let kind = ParkedWriter::default().encode_next(None, 60, &b, &mut body);
+        let kind = ParkedWriter::default().encode_next(None, None, 60, &b, &mut body);
         let alone = ParkedWriter::default().after(60, &b, kind, &body, None);
         let against = ParkedWriter::default().after(60, &b, kind, &body, Some(&refs));
         assert!(against.prev_bytes() * 3 < alone.prev_bytes());
