@@ -135,7 +135,6 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     collector.pinger = ping_sockets.and_then(|s| ping::Pinger::start(s, ping_every));
     let mut idle = 0u32;
     let mut batch = Vec::with_capacity(BATCH);
-    let mut between = Vec::with_capacity(BATCH);
     let workers = svc::pool::cores();
     // A write cycle under way when SIGTERM came stores every host: it is
     // the last one, and the collector exits after it without another.
@@ -157,13 +156,7 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
         }
         // Work through a burst before looking at the clocks again, its
         // MACs and decryption spread over the cores.
-        batch.clear();
-        while batch.len() < BATCH {
-            match queue.try_next() {
-                Some(d) => batch.push(d),
-                None => break,
-            }
-        }
+        queue.take_batch(&mut batch, BATCH);
         let handled = batch.len();
         collector.handle_batch(&batch, workers);
         let now = Instant::now();
@@ -200,18 +193,12 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
                 // (a backlog builds while the hosts are stored).
                 let mut left = queue_size;
                 while left > 0 {
-                    between.clear();
-                    while between.len() < BATCH.min(left) {
-                        match queue.try_next() {
-                            Some(d) => between.push(d),
-                            None => break,
-                        }
-                    }
-                    if between.is_empty() {
+                    queue.take_batch(&mut batch, BATCH.min(left));
+                    if batch.is_empty() {
                         break;
                     }
-                    left -= between.len();
-                    c.handle_batch(&between, workers);
+                    left -= batch.len();
+                    c.handle_batch(&batch, workers);
                 }
             });
             next_write += Duration::from_secs(collector.cfg.write_interval);

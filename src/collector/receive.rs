@@ -189,6 +189,18 @@ impl Queue {
         Some(next)
     }
 
+    /// Replace `batch` with up to `max` waiting datagrams, in arrival
+    /// order.
+    pub fn take_batch(&mut self, batch: &mut Vec<Received>, max: usize) {
+        batch.clear();
+        while batch.len() < max {
+            match self.try_next() {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+    }
+
     /// Block until a datagram is waiting or `limit` passed (an idle
     /// consumer with nothing due before then).
     pub fn wait(&mut self, limit: Duration) {

@@ -343,11 +343,12 @@ pub(crate) fn rebase_changes(
     Ok(())
 }
 
-/// The bitmap of the meters a delta body of `n` meters changes.
+/// The bitmap of the meters a delta body changes, read after its meter
+/// count, which must be `n` (the sample it changes has `n` meters).
 fn changes_map<'a>(r: &mut PayloadReader<'a>, n: usize) -> Result<&'a [u8], DeltaError> {
     if r.read_varint()? != n as u64 {
         return Err(DeltaError::Inconsistent(
-            "meter count differs from the reference",
+            "meter count differs from the previous sample",
         ));
     }
     Ok(r.read_bytes(n.div_ceil(8))?)
@@ -454,13 +455,8 @@ impl From<CodecError> for DeltaError {
 /// caller must wait for the next full frame.
 pub fn apply(state: &mut HostMeters, body: &[u8], time: i64) -> Result<(), DeltaError> {
     let mut r = PayloadReader::bare(body);
-    let n = usize::try_from(r.read_varint()?).unwrap_or(usize::MAX);
-    if n != state.len() {
-        return Err(DeltaError::Inconsistent(
-            "meter count differs from the previous sample",
-        ));
-    }
-    let map = r.read_bytes(n.div_ceil(8))?;
+    let n = state.len();
+    let map = changes_map(&mut r, n)?;
     for i in (0..n).filter(|&i| bit(map, i)) {
         let Some(meter) = state.nth_mut(i) else {
             return Err(DeltaError::Inconsistent("meter index out of range"));
