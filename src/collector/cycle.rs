@@ -3,6 +3,7 @@
 //! send due notifications, publish the metrics, and now and then purge
 //! silent hosts and enforce quotas.
 
+use super::hostlogs;
 use super::hosts::HostState;
 use super::report;
 use super::state::Collector;
@@ -83,6 +84,11 @@ impl Collector {
         // The hosts' shared part on this thread (index, overview,
         // notifications, exports), and what follows the hosts.
         let mut shared_time = Duration::ZERO;
+        // The workers' time appending records, summed.
+        let mut append_time = Duration::ZERO;
+        // Status changes' host-log entries, written beside the hosts.
+        let mut logs = hostlogs::Writers::new();
+        let mut after_logs = Vec::new();
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
         let mut change_lines = svc::log::Burst::new(STATUS_LINES_PER_CYCLE);
@@ -118,7 +124,7 @@ impl Collector {
             });
             hosts_time += t.elapsed();
             let t = Instant::now();
-            for ((key, h), done) in items.drain(..).zip(results) {
+            for ((key, h), mut done) in items.drain(..).zip(results) {
                 self.hosts.insert(key, h);
                 if report.as_ref().map(|r| r.0) != Some(key.0) {
                     if let Err(e) = self.finish_report(report.take()) {
@@ -127,7 +133,17 @@ impl Collector {
                     reported.insert(key.0);
                     report = self.start_report(key.0).map_err(&mut fail).ok();
                 }
-                self.shared_part(key, &done, now);
+                // A host's first record of a run has the index measure its
+                // other files, after its log entry is on disk.
+                let log = done.log.take();
+                let measure_later = log.is_some() && done.stored && !self.index_knows_rest(key);
+                if measure_later {
+                    after_logs.push((key, done.disk, done.fresh));
+                }
+                if let Some(entry) = log {
+                    logs.write(entry);
+                }
+                self.shared_part(key, &done, now, !measure_later);
                 if let Some(c) = &done.change {
                     if change_lines.admit() {
                         let (old, new) = c.change;
@@ -140,6 +156,7 @@ impl Collector {
                     }
                 }
                 written += usize::from(done.stored);
+                append_time += done.append_time;
                 if done.unlocked {
                     *unlocked.entry(key.0).or_default() += 1;
                 }
@@ -159,6 +176,18 @@ impl Collector {
         self.scratch = scratch;
         // What follows the hosts, step by step, for the debug line.
         let mut steps = Steps::default();
+        // The host logs' writers are done before the sync, so that every
+        // entry is durable with this cycle's samples.
+        let logged = logs.finish();
+        for (key, next) in &logged.corrections {
+            if let Some(h) = self.hosts.get_mut(key) {
+                h.log_next = *next;
+            }
+        }
+        for (key, disk, fresh) in after_logs {
+            self.index_append(key, now, disk, fresh);
+        }
+        steps.done("waiting for host logs");
         if let Some(line) =
             change_lines.finish("status changes this cycle (each is in its host's log)")
         {
@@ -278,10 +307,14 @@ impl Collector {
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, {:.1} ms of it appending records summed over the threads, {} host-log entries written in {:.1} ms summed over {} threads beside them, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
+            ms(append_time),
+            logged.entries,
+            ms(logged.busy),
+            hostlogs::THREADS,
             ms(shared_time),
             ms(between_time),
         ));
@@ -356,13 +389,15 @@ impl Collector {
 
     /// What storing a host leaves to the hosts' shared state: its status
     /// change notified, its index entry, its export.
-    fn shared_part(&mut self, key: (Uuid, Uuid), done: &Stored, now: i64) {
+    /// A host's part of what the hosts share; `index`: its record goes
+    /// in its tenant's index now (else the caller puts it there later).
+    fn shared_part(&mut self, key: (Uuid, Uuid), done: &Stored, now: i64, index: bool) {
         if let Some(c) = &done.change {
             let (old, new) = c.change;
             self.notifier
                 .change(key.0, key.1, &c.hostname, old, new, &c.problems, now);
         }
-        if done.stored {
+        if done.stored && index {
             self.index_append(key, now, done.disk, done.fresh);
         }
         if let Some(meters) = &done.meters {

@@ -111,6 +111,16 @@ impl Collector {
         self.indexes.get_mut(&tenant)
     }
 
+    /// Whether the index measured a host's other files (its log and
+    /// configuration) in this run: it does so at the host's first
+    /// record.
+    pub(super) fn index_knows_rest(&self, key: (Uuid, Uuid)) -> bool {
+        self.indexes
+            .get(&key.0)
+            .and_then(|i| i.hosts.get(&key.1))
+            .is_some_and(|k| k.rest.is_some())
+    }
+
     /// A record was appended for a host at `time`, its day file now
     /// taking `disk` bytes; `fresh`: the host starts anew (deleted).
     /// The rest of the host's bytes are measured once a run, so the

@@ -11,7 +11,9 @@
 //! * [`hosts`]: each host's live state, kept [`packed`] between write
 //!   cycles, restored from its latest record when first heard.
 //! * [`cycle`]: every interval, each host is [`judge`]d and [`store`]d
-//!   (on worker threads, a chunk of hosts at a time), with one sync; [`report`] writes each tenant's overview and summary, and
+//!   (on worker threads, a chunk of hosts at a time), with one sync;
+//!   [`hostlogs`] writes status changes to the host logs beside them,
+//!   [`report`] writes each tenant's overview and summary, and
 //!   [`notify`] runs the notification command for status changes.
 //! * [`index`]: each tenant's host index (first and last record, bytes)
 //!   for the API's host list.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod cycle;
 pub mod daemon;
 pub mod export;
+pub mod hostlogs;
 pub mod hosts;
 pub mod index;
 pub mod judge;

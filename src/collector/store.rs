@@ -4,6 +4,7 @@
 //! for itself only what the hosts share (notifications, the tenant's
 //! index, overview and exports).
 
+use super::hostlogs;
 use super::hosts::{HostState, Scratch, HOST_CONF_RECHECK};
 use super::judge;
 use super::ping::Pinger;
@@ -13,7 +14,7 @@ use crate::db::delta::Known;
 use crate::db::meters::MeterDef;
 use crate::db::tenant::HOST_LOG;
 use crate::db::time::Date;
-use crate::db::{log as hostlog, Db, ParkedWriter, References, TenantStore};
+use crate::db::{Db, ParkedWriter, References, TenantStore};
 use crate::model::{
     Array, HostMeters, MeterName, MeterValue, ScalarRef, Status, MAX_METERS_PER_HOST,
 };
@@ -21,7 +22,7 @@ use crate::svc;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The meters the collector adds to every record.
@@ -83,6 +84,12 @@ pub(super) struct Stored {
     pub(super) change: Option<StatusChange>,
     /// Not stored: its tenant's day files were locked by another writer.
     pub(super) unlocked: bool,
+    /// Its status change's entry for its host log, written by the
+    /// cycle's [`hostlogs::Writers`].
+    pub(super) log: Option<hostlogs::Entry>,
+    /// Time spent appending its record, its tenant's lock included (for
+    /// the cycle's debug line: the disk's share of the workers' time).
+    pub(super) append_time: Duration,
 }
 
 /// A host's status change in this cycle, as a notification tells it.
@@ -247,6 +254,8 @@ pub(super) fn judge_and_store(
         fresh,
         change: change.map(|c| StatusChange::of(c, meters)),
         unlocked: false,
+        log: None,
+        append_time: Duration::ZERO,
     };
     let base = has_base.then_some(&*base);
     // The host directory says the host exists (and holds its log).
@@ -259,15 +268,16 @@ pub(super) fn judge_and_store(
         crate::db::adopt_owner(&dir);
     }
     if let Some((old, new)) = change {
-        let msg = format!("Status change {} -> {}", old.as_str(), new.as_str());
-        let next = h.log_next.filter(|_| dir_exists);
-        match hostlog::append_as(&dir.join(HOST_LOG), next, now, "watcher", &msg) {
-            Ok(seq) => h.log_next = Some(seq + 1),
-            Err(e) => {
-                h.log_next = None;
-                svc::log::warn(&e.to_string());
-            }
-        }
+        let entry = hostlogs::Entry {
+            key,
+            path: dir.join(HOST_LOG),
+            seq: h.log_next.filter(|_| dir_exists),
+            time: now,
+            subsystem: "watcher",
+            message: format!("Status change {} -> {}", old.as_str(), new.as_str()),
+        };
+        h.log_next = entry.next_seq();
+        stored.log = Some(entry);
     }
     // A cycle in the same second as the last one (the final cycle at
     // shutdown) has nothing new to store.
@@ -293,8 +303,11 @@ pub(super) fn judge_and_store(
                 let kind = h
                     .writer
                     .encode_next(base, known.as_ref(), now, meters, body);
+                let t = Instant::now();
                 let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                match s.append_frame(key.1, now, meters, kind, body) {
+                let appended = s.append_frame(key.1, now, meters, kind, body);
+                stored.append_time = t.elapsed();
+                match appended {
                     Ok((_, kind)) => {
                         stored.stored = true;
                         stored.disk = s

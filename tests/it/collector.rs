@@ -622,8 +622,22 @@ fn a_flood_of_large_datagrams_is_bounded_in_bytes() {
         count(m, "rejected/oversize") > 0
             && count(m, "rejected/bad_mac") + count(m, "queue_drops") >= 1000
     };
+    // On a loaded machine the kernel drops most of a burst before the
+    // collector reads it: the flood goes on until a thousand are counted.
     assert!(
-        wait_for(PATIENCE, || metrics().is_some_and(|m| counted(&m))),
+        wait_for(PATIENCE, || {
+            if metrics().is_some_and(|m| counted(&m)) {
+                return true;
+            }
+            for i in 0..500 {
+                let _ = sock.send_to(&big, to);
+                if i % 10 == 0 {
+                    let _ = sock.send_to(&huge, to);
+                }
+            }
+            peak = peak.max(rss_kb(pid));
+            false
+        }),
         "{:?}",
         metrics().map(|m| m.to_json(false))
     );
