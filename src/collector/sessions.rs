@@ -13,6 +13,7 @@ use crate::model::binary::{validate_payload, PayloadReader};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +47,17 @@ pub(super) struct Session {
     pub(super) key: Option<Box<SealKey>>,
     pub(super) window: ReplayWindow,
 }
+
+/// A verified payload put off to be merged with the rest of its batch:
+/// its host, the payload, its receive time.
+pub(super) type PutOff = ((Uuid, Uuid), Vec<u8>, i64);
+
+/// One host's payloads of a batch, merged on one thread.
+type MergeJob = (
+    (Uuid, Uuid),
+    Box<super::hosts::HostState>,
+    Vec<(Vec<u8>, i64)>,
+);
 
 /// A meter datagram's plaintext and whether its MAC verified, from a
 /// worker thread.
@@ -338,8 +350,47 @@ impl Collector {
         // Exported samples carry the agent's time: both collectors of
         // a pair export the same timestamps, which engines deduplicate.
         h.agent_time = h.agent_time.max(sent);
-        h.queue_payload(plain, now, &mut self.arrival);
+        match &mut self.put_off {
+            Some(later) => later.push((host, plain.to_vec(), now)),
+            None => h.queue_payload(plain, now, &mut self.arrival),
+        }
         Ok(())
+    }
+
+    /// Merge the payloads a batch put off into their hosts, each host's
+    /// in order and on one thread, the hosts spread over `workers`
+    /// threads: merging (unpacking a host, applying the payload, packing
+    /// it again) is most of a datagram's work after its MAC.
+    fn merge_put_off(&mut self, later: Vec<PutOff>, workers: usize) {
+        let mut jobs: Vec<MergeJob> = Vec::new();
+        let mut job_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
+        for (host, payload, time) in later {
+            let at = match job_of.get(&host) {
+                Some(&at) => at,
+                None => match self.hosts.remove(&host) {
+                    Some(state) => {
+                        job_of.insert(host, jobs.len());
+                        jobs.push((host, state, Vec::new()));
+                        jobs.len() - 1
+                    }
+                    None => continue,
+                },
+            };
+            jobs[at].2.push((payload, time));
+        }
+        self.arrivals.resize_with(workers.max(1), Default::default);
+        svc::pool::map_scoped_with(
+            &mut jobs,
+            &mut self.arrivals,
+            |scratch, (_, h, payloads)| {
+                for (payload, time) in payloads.iter() {
+                    h.queue_payload(payload, *time, scratch);
+                }
+            },
+        );
+        for (host, state, _) in jobs {
+            self.hosts.insert(host, state);
+        }
     }
 
     /// Handle a batch of datagrams in arrival order, with the meter
@@ -390,6 +441,8 @@ impl Collector {
         }
         // In order; a session re-keyed by an auth datagram earlier in the
         // batch has its later datagrams opened again with the new key.
+        // Their payloads are merged afterwards, in parallel.
+        self.put_off = Some(Vec::new());
         let mut rekeyed = std::collections::HashSet::new();
         for ((d, from), unsealed) in batch.iter().zip(results) {
             let meter = match peek(d) {
@@ -408,6 +461,9 @@ impl Collector {
                 }
                 _ => self.handle(d, *from),
             }
+        }
+        if let Some(later) = self.put_off.take() {
+            self.merge_put_off(later, workers);
         }
     }
 

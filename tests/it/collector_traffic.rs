@@ -273,6 +273,117 @@ fn hostile_traffic(batched: bool) {
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Many hosts' samples in batches large enough for the threads: each
+/// host's payloads are merged in order on one thread (a sample split over
+/// datagrams, a later sample over an earlier one, a meter that only the
+/// first sample has), and every host stores what one-by-one handling
+/// stores.
+#[test]
+fn many_hosts_merged_in_parallel_store_what_one_by_one_stores() {
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
+    let key = [42u8; 32];
+    let tenant_key = SealKey::new(&key);
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let hosts: Vec<Uuid> = (1..=100u128).map(Uuid::from_u128).collect();
+    let mut feed: Vec<Vec<u8>> = Vec::new();
+    let mut agents: Vec<SenderSession> = hosts
+        .iter()
+        .map(|_| SenderSession::new().unwrap())
+        .collect();
+    for (agent, host) in agents.iter_mut().zip(&hosts) {
+        feed.push(
+            agent
+                .auth_datagram(&tenant_key, tenant, *host, now())
+                .unwrap(),
+        );
+    }
+    // Four rounds, the hosts' datagrams interleaved.
+    for round in 0..4i64 {
+        let mut rounds: Vec<Vec<Vec<u8>>> = Vec::new();
+        for (i, agent) in agents.iter_mut().enumerate() {
+            let mut sample = common::representative_host();
+            let mut set = |name: &str, v: i64| {
+                sample
+                    .set(
+                        MeterName::new(name).unwrap(),
+                        MeterValue::Scalar(Scalar::Int(v)),
+                        now(),
+                    )
+                    .unwrap()
+            };
+            set("seq", round * 100 + i as i64);
+            if round == 0 {
+                set("first/only", i as i64);
+            }
+            let parts = split_sample(now(), &sample, 512).unwrap();
+            rounds.push(parts.iter().map(|p| agent.meter_datagram(p)).collect());
+        }
+        let longest = rounds.iter().map(Vec::len).max().unwrap_or(0);
+        for k in 0..longest {
+            for r in &rounds {
+                if let Some(d) = r.get(k) {
+                    feed.push(d.clone());
+                }
+            }
+        }
+    }
+    assert!(feed.len() >= 500, "{} datagrams", feed.len());
+    let stored = |batched: bool| {
+        let tag = if batched {
+            "merge-batched"
+        } else {
+            "merge-single"
+        };
+        let (root, db, mut c) = in_process(tag, tenant, key, "");
+        if batched {
+            let all: Vec<_> = feed.iter().map(|d| (d.clone(), from)).collect();
+            // One batch: every host's payloads merged on the threads.
+            c.handle_batch(&all, 2);
+        } else {
+            for d in &feed {
+                c.handle(d, from);
+            }
+        }
+        assert_eq!(c.counters.accepted, feed.len() as u64);
+        c.write_cycle();
+        let records: Vec<HostMeters> = hosts
+            .iter()
+            .map(|h| {
+                let (_, mut m) = host::latest(&db.host_dir(tenant, *h))
+                    .unwrap()
+                    .expect("a record");
+                m.stamp(0);
+                m
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&root);
+        records
+    };
+    let (batched, single) = (stored(true), stored(false));
+    for (i, (b, s)) in batched.iter().zip(&single).enumerate() {
+        assert_eq!(
+            b.get("seq").map(|m| &m.value),
+            Some(&MeterValue::Scalar(Scalar::Int(300 + i as i64)))
+        );
+        assert_eq!(
+            b.get("first/only").map(|m| &m.value),
+            Some(&MeterValue::Scalar(Scalar::Int(i as i64)))
+        );
+        let names = |m: &HostMeters| m.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(b), names(s), "host {i}");
+        for (name, meter) in s.iter() {
+            if name.as_str().starts_with("link/") {
+                continue;
+            }
+            assert_eq!(
+                b.get(name.as_str()).map(|m| &m.value),
+                Some(&meter.value),
+                "host {i}: {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_example_configs_load() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/etc");
