@@ -13,7 +13,6 @@ use crate::model::binary::{validate_payload, PayloadReader};
 use crate::model::unix_now;
 use crate::svc;
 use crate::wire::{peek, AuthHeader, Datagram, MeterHeader, Rejection, ReplayWindow};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,17 +46,6 @@ pub(super) struct Session {
     pub(super) key: Option<Box<SealKey>>,
     pub(super) window: ReplayWindow,
 }
-
-/// A verified payload put off to be merged with the rest of its batch:
-/// its host, the payload, its receive time.
-pub(super) type PutOff = ((Uuid, Uuid), Vec<u8>, i64);
-
-/// One host's payloads of a batch, merged on one thread.
-type MergeJob = (
-    (Uuid, Uuid),
-    Box<super::hosts::HostState>,
-    Vec<(Vec<u8>, i64)>,
-);
 
 /// A meter datagram's plaintext and whether its MAC verified, from a
 /// worker thread.
@@ -350,47 +338,8 @@ impl Collector {
         // Exported samples carry the agent's time: both collectors of
         // a pair export the same timestamps, which engines deduplicate.
         h.agent_time = h.agent_time.max(sent);
-        match &mut self.put_off {
-            Some(later) => later.push((host, plain.to_vec(), now)),
-            None => h.queue_payload(plain, now, &mut self.arrival),
-        }
+        h.queue_payload(plain, now, &mut self.arrival);
         Ok(())
-    }
-
-    /// Merge the payloads a batch put off into their hosts, each host's
-    /// in order and on one thread, the hosts spread over `workers`
-    /// threads: merging (unpacking a host, applying the payload, packing
-    /// it again) is most of a datagram's work after its MAC.
-    fn merge_put_off(&mut self, later: Vec<PutOff>, workers: usize) {
-        let mut jobs: Vec<MergeJob> = Vec::new();
-        let mut job_of: HashMap<(Uuid, Uuid), usize> = HashMap::new();
-        for (host, payload, time) in later {
-            let at = match job_of.get(&host) {
-                Some(&at) => at,
-                None => match self.hosts.remove(&host) {
-                    Some(state) => {
-                        job_of.insert(host, jobs.len());
-                        jobs.push((host, state, Vec::new()));
-                        jobs.len() - 1
-                    }
-                    None => continue,
-                },
-            };
-            jobs[at].2.push((payload, time));
-        }
-        self.arrivals.resize_with(workers.max(1), Default::default);
-        svc::pool::map_scoped_with(
-            &mut jobs,
-            &mut self.arrivals,
-            |scratch, (_, h, payloads)| {
-                for (payload, time) in payloads.iter() {
-                    h.queue_payload(payload, *time, scratch);
-                }
-            },
-        );
-        for (host, state, _) in jobs {
-            self.hosts.insert(host, state);
-        }
     }
 
     /// Handle a batch of datagrams in arrival order, with the meter
@@ -406,16 +355,28 @@ impl Collector {
             }
             return;
         }
-        // Keys first (deriving one may evict another from the cache: a
-        // datagram whose key is gone by the end is handled in turn).
+        // Keys first, derived on the threads too (at a million hosts
+        // hardly any is still in the cache); cached in arrival order
+        // (deriving one may evict another from the cache: a datagram
+        // whose key is gone by the end is handled in turn).
+        let mut wanted: Vec<(u64, [u8; KEY_LEN])> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (d, _) in batch {
             if let Ok(Datagram::Meter(m)) = peek(d) {
-                if let Some(s) = self.sessions.get_mut(&m.session) {
-                    if s.key.is_none() {
-                        s.key = Some(Box::new(SealKey::new(&s.secret)));
-                        self.cache_key(m.session);
+                if let Some(s) = self.sessions.get(&m.session) {
+                    if s.key.is_none() && seen.insert(m.session) {
+                        wanted.push((m.session, s.secret));
                     }
                 }
+            }
+        }
+        let derived = svc::pool::map_scoped(&mut wanted, workers, |(session, secret)| {
+            (*session, Box::new(SealKey::new(secret)))
+        });
+        for (session, key) in derived {
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.key = Some(key);
+                self.cache_key(session);
             }
         }
         let mut jobs: Vec<(usize, MeterHeader<'_>, &SealKey)> = batch
@@ -441,8 +402,6 @@ impl Collector {
         }
         // In order; a session re-keyed by an auth datagram earlier in the
         // batch has its later datagrams opened again with the new key.
-        // Their payloads are merged afterwards, in parallel.
-        self.put_off = Some(Vec::new());
         let mut rekeyed = std::collections::HashSet::new();
         for ((d, from), unsealed) in batch.iter().zip(results) {
             let meter = match peek(d) {
@@ -461,9 +420,6 @@ impl Collector {
                 }
                 _ => self.handle(d, *from),
             }
-        }
-        if let Some(later) = self.put_off.take() {
-            self.merge_put_off(later, workers);
         }
     }
 

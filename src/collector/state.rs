@@ -79,12 +79,6 @@ pub struct Collector {
     pub(super) references: crate::db::References,
     /// The buffers a payload is merged into its host with on arrival.
     pub(super) arrival: super::hosts::Scratch,
-    /// Merges put off by a batch of datagrams handled in parallel (see
-    /// [`Collector::handle_batch`]): `None` merges each payload as it
-    /// comes.
-    pub(super) put_off: Option<Vec<super::sessions::PutOff>>,
-    /// The buffers of the threads that merge a batch's payloads.
-    pub(super) arrivals: Vec<super::hosts::Scratch>,
     /// Write cycles run so far.
     pub(super) cycles: u64,
 }
@@ -121,8 +115,6 @@ impl Collector {
             scratch: Vec::new(),
             references: crate::db::References::new(REFERENCES),
             arrival: Default::default(),
-            put_off: None,
-            arrivals: Vec::new(),
             cycles: 0,
         };
         c.refresh_tenants();
