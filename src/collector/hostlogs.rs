@@ -97,6 +97,8 @@ impl Written {
 
 /// The writer threads of one write cycle, started by its first entry.
 pub(super) struct Writers {
+    /// Threads were asked for (once a cycle, even when none started).
+    started: bool,
     queue: Option<SyncSender<Entry>>,
     threads: Vec<JoinHandle<Written>>,
     /// What was written on the cycle's own thread (no writer thread
@@ -108,6 +110,7 @@ impl Writers {
     /// No threads yet: a cycle without status changes starts none.
     pub(super) fn new() -> Writers {
         Writers {
+            started: false,
             queue: None,
             threads: Vec::new(),
             inline: Written::default(),
@@ -117,7 +120,8 @@ impl Writers {
     /// Hand `entry` to a writer thread (waiting while [`QUEUED`] others
     /// wait), or write it here when there is none.
     pub(super) fn write(&mut self, entry: Entry) {
-        if self.queue.is_none() && self.threads.is_empty() {
+        if !self.started {
+            self.started = true;
             self.start();
         }
         let entry = match &self.queue {
