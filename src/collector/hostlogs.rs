@@ -54,10 +54,9 @@ impl Entry {
         self.seq.map(|s| s + 1)
     }
 
-    /// Append it; the number of the host's next entry when it is not
-    /// the one [`Entry::next_seq`] said (`Some(None)` when unknown after
-    /// an error).
-    fn write(&self) -> Option<Option<u64>> {
+    /// Append it; the number of the host's next entry as the log has it
+    /// (`None` after an error: the log is read again next time).
+    fn write(&self) -> Option<u64> {
         match hostlog::append_as(
             &self.path,
             self.seq,
@@ -65,11 +64,10 @@ impl Entry {
             self.subsystem,
             &self.message,
         ) {
-            Ok(seq) if Some(seq) == self.seq => None,
-            Ok(seq) => Some(Some(seq + 1)),
+            Ok(seq) => Some(seq + 1),
             Err(e) => {
                 svc::log::warn(&e.to_string());
-                Some(None)
+                None
             }
         }
     }
@@ -172,7 +170,8 @@ impl Writers {
 
 fn write_one(entry: &Entry, written: &mut Written) {
     let t = Instant::now();
-    if let Some(next) = entry.write() {
+    let next = entry.write();
+    if next != entry.next_seq() {
         written.corrections.push((entry.key, next));
     }
     written.entries += 1;
