@@ -367,6 +367,7 @@ enum Fault {
     BadPart,
     BadUtf8,
     NotFinite,
+    BadName,
 }
 
 /// What a value's tag says: null, a scalar of a kind, or an array of a
@@ -392,8 +393,11 @@ pub struct PayloadReader<'a> {
     /// The offending length, for error details.
     bad_len: u64,
     /// The previous record's name, which the next one may share a prefix
-    /// with.
+    /// with; always a valid name once a head was read.
     name: NameBuf,
+    /// Where that name's group slash is, plus one (0: none), so that a
+    /// name built on its prefix is checked by its new bytes alone.
+    slash: u8,
 }
 
 /// A record head whose name has not been validated yet.
@@ -430,6 +434,7 @@ impl<'a> PayloadReader<'a> {
             mark: 0,
             bad_len: 0,
             name: NameBuf::EMPTY,
+            slash: 0,
         }
     }
 
@@ -533,6 +538,13 @@ impl<'a> PayloadReader<'a> {
             Fault::BadPart => (self.mark, CodecErrorKind::BadPart),
             Fault::BadUtf8 => (self.mark, CodecErrorKind::BadUtf8),
             Fault::NotFinite => (self.mark, CodecErrorKind::NotFinite),
+            Fault::BadName => {
+                // The fast check said no; the full one says why.
+                let why = name::from_bytes(self.name.as_bytes())
+                    .err()
+                    .unwrap_or(NameError::Empty);
+                (self.mark, CodecErrorKind::BadName(why))
+            }
         };
         CodecError { offset, kind }
     }
@@ -607,10 +619,31 @@ impl<'a> PayloadReader<'a> {
         let suffix = self.take(len)?;
         // Byte-wise on purpose: the name is compared right after, and
         // wide loads over a fresh vector copy stall store forwarding.
+        let mut classes = 0u32;
         for (dst, &src) in self.name.bytes[shared..shared + len].iter_mut().zip(suffix) {
             *dst = src;
+            classes += u32::from(name::byte_class(src));
         }
-        self.name.len = (shared + len) as u8;
+        let new_len = shared + len;
+        self.name.len = new_len as u8;
+        // The prefix was checked as part of the previous name: only the
+        // new bytes are classified, and the slash tracked across.
+        let mut slash = if usize::from(self.slash) <= shared {
+            self.slash
+        } else {
+            0
+        };
+        if classes != 0 {
+            if classes != 1 || slash != 0 {
+                return Err(Fault::BadName);
+            }
+            let at = suffix.iter().position(|&b| b == b'/').unwrap_or(0);
+            slash = (shared + at + 1) as u8;
+        }
+        if slash == 1 || usize::from(slash) == new_len {
+            return Err(Fault::BadName);
+        }
+        self.slash = slash;
         self.mark = self.pos;
         let tag = self.byte()?;
         let kind = match tag & 3 {
@@ -725,7 +758,6 @@ impl<'a> PayloadReader<'a> {
         let Some(raw) = self.next_raw()? else {
             return Ok(None);
         };
-        name_str(self.name.as_bytes(), raw.name_at)?;
         Ok(Some(RecordHead {
             name: self.name,
             kind: raw.kind,
@@ -823,9 +855,9 @@ fn name_str(raw: &[u8], at: usize) -> Result<&str, CodecError> {
 /// Records are applied as they are read: a malformed record stops the
 /// merge with an error, and the records before it stay applied. Payloads
 /// reach this point only after their MAC verified, so such records come
-/// from the host's own agent; nothing outside this host is touched. Names
-/// equal to one the host already holds need no validation, which keeps the
-/// steady state (the same meters every minute) cheap.
+/// from the host's own agent; nothing outside this host is touched. The
+/// reader checks each name by the bytes it adds to the one before, so the
+/// steady state (the same meters every minute) stays cheap.
 pub fn apply_payload(host: &mut HostMeters, payload: &[u8]) -> Result<Applied, CodecError> {
     apply_payload_stamped(host, payload, None)
 }

@@ -58,6 +58,14 @@ const NAME_CLASS: [u8; 256] = {
     t
 };
 
+/// Class of one name byte as [`NAME_CLASS`] gives it: 0 allowed, 1 the
+/// group slash, 0x80 forbidden. A decoder that rebuilds a name from a
+/// checked prefix and a new suffix classifies only the suffix.
+#[inline]
+pub(crate) fn byte_class(b: u8) -> u8 {
+    NAME_CLASS[usize::from(b)]
+}
+
 /// Check a name exactly as stored (already lower case).
 pub fn validate(name: &str) -> Result<(), NameError> {
     check_bytes(name.as_bytes())

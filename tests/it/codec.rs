@@ -426,6 +426,59 @@ fn bad_name_heads_are_rejected() {
     }
 }
 
+/// The decoder checks only the bytes a front-coded name adds to the
+/// previous one (tracking where the group slash is); over random pairs of
+/// names that share prefixes it must agree with the full check exactly.
+#[test]
+fn names_checked_by_their_new_bytes_agree_with_the_full_check() {
+    let alphabet = b"ab/c.Z -_";
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let random_name = |next: &mut dyn FnMut() -> u64| {
+        let len = 1 + (next() % 8) as usize;
+        (0..len)
+            .map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize]))
+            .collect::<String>()
+    };
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..10_000 {
+        // A chain of names, each sharing a random prefix of the one before,
+        // up to the first the full check refuses.
+        let mut p = Vec::new();
+        binary::put_header(&mut p, 0);
+        let mut prev = String::new();
+        for records in 1..=4 {
+            let keep = (next() % (prev.len() as u64 + 1)) as usize;
+            let name = format!("{}{}", &prev[..keep], random_name(&mut next));
+            binary::put_record(&mut p, &prev, &name, &MeterValue::Null);
+            let decoded = binary::validate_payload(&p);
+            match opticon::model::name::validate(&name) {
+                Ok(()) => {
+                    assert_eq!(decoded.ok(), Some(records), "{prev:?} then {name:?}");
+                    accepted += 1;
+                    prev = name;
+                }
+                Err(why) => {
+                    let err = decoded.expect_err(&name);
+                    assert_eq!(
+                        err.kind,
+                        CodecErrorKind::BadName(why),
+                        "{prev:?} then {name:?}"
+                    );
+                    refused += 1;
+                    break;
+                }
+            }
+        }
+    }
+    assert!(accepted > 1000 && refused > 1000, "{accepted} / {refused}");
+}
+
 #[test]
 fn restamped_payloads_keep_their_records_and_say_their_length() {
     use opticon::model::binary::{put_restamped, put_varint, restamp_payload, varint_len};
