@@ -12,15 +12,30 @@ use crate::db::{DbError, TenantStore};
 use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Hosts stored between two looks at the receive queue; their states
-/// are judged and stored on the worker threads, then the cycle's shared
-/// part (index, overview, exports, notifications) goes through them in
-/// order.
+/// are judged and stored on the worker threads while the collector's
+/// thread handles the datagrams that arrived and takes the chunk before
+/// through the cycle's shared part (index, overview, exports,
+/// notifications) in order.
 const CHUNK: usize = 512;
+
+/// A chunk of hosts back from the worker threads, with the buffers it
+/// went out with.
+struct Chunk {
+    items: Vec<((Uuid, Uuid), Box<HostState>)>,
+    scratch: Vec<super::hosts::Scratch>,
+    results: Vec<Stored>,
+    /// The chunk's time on the threads.
+    took: Duration,
+}
+
+/// How often the collector's thread looks whether the cycle's sync is
+/// done, reading the receive queue in between.
+const SYNC_LOOK: Duration = Duration::from_millis(2);
 
 /// Status changes logged one by one per cycle; the rest are counted in
 /// one line (each is in its host's log). A fleet that flaps at once (a
@@ -38,10 +53,13 @@ impl Collector {
 
     /// A write cycle that calls `between` every [`CHUNK`] hosts, so that the
     /// caller keeps receiving datagrams during a long cycle (the first one
-    /// of a large fleet creates a directory and files per host).
+    /// of a large fleet creates a directory and files per host). It is
+    /// called while the next chunk is on the worker threads: payloads of
+    /// hosts out there wait in `parked` until they are back.
     pub fn write_cycle_with(&mut self, between: &mut dyn FnMut(&mut Collector)) {
         let started = Instant::now();
         let now = unix_now();
+        let drops_before = self.queue_drops();
         self.cycles = self.cycles.wrapping_add(1);
         self.forget_silent();
         let tenants = &self.tenants;
@@ -79,7 +97,7 @@ impl Collector {
         // serial there, and every thread's heap arena holds memory).
         let threads = svc::pool::cores();
         // Where the cycle's time goes, for the debug line: the hosts on
-        // the worker threads, the datagrams handled between chunks.
+        // the worker threads, the datagrams handled while they work.
         let (mut hosts_time, mut between_time) = (Duration::ZERO, Duration::ZERO);
         // The hosts' shared part on this thread (index, overview,
         // notifications, exports), and what follows the hosts.
@@ -92,87 +110,144 @@ impl Collector {
         let mut stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
         let mut change_lines = svc::log::Burst::new(STATUS_LINES_PER_CYCLE);
-        // One buffer for every chunk: a chunk's hosts take more than the
-        // 64 KB whose free makes glibc consolidate its heap (a profile at
-        // 100,000 hosts had malloc_consolidate at 9 % of the samples).
-        let mut items: Vec<((Uuid, Uuid), Box<HostState>)> = Vec::with_capacity(CHUNK);
+        // Two buffers for the chunks (one out on the threads, one coming
+        // back), kept for the whole cycle: a chunk's hosts take more than
+        // the 64 KB whose free makes glibc consolidate its heap (a profile
+        // at 100,000 hosts had malloc_consolidate at 9 % of the samples).
+        let mut spare: Vec<((Uuid, Uuid), Box<HostState>)> = Vec::with_capacity(CHUNK);
+        let mut back_keys: Vec<(Uuid, Uuid)> = Vec::with_capacity(CHUNK);
         // Each worker's buffers, kept from cycle to cycle.
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize_with(threads, Default::default);
-        for chunk in keys.chunks(CHUNK) {
-            let t = Instant::now();
-            between(self);
-            between_time += t.elapsed();
-            items.extend(chunk.iter().filter_map(|k| self.hosts.remove_entry(k)));
-            let ctx = CycleContext {
-                db: &self.db,
-                tenants: &self.tenants,
-                global: &self.global,
-                pinger: self.pinger.as_ref(),
-                stale: Duration::from_secs(self.cfg.stale),
-                meter_expiry: self.cfg.meter_expiry,
-                now,
-                stores: &stores,
-                exporting: !self.exports.is_empty(),
-                cycle: self.cycles,
-                hosts_changed: &hosts_changed,
-                references: &self.references,
-            };
-            let t = Instant::now();
-            let results = svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {
-                store::judge_and_store(&ctx, s, *k, h)
-            });
-            hosts_time += t.elapsed();
-            let t = Instant::now();
-            for ((key, h), mut done) in items.drain(..).zip(results) {
-                self.hosts.insert(key, h);
-                if report.as_ref().map(|r| r.0) != Some(key.0) {
-                    if let Err(e) = self.finish_report(report.take()) {
-                        fail(e);
+        // What the worker threads read, shared with them rather than
+        // borrowed from the collector: this thread goes on receiving
+        // datagrams and doing the hosts' shared part meanwhile.
+        let db = self.db.clone();
+        let tenants = Arc::clone(&self.tenants);
+        let global = Arc::clone(&self.global);
+        let pinger = self.pinger.clone();
+        let references = Arc::clone(&self.references);
+        let ctx = CycleContext {
+            db: &db,
+            tenants: &tenants,
+            global: &global,
+            pinger: pinger.as_deref(),
+            stale: Duration::from_secs(self.cfg.stale),
+            meter_expiry: self.cfg.meter_expiry,
+            now,
+            stores: &stores,
+            exporting: !self.exports.is_empty(),
+            cycle: self.cycles,
+            hosts_changed: &hosts_changed,
+            references: &references,
+        };
+        // The time this thread waited for the workers.
+        let mut waited = Duration::ZERO;
+        std::thread::scope(|scope| {
+            let mut chunks = keys.chunks(CHUNK);
+            let mut out: Option<std::thread::ScopedJoinHandle<'_, Chunk>> = None;
+            loop {
+                // The chunk on the threads comes back: its hosts return to
+                // the map and their payloads that waited are merged.
+                let mut results = Vec::new();
+                if let Some(handle) = out.take() {
+                    let t = Instant::now();
+                    let back = match handle.join() {
+                        Ok(back) => back,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    };
+                    waited += t.elapsed();
+                    hosts_time += back.took;
+                    scratch = back.scratch;
+                    results = back.results;
+                    spare = back.items;
+                    for (key, h) in spare.drain(..) {
+                        back_keys.push(key);
+                        self.hosts.insert(key, h);
                     }
-                    reported.insert(key.0);
-                    report = self.start_report(key.0).map_err(&mut fail).ok();
+                    self.in_flight.clear();
                 }
-                // A host's first record of a run has the index measure its
-                // other files, after its log entry is on disk.
-                let log = done.log.take();
-                let measure_later = log.is_some() && done.stored && !self.index_knows_rest(key);
-                if measure_later {
-                    after_logs.push((key, done.disk, done.fresh));
+                // The next chunk goes out at once.
+                let next = chunks.next();
+                if let Some(chunk) = next {
+                    let mut items = std::mem::take(&mut spare);
+                    items.extend(chunk.iter().filter_map(|k| self.hosts.remove_entry(k)));
+                    self.in_flight.extend(items.iter().map(|(k, _)| *k));
+                    let mut scratch = std::mem::take(&mut scratch);
+                    let ctx = &ctx;
+                    out = Some(scope.spawn(move || {
+                        let t = Instant::now();
+                        let results =
+                            svc::pool::map_scoped_with(&mut items, &mut scratch, |s, (k, h)| {
+                                store::judge_and_store(ctx, s, *k, h)
+                            });
+                        Chunk {
+                            items,
+                            scratch,
+                            results,
+                            took: t.elapsed(),
+                        }
+                    }));
                 }
-                if let Some(entry) = log {
-                    logs.write(entry);
-                }
-                self.shared_part(key, &done, now, !measure_later);
-                if let Some(c) = &done.change {
-                    if change_lines.admit() {
-                        let (old, new) = c.change;
-                        svc::log::info(&format!(
-                            "host {}: Status change {} -> {}",
-                            key.1,
-                            old.as_str(),
-                            new.as_str()
-                        ));
+                // Meanwhile: what the chunk back left waiting, its hosts'
+                // shared part, and the datagrams that arrived.
+                let t = Instant::now();
+                self.unpark();
+                for (key, mut done) in back_keys.drain(..).zip(results) {
+                    if report.as_ref().map(|r| r.0) != Some(key.0) {
+                        if let Err(e) = self.finish_report(report.take()) {
+                            fail(e);
+                        }
+                        reported.insert(key.0);
+                        report = self.start_report(key.0).map_err(&mut fail).ok();
+                    }
+                    // A host's first record of a run has the index measure
+                    // its other files, after its log entry is on disk.
+                    let log = done.log.take();
+                    let measure_later = log.is_some() && done.stored && !self.index_knows_rest(key);
+                    if measure_later {
+                        after_logs.push((key, done.disk, done.fresh));
+                    }
+                    if let Some(entry) = log {
+                        logs.write(entry);
+                    }
+                    self.shared_part(key, &done, now, !measure_later);
+                    if let Some(c) = &done.change {
+                        if change_lines.admit() {
+                            let (old, new) = c.change;
+                            svc::log::info(&format!(
+                                "host {}: Status change {} -> {}",
+                                key.1,
+                                old.as_str(),
+                                new.as_str()
+                            ));
+                        }
+                    }
+                    written += usize::from(done.stored);
+                    append_time += done.append_time;
+                    if done.unlocked {
+                        *unlocked.entry(key.0).or_default() += 1;
+                    }
+                    if let Some(h) = self.hosts.get(&key) {
+                        *by_status.entry(h.status.as_str()).or_default() += 1;
+                    }
+                    if let Some((_, r)) = &mut report {
+                        if let Err(e) = r.add(key.1, &done.overview, &done.summary) {
+                            // This tenant's overview is lost for the cycle.
+                            fail(e.to_string());
+                            report = None;
+                        }
                     }
                 }
-                written += usize::from(done.stored);
-                append_time += done.append_time;
-                if done.unlocked {
-                    *unlocked.entry(key.0).or_default() += 1;
-                }
-                if let Some(h) = self.hosts.get(&key) {
-                    *by_status.entry(h.status.as_str()).or_default() += 1;
-                }
-                if let Some((_, r)) = &mut report {
-                    if let Err(e) = r.add(key.1, &done.overview, &done.summary) {
-                        // This tenant's overview is lost for the cycle.
-                        fail(e.to_string());
-                        report = None;
-                    }
+                shared_time += t.elapsed();
+                let t = Instant::now();
+                between(self);
+                between_time += t.elapsed();
+                if next.is_none() {
+                    break;
                 }
             }
-            shared_time += t.elapsed();
-        }
+        });
         self.scratch = scratch;
         // What follows the hosts, step by step, for the debug line.
         let mut steps = Steps::default();
@@ -223,18 +298,24 @@ impl Collector {
             ));
         }
         steps.done("reports");
+        steps.aside(|| between(self));
         // The open sessions are written while the sync waits for the disk
         // (the file need not be durable: the next cycle writes it again).
+        // The queue is read meanwhile (at a million hosts the sync takes
+        // seconds, and the receive queue holds about two).
         let (synced, sessions) = std::thread::scope(|s| {
             let sync = s.spawn(|| {
                 written == 0
-                    || self
-                        .db
+                    || db
                         .sync()
                         .map_err(|e| svc::log::err(&format!("sync: {e}")))
                         .is_ok()
             });
             let sessions = self.publish_sessions(now);
+            while !sync.is_finished() {
+                steps.aside(|| between(self));
+                std::thread::sleep(SYNC_LOOK);
+            }
             (sync.join().unwrap_or(false), sessions)
         });
         if let Err(e) = sessions {
@@ -248,6 +329,7 @@ impl Collector {
             ));
         }
         steps.done("day indexes");
+        steps.aside(|| between(self));
         self.flush_exports();
         self.notifier.send_due();
         let tenants = &self.tenants;
@@ -258,11 +340,14 @@ impl Collector {
             }
         }
         steps.done("exports and notifications");
+        steps.aside(|| between(self));
         release_free_memory();
         steps.done("heap trim");
+        steps.aside(|| between(self));
         self.publish_metrics(started.elapsed(), &by_status);
         self.publish_indexes();
         steps.done("host lists");
+        steps.aside(|| between(self));
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
             && self.quota_walk.is_none()
         {
@@ -306,11 +391,13 @@ impl Collector {
             steps.done("quotas");
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let dropped = self.queue_drops().saturating_sub(drops_before);
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {:.1} ms (hosts {:.1} ms on {threads} threads, {:.1} ms of it appending records summed over the threads, {} host-log entries written in {:.1} ms summed over {} threads beside them, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {dropped} datagrams dropped at the full queue meanwhile, {:.1} ms (hosts {:.1} ms on {threads} threads, {:.1} ms of it waited for, {:.1} ms of it appending records summed over the threads, {} host-log entries written in {:.1} ms summed over {} threads beside them, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
             ms(hosts_time),
+            ms(waited),
             ms(append_time),
             logged.entries,
             ms(logged.busy),
@@ -318,6 +405,13 @@ impl Collector {
             ms(shared_time),
             ms(between_time),
         ));
+    }
+
+    /// Datagrams the receive queue dropped so far (full).
+    fn queue_drops(&self) -> u64 {
+        self.queue
+            .as_ref()
+            .map_or(0, |q| q.drops.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Lock the day stores of the tenants with hosts in this cycle (a
@@ -527,6 +621,8 @@ impl std::fmt::Display for HostBytes {
 struct Steps {
     last: Instant,
     taken: Vec<(&'static str, Duration)>,
+    /// Of the steps' time, datagrams handled after and during them.
+    aside: Duration,
 }
 
 impl Default for Steps {
@@ -534,11 +630,19 @@ impl Default for Steps {
         Steps {
             last: Instant::now(),
             taken: Vec::new(),
+            aside: Duration::ZERO,
         }
     }
 }
 
 impl Steps {
+    /// Handle datagrams (`f`) between or during the steps, timed apart.
+    fn aside(&mut self, f: impl FnOnce()) {
+        let t = Instant::now();
+        f();
+        self.aside += t.elapsed();
+    }
+
     /// The step since the last one is done.
     fn done(&mut self, name: &'static str) {
         let now = Instant::now();
@@ -553,7 +657,11 @@ impl std::fmt::Display for Steps {
             let sep = if i == 0 { "" } else { ", " };
             write!(f, "{sep}{name} {:.1} ms", took.as_secs_f64() * 1e3)?;
         }
-        Ok(())
+        write!(
+            f,
+            " ({:.1} ms of them datagrams)",
+            self.aside.as_secs_f64() * 1e3
+        )
     }
 }
 

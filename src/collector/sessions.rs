@@ -25,6 +25,7 @@ pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_sec
 const REFUSAL_LOG_KEYS: usize = 4096;
 
 /// What the collector knows of one tenant, kept in memory.
+#[derive(Clone)]
 pub(super) struct TenantInfo {
     pub(super) key: SealKey,
     /// Shared by every host of the tenant without a `host.conf`.
@@ -34,6 +35,18 @@ pub(super) struct TenantInfo {
     pub(super) limits: TenantLimits,
     /// Its metadata (export targets read the tenant's ids there).
     pub(super) metadata: Option<crate::conf::Dict>,
+}
+
+/// A verified payload that arrived while its host was out on a write
+/// cycle's worker thread.
+pub(super) struct ParkedPayload {
+    pub(super) host: (Uuid, Uuid),
+    pub(super) payload: Vec<u8>,
+    pub(super) from: SocketAddr,
+    /// Receive time.
+    pub(super) now: i64,
+    /// The agent's sample time.
+    pub(super) sent: i64,
 }
 
 /// One open session.
@@ -73,7 +86,7 @@ impl Collector {
                 return;
             }
         };
-        self.tenants.retain(|id, _| ids.contains(id));
+        Arc::make_mut(&mut self.tenants).retain(|id, _| ids.contains(id));
         for id in ids {
             let modified = mtime(&self.db.tenant_dir(id).join(TENANT_FILE));
             if self
@@ -89,7 +102,7 @@ impl Collector {
                 .and_then(|t| Ok((t, self.db.tenant_doc(id)?)));
             match loaded {
                 Ok((tenant, doc)) => {
-                    let mut defs = self.global.clone();
+                    let mut defs = self.global.as_ref().clone();
                     if let Some(Node::Dict(md)) = doc.get("meter") {
                         if let Err(e) = meters::overlay(&mut defs, md, Origin::Tenant) {
                             svc::log::warn(&format!("tenant {id}: {e}"));
@@ -102,7 +115,7 @@ impl Collector {
                     for p in problems {
                         svc::log::warn(&format!("tenant {id}: {p}"));
                     }
-                    self.tenants.insert(
+                    Arc::make_mut(&mut self.tenants).insert(
                         id,
                         TenantInfo {
                             key: SealKey::new(&tenant.key.0),
@@ -324,6 +337,51 @@ impl Collector {
         if skew.abs() > max_skew {
             return Err(Rejection::ClockSkew(skew));
         }
+        if self.in_flight.contains(&host) {
+            // Its state is out on a worker thread: kept as received until
+            // it is back (then limited and merged as below), within the
+            // receive queue's bytes.
+            if self.parked_bytes + plain.len() > self.cfg.queue_bytes {
+                self.usage.entry(host.0).or_default().refused.bytes += 1;
+                return Err(Rejection::OverLimit);
+            }
+            self.parked_bytes += plain.len();
+            self.parked.push(ParkedPayload {
+                host,
+                payload: plain.to_vec(),
+                from,
+                now,
+                sent,
+            });
+            return Ok(());
+        }
+        self.keep_for_host(host, plain, from, now, sent)
+    }
+
+    /// Keep the payloads that waited for their hosts to come back from a
+    /// write cycle's worker threads, in arrival order.
+    pub(super) fn unpark(&mut self) {
+        self.parked_bytes = 0;
+        for p in std::mem::take(&mut self.parked) {
+            if let Err(r) = self.keep_for_host(p.host, &p.payload, p.from, p.now, p.sent) {
+                // Counted as accepted on arrival: refused after all.
+                self.counters.accepted = self.counters.accepted.saturating_sub(1);
+                self.reject(&r);
+            }
+        }
+    }
+
+    /// A verified payload kept for its host (created when new) within its
+    /// tenant's bytes per cycle; `now` is its receive time, `sent` the
+    /// agent's.
+    pub(super) fn keep_for_host(
+        &mut self,
+        host: (Uuid, Uuid),
+        plain: &[u8],
+        from: SocketAddr,
+        now: i64,
+        sent: i64,
+    ) -> Result<(), Rejection> {
         self.touch(host, from);
         let limit = self
             .tenants
@@ -434,5 +492,21 @@ impl Collector {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session per host: at a million hosts each byte of it is about a
+    /// megabyte twice over (the table keeps up to half its slots free).
+    #[test]
+    fn a_session_stays_small() {
+        assert!(
+            std::mem::size_of::<(u64, Session)>() <= 104,
+            "{} bytes",
+            std::mem::size_of::<(u64, Session)>()
+        );
     }
 }

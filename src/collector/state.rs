@@ -10,7 +10,8 @@ use super::{notify, ping, receive};
 use crate::db::meters::MeterDef;
 use crate::db::Db;
 use crate::svc;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -37,8 +38,11 @@ const REFERENCES: usize = 16;
 pub struct Collector {
     pub(super) cfg: CollectorConfig,
     pub(super) db: Db,
-    pub(super) global: Vec<MeterDef>,
-    pub(super) tenants: HashMap<Uuid, TenantInfo>,
+    /// Shared with a write cycle's worker threads, which run while the
+    /// collector's thread goes on receiving (so are the tenants, the
+    /// references and the pinger).
+    pub(super) global: Arc<Vec<MeterDef>>,
+    pub(super) tenants: Arc<HashMap<Uuid, TenantInfo>>,
     pub(super) sessions: HashMap<u64, Session>,
     pub(super) hosts: HashMap<(Uuid, Uuid), Box<HostState>>,
     /// Sessions whose derived key is cached, oldest first.
@@ -62,7 +66,7 @@ pub struct Collector {
     pub(super) walked: (HashMap<Uuid, u64>, Option<Instant>),
     pub(super) notifier: notify::Notifier,
     /// The pinger, when enabled and a socket could be opened.
-    pub pinger: Option<ping::Pinger>,
+    pub pinger: Option<Arc<ping::Pinger>>,
     /// Each tenant's use of its limits.
     pub(super) usage: HashMap<Uuid, super::limits::TenantUse>,
     /// When a refusal was last logged, per source address and tenant.
@@ -76,11 +80,18 @@ pub struct Collector {
     /// The write cycle's workers' buffers.
     pub(super) scratch: Vec<super::hosts::Scratch>,
     /// Samples the hosts' last samples are kept as changes against.
-    pub(super) references: crate::db::References,
+    pub(super) references: Arc<crate::db::References>,
     /// The buffers a payload is merged into its host with on arrival.
     pub(super) arrival: super::hosts::Scratch,
     /// Write cycles run so far.
     pub(super) cycles: u64,
+    /// Hosts out on a write cycle's worker threads: their payloads wait in
+    /// `parked` until the hosts are back.
+    pub(super) in_flight: HashSet<(Uuid, Uuid)>,
+    /// Verified payloads of hosts in flight, in arrival order.
+    pub(super) parked: Vec<super::sessions::ParkedPayload>,
+    /// Their payloads' bytes (bounded by the receive queue's).
+    pub(super) parked_bytes: usize,
 }
 
 impl Collector {
@@ -92,8 +103,8 @@ impl Collector {
         let mut c = Collector {
             cfg,
             db,
-            global,
-            tenants: HashMap::new(),
+            global: Arc::new(global),
+            tenants: Arc::new(HashMap::new()),
             sessions: HashMap::new(),
             hosts: HashMap::new(),
             keyed: VecDeque::new(),
@@ -113,9 +124,12 @@ impl Collector {
             indexes: HashMap::new(),
             stores: HashMap::new(),
             scratch: Vec::new(),
-            references: crate::db::References::new(REFERENCES),
+            references: Arc::new(crate::db::References::new(REFERENCES)),
             arrival: Default::default(),
             cycles: 0,
+            in_flight: HashSet::new(),
+            parked: Vec::new(),
+            parked_bytes: 0,
         };
         c.refresh_tenants();
         c
@@ -144,8 +158,8 @@ impl Collector {
         if restart_exports {
             self.start_exports();
         }
-        self.global = global;
-        self.tenants.clear();
+        self.global = Arc::new(global);
+        Arc::make_mut(&mut self.tenants).clear();
         for h in self.hosts.values_mut() {
             h.defs = None;
         }

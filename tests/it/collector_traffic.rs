@@ -702,3 +702,72 @@ fn sample_times_far_from_the_collectors_clock_are_refused() {
     assert!(c.counters.accepted >= 2, "{:?}", c.counters);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A write cycle's hosts are on the worker threads while the collector's
+/// thread handles the datagrams that arrive: a payload of a host out
+/// there waits for it (it neither makes a second state nor is lost) and is
+/// stored with the next cycle; a payload of a host already back is merged
+/// at once.
+#[test]
+fn payloads_of_hosts_on_the_worker_threads_wait_for_them() {
+    let tenant = Uuid::from_u128(0x0296d893_8187_4f44_a31b_bf3b4c19fc10);
+    let key = [42u8; 32];
+    let tenant_key = SealKey::new(&key);
+    let (root, db, mut c) = in_process("in-flight", tenant, key, "");
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    // More hosts than a chunk: the first chunk is out while the first
+    // datagrams are handled, the last ones while the second is out.
+    let hosts: Vec<Uuid> = (1..=600u128).map(Uuid::from_u128).collect();
+    let mut agents: Vec<SenderSession> = hosts
+        .iter()
+        .map(|_| SenderSession::new().unwrap())
+        .collect();
+    let sample = |seq: i64| {
+        let mut s = common::representative_host();
+        s.set(
+            MeterName::new("seq").unwrap(),
+            MeterValue::Scalar(Scalar::Int(seq)),
+            now(),
+        )
+        .unwrap();
+        split_sample(now(), &s, 16_000).unwrap().remove(0)
+    };
+    for (agent, host) in agents.iter_mut().zip(&hosts) {
+        let auth = agent
+            .auth_datagram(&tenant_key, tenant, *host, now())
+            .unwrap();
+        c.handle(&auth, from);
+        c.handle(&agent.meter_datagram(&sample(1)), from);
+    }
+    c.write_cycle();
+    // The next cycle: every host's second sample arrives at the first
+    // look at the queue, while the first chunk is on the threads.
+    let mut second: Vec<Vec<u8>> = agents
+        .iter_mut()
+        .map(|a| a.meter_datagram(&sample(2)))
+        .collect();
+    let mut looks = 0;
+    c.write_cycle_with(&mut |c| {
+        looks += 1;
+        for d in second.drain(..) {
+            c.handle(&d, from);
+        }
+    });
+    assert!(looks >= 2, "one look per chunk: {looks}");
+    assert_eq!(c.counters.accepted, 3 * hosts.len() as u64);
+    assert!(c.counters.rejected.is_empty(), "{:?}", c.counters.rejected);
+    // A host's records need increasing times (whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    c.write_cycle();
+    for host in &hosts {
+        let (_, stored) = host::latest(&db.host_dir(tenant, *host))
+            .unwrap()
+            .expect("a record");
+        assert_eq!(
+            stored.get("seq").map(|m| &m.value),
+            Some(&MeterValue::Scalar(Scalar::Int(2))),
+            "host {host}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
