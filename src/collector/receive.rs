@@ -1,7 +1,8 @@
 //! The receive thread: it only reads datagrams into a bounded queue, so
 //! write cycles, syncs and slow disks never leave the kernel's buffer
 //! unread. When the queue is full, datagrams are dropped and counted,
-//! never overwritten.
+//! never overwritten; meter datagrams are dropped first (see
+//! [`AUTH_RESERVE`]).
 //!
 //! It reads up to [`BATCH`] datagrams per system call (`recvmmsg`), and
 //! refuses what needs no key to refuse (no magic, another version, a
@@ -22,7 +23,7 @@
 //! consumer on a condition variable the thread signals), so an idle
 //! collector costs nothing.
 
-use crate::wire::peek;
+use crate::wire::{peek, Datagram};
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
@@ -52,6 +53,27 @@ pub const EARLY_REASONS: [&str; 4] = ["bad_magic", "bad_version", "malformed", "
 /// Bytes a queued datagram costs beyond its own (the vector and the
 /// address), counted against the byte bound.
 const ENTRY_OVERHEAD: usize = 64;
+
+/// The part of the queue's bounds (one part in this many) that only auth
+/// datagrams may fill. An auth datagram opens a host's session for all
+/// its next datagrams (an agent sends one every 30 samples), so when the
+/// queue overflows, meter datagrams are dropped first: at a million
+/// hosts, auth datagrams lost in an overflow cost 12,746 hosts their
+/// samples until their agents' next auth datagram.
+const AUTH_RESERVE: usize = 16;
+
+/// Whether a datagram of `cost` bytes (`auth`: an auth datagram) goes in
+/// a queue holding `queued` (datagrams, bytes) within `bounds` (the
+/// same): meter datagrams only below the auth datagrams' reserve.
+fn admits(auth: bool, cost: usize, queued: (usize, usize), bounds: (usize, usize)) -> bool {
+    let (count, bytes) = bounds;
+    let (count, bytes) = if auth {
+        (count, bytes)
+    } else {
+        (count - count / AUTH_RESERVE, bytes - bytes / AUTH_RESERVE)
+    };
+    queued.0 < count && queued.1 + cost <= bytes
+}
 
 /// A received datagram and its sender.
 pub type Received = (Vec<u8>, SocketAddr);
@@ -142,7 +164,8 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
                         for d in batch.drain(..) {
                             let cost = d.0.len() + ENTRY_OVERHEAD;
                             let queued = thread_stats.bytes.load(Ordering::Relaxed);
-                            if q.len() < capacity && queued + cost <= byte_bound {
+                            let auth = matches!(peek(&d.0), Ok(Datagram::Auth(_)));
+                            if admits(auth, cost, (q.len(), queued), (capacity, byte_bound)) {
                                 thread_stats.bytes.fetch_add(cost, Ordering::Relaxed);
                                 q.push_back(d);
                             } else {
@@ -339,5 +362,28 @@ fn to_socket_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_datagrams_leave_the_last_part_of_the_queue_to_auth_datagrams() {
+        let bounds = (1600, 160_000);
+        // Room for both.
+        assert!(admits(false, 1000, (0, 0), bounds));
+        assert!(admits(true, 100, (0, 0), bounds));
+        // In the reserve: auth datagrams only, by bytes and by count.
+        assert!(!admits(false, 1000, (100, 150_000), bounds));
+        assert!(admits(true, 100, (100, 150_000), bounds));
+        assert!(!admits(false, 10, (1500, 15_000), bounds));
+        assert!(admits(true, 10, (1500, 15_000), bounds));
+        // Full: nothing.
+        assert!(!admits(true, 100, (100, 159_950), bounds));
+        assert!(!admits(true, 10, (1600, 16_000), bounds));
+        // A queue of one datagram still takes one.
+        assert!(admits(false, 10, (0, 0), (1, 65_600)));
     }
 }

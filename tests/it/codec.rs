@@ -432,17 +432,11 @@ fn bad_name_heads_are_rejected() {
 #[test]
 fn names_checked_by_their_new_bytes_agree_with_the_full_check() {
     let alphabet = b"ab/c.Z -_";
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let random_name = |next: &mut dyn FnMut() -> u64| {
-        let len = 1 + (next() % 8) as usize;
+    let mut rng = common::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let random_name = |rng: &mut common::Rng| {
+        let len = 1 + rng.below(8);
         (0..len)
-            .map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize]))
+            .map(|_| char::from(alphabet[rng.below(alphabet.len())]))
             .collect::<String>()
     };
     let (mut accepted, mut refused) = (0, 0);
@@ -453,8 +447,8 @@ fn names_checked_by_their_new_bytes_agree_with_the_full_check() {
         binary::put_header(&mut p, 0);
         let mut prev = String::new();
         for records in 1..=4 {
-            let keep = (next() % (prev.len() as u64 + 1)) as usize;
-            let name = format!("{}{}", &prev[..keep], random_name(&mut next));
+            let keep = rng.below(prev.len() + 1);
+            let name = format!("{}{}", &prev[..keep], random_name(&mut rng));
             binary::put_record(&mut p, &prev, &name, &MeterValue::Null);
             let decoded = binary::validate_payload(&p);
             match opticon::model::name::validate(&name) {
