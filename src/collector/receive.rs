@@ -135,6 +135,7 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
         .spawn(move || {
             let mut reader = BatchReader::new();
             let mut batch = Vec::with_capacity(BATCH);
+            let mut auth: Vec<bool> = Vec::with_capacity(BATCH);
             let mut empty = 0u32;
             while !thread_stop.load(Ordering::Relaxed) {
                 batch.clear();
@@ -142,12 +143,18 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
                     Ok(0) => {}
                     Ok(_) => {
                         empty = 0;
+                        // Whether each datagram kept is an auth datagram,
+                        // told by the one look at its header.
+                        auth.clear();
                         batch.retain(|(d, _)| match peek(d) {
                             Ok(_) if d.len() > max_datagram => {
                                 thread_stats.early[3].fetch_add(1, Ordering::Relaxed);
                                 false
                             }
-                            Ok(_) => true,
+                            Ok(kind) => {
+                                auth.push(matches!(kind, Datagram::Auth(_)));
+                                true
+                            }
                             Err(r) => {
                                 if let Some(i) =
                                     EARLY_REASONS.iter().position(|x| *x == r.counter())
@@ -161,10 +168,9 @@ pub fn start(sock: UdpSocket, bounds: Bounds) -> io::Result<Queue> {
                             return;
                         };
                         let q = &mut shared.queue;
-                        for d in batch.drain(..) {
+                        for (d, &auth) in batch.drain(..).zip(&auth) {
                             let cost = d.0.len() + ENTRY_OVERHEAD;
                             let queued = thread_stats.bytes.load(Ordering::Relaxed);
-                            let auth = matches!(peek(&d.0), Ok(Datagram::Auth(_)));
                             if admits(auth, cost, (q.len(), queued), (capacity, byte_bound)) {
                                 thread_stats.bytes.fetch_add(cost, Ordering::Relaxed);
                                 q.push_back(d);

@@ -400,9 +400,8 @@ pub struct PayloadReader<'a> {
     slash: u8,
 }
 
-/// A record head whose name has not been validated yet.
+/// A record head (its name, checked, is the reader's).
 struct RawHead {
-    name_at: usize,
     kind: Kind,
     shape: Shape,
 }
@@ -605,7 +604,6 @@ impl<'a> PayloadReader<'a> {
         if self.pos == self.buf.len() {
             return Ok(None);
         }
-        let name_at = self.pos;
         self.mark = self.pos;
         let head = self.byte()?;
         let (shared, len) = match head {
@@ -671,11 +669,7 @@ impl<'a> PayloadReader<'a> {
         };
         self.kind = kind;
         self.remaining = shape.values();
-        Ok(Some(RawHead {
-            name_at,
-            kind,
-            shape,
-        }))
+        Ok(Some(RawHead { kind, shape }))
     }
 
     /// The next raw head, with faults turned into public errors.
@@ -842,14 +836,6 @@ pub struct Applied {
     pub refused: usize,
 }
 
-/// Validate raw name bytes from a record head.
-fn name_str(raw: &[u8], at: usize) -> Result<&str, CodecError> {
-    name::from_bytes(raw).map_err(|e| CodecError {
-        offset: at,
-        kind: CodecErrorKind::BadName(e),
-    })
-}
-
 /// Merge a payload into a host's meters, in one pass.
 ///
 /// Records are applied as they are read: a malformed record stops the
@@ -893,7 +879,7 @@ fn apply_payload_stamped(
         let slot = w.existing(r.name.as_bytes());
         let stored = match (head.shape, slot) {
             (Shape::Null, _) => {
-                let name = name_str(r.name.as_bytes(), head.name_at)?;
+                let name = r.name.as_str();
                 match MeterName::new(name) {
                     Ok(name) => w.set(name, MeterValue::Null, time),
                     Err(e) => Err(HostError::BadName(e)),
@@ -906,7 +892,7 @@ fn apply_payload_stamped(
             }
             (Shape::Scalar, None) => {
                 let v = r.next_value()?;
-                let name = name_str(r.name.as_bytes(), head.name_at)?;
+                let name = r.name.as_str();
                 w.scalar(name, v, time)
             }
             (Shape::Array { len }, _) => fill(&mut w, &mut r, &head, slot, len, 0, len, true)?,
@@ -939,10 +925,10 @@ fn fill(
     let array = match slot {
         Some(i) => w.array_at(i, head.kind, total, time, whole),
         None => {
-            // A new meter (rare): validate its name, copied out of the
-            // reader so that the values can be read next.
+            // A new meter (rare): its name (checked by the reader) copied
+            // out of the reader so that the values can be read next.
             let name_buf = r.name;
-            let name = name_str(name_buf.as_bytes(), head.name_at)?;
+            let name = name_buf.as_str();
             match w.array(name, head.kind, total, time, whole) {
                 Ok(a) => Some(a),
                 // Refused: the reader skips the values at the next head.
