@@ -42,6 +42,13 @@ const PROCS: [&str; 16] = [
 ];
 const USERS: [&str; 5] = ["root", "www-data", "postgres", "app", "opticon"];
 
+/// Hosts in a hundred with a disk nearly full, by default: they go to
+/// WARN and then ALERT in their first minutes and stay there, while the
+/// rest stay OK. A fleet where every host has one (100) changes status
+/// all together, twice in its first ten minutes: a mass event, not a
+/// steady state.
+pub const FULL_DISK_PERCENT: u64 = 2;
+
 /// One host's agent, producing a sample a minute with values that move
 /// the way real ones do: counters climb, gauges and rates wander, the
 /// process table reorders and churns, disks fill slowly, a meter now and
@@ -64,8 +71,17 @@ pub struct FakeHost {
 }
 
 impl FakeHost {
-    /// A host whose values follow from `seed`.
+    /// A host whose values follow from `seed`, in a fleet with
+    /// [`FULL_DISK_PERCENT`] hosts in a hundred near a full disk.
     pub fn new(seed: u64) -> FakeHost {
+        FakeHost::in_fleet(seed, FULL_DISK_PERCENT)
+    }
+
+    /// A host whose values follow from `seed`, in a fleet where
+    /// `full_disk_percent` hosts in a hundred have a disk nearly full
+    /// (which ones follows from the seed too).
+    pub fn in_fleet(seed: u64, full_disk_percent: u64) -> FakeHost {
+        let full = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % 100 < full_disk_percent;
         let mut rng = Rng(seed | 1);
         let top = (0..10)
             .map(|i| (1000 + rng.below(30000) as i64, i, rng.below(5) as usize))
@@ -74,7 +90,8 @@ impl FakeHost {
         for c in &mut counters {
             *c = rng.below(1 << 40) as i64;
         }
-        let pused = [41.5, 12.25, 97.0, 55.5, 3.75].map(|p| p + rng.frac(2.0));
+        let third = if full { 97.0 } else { 71.0 };
+        let pused = [41.5, 12.25, third, 55.5, 3.75].map(|p| p + rng.frac(2.0));
         FakeHost {
             free_kb: 8_000_000 + rng.below(1_000_000) as i64,
             optional_for: 1 + rng.below(120) as i64,

@@ -26,16 +26,25 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// One simulated host. Only what its next sample follows from is kept
+/// between rounds (a fresh sample is made and split when it is sent):
+/// a million of them once held their last sample and its payloads too,
+/// 10.7 GB that the collector under test lost to its page cache.
 struct SimHost {
     id: Uuid,
     session: SenderSession,
     fake: FakeHost,
-    /// The sample sent (constant mode: the first, always).
-    first: crate::model::HostMeters,
-    /// The time the payloads were split at.
+    /// Constant mode: the one sample sent every round.
+    constant: Option<Constant>,
+    samples: u64,
+}
+
+/// The unchanging sample of `--constant`, and its payloads as split at
+/// `sealed_at` (split again when the second changes).
+struct Constant {
+    sample: crate::model::HostMeters,
     sealed_at: i64,
     payloads: Vec<Vec<u8>>,
-    samples: u64,
 }
 
 fn options() -> getopts::Options {
@@ -80,6 +89,12 @@ fn options() -> getopts::Options {
         "",
         "constant",
         "resend each host's first sample (no changes between samples)",
+    );
+    o.optopt(
+        "",
+        "full-disks",
+        "hosts in a hundred with a disk nearly full (default 2; 100: the whole fleet changes status together)",
+        "PERCENT",
     );
     o.optopt(
         "",
@@ -147,6 +162,10 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
     let count = number(m, "count", u64::MAX)?;
     let rotate = number(m, "rotate", 30)?.max(1);
     let max_datagram = number(m, "max-datagram", 1400)? as usize;
+    let full_disks = number(m, "full-disks", crate::fleet::FULL_DISK_PERCENT)?;
+    if full_disks > 100 {
+        return Err(format!("--full-disks {full_disks} is more than 100"));
+    }
     let to = SocketAddr::new(ip, port);
     let local: SocketAddr = if ip.is_ipv4() {
         "127.0.0.1:0"
@@ -161,20 +180,27 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
 
     let mut fleet = Vec::with_capacity(hosts as usize);
     for i in 0..hosts {
-        let mut fake = FakeHost::new(i + 1);
+        let mut fake = FakeHost::in_fleet(i + 1, full_disks);
         if let Some(name) = m.opt_str("hostname") {
             fake.hostname = name;
         }
-        let first = fake.sample(now);
-        let payloads = split_sample(now, &first, max_datagram).map_err(|e| e.to_string())?;
+        let constant = if m.opt_present("constant") {
+            let sample = fake.sample(now);
+            let payloads = split_sample(now, &sample, max_datagram).map_err(|e| e.to_string())?;
+            Some(Constant {
+                sample,
+                sealed_at: now,
+                payloads,
+            })
+        } else {
+            None
+        };
         let session = SenderSession::new().map_err(|e| e.to_string())?;
         fleet.push(SimHost {
             id: Uuid::from_u64_pair(0x0b71_c0de_0000_0000 | i, i),
             session,
             fake,
-            first,
-            sealed_at: now,
-            payloads,
+            constant,
             samples: 0,
         });
     }
@@ -220,21 +246,27 @@ fn generate(m: &getopts::Matches) -> Result<String, String> {
                 send(&d, &mut sent);
                 auths += 1;
             }
-            if h.samples > 0 {
-                // A fresh sample each round; in constant mode the first
-                // one again, with the time of now (the collector refuses
-                // sample times far from its clock).
-                let now = crate::model::unix_now();
-                if !constant {
-                    h.first = h.fake.sample(now);
+            // A fresh sample each round; in constant mode the first one
+            // again, with the time of now (the collector refuses sample
+            // times far from its clock).
+            let now = crate::model::unix_now();
+            let fresh;
+            let payloads = match &mut h.constant {
+                Some(c) => {
+                    if now != c.sealed_at {
+                        c.payloads = split_sample(now, &c.sample, max_datagram)
+                            .map_err(|e| e.to_string())?;
+                        c.sealed_at = now;
+                    }
+                    &c.payloads
                 }
-                if !constant || now != h.sealed_at {
-                    h.payloads =
-                        split_sample(now, &h.first, max_datagram).map_err(|e| e.to_string())?;
-                    h.sealed_at = now;
+                None => {
+                    fresh = split_sample(now, &h.fake.sample(now), max_datagram)
+                        .map_err(|e| e.to_string())?;
+                    &fresh
                 }
-            }
-            for p in &h.payloads {
+            };
+            for p in payloads {
                 h.session.seal_meter_into(p, &mut buf);
                 send(&buf, &mut sent);
             }

@@ -250,7 +250,7 @@ impl Collector {
         });
         self.scratch = scratch;
         // What follows the hosts, step by step, for the debug line.
-        let mut steps = Steps::default();
+        let mut steps = Steps::new(self.queue_drops());
         // The host logs' writers are done before the sync, so that every
         // entry is durable with this cycle's samples.
         let logged = logs.finish();
@@ -262,7 +262,7 @@ impl Collector {
         for (key, disk, fresh) in after_logs {
             self.index_append(key, now, disk, fresh);
         }
-        steps.done("waiting for host logs");
+        steps.done("waiting for host logs", self.queue_drops());
         if let Some(line) =
             change_lines.finish("status changes this cycle (each is in its host's log)")
         {
@@ -297,7 +297,7 @@ impl Collector {
                 }
             ));
         }
-        steps.done("reports");
+        steps.done("reports", self.queue_drops());
         steps.aside(|| between(self));
         // The open sessions are written while the sync waits for the disk
         // (the file need not be durable: the next cycle writes it again).
@@ -321,14 +321,14 @@ impl Collector {
         if let Err(e) = sessions {
             svc::log::warn(&e.to_string());
         }
-        steps.done("sync and sessions");
+        steps.done("sync and sessions", self.queue_drops());
         self.commit_stores(&mut stores, synced, now);
         for (t, n) in unlocked {
             svc::log::warn(&format!(
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
             ));
         }
-        steps.done("day indexes");
+        steps.done("day indexes", self.queue_drops());
         steps.aside(|| between(self));
         self.flush_exports();
         self.notifier.send_due();
@@ -339,21 +339,21 @@ impl Collector {
                 svc::log::warn(&line);
             }
         }
-        steps.done("exports and notifications");
+        steps.done("exports and notifications", self.queue_drops());
         steps.aside(|| between(self));
         release_free_memory();
-        steps.done("heap trim");
+        steps.done("heap trim", self.queue_drops());
         steps.aside(|| between(self));
         self.publish_metrics(started.elapsed(), &by_status);
         self.publish_indexes();
-        steps.done("host lists");
+        steps.done("host lists", self.queue_drops());
         steps.aside(|| between(self));
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
             && self.quota_walk.is_none()
         {
             self.last_quota = Instant::now();
             let purged = self.purge_silent();
-            steps.done("purge");
+            steps.done("purge", self.queue_drops());
             let (known, last_walk) = &self.walked;
             let walk_due = purged
                 || last_walk
@@ -372,7 +372,7 @@ impl Collector {
             } else {
                 let rest = known.iter().map(|(t, b)| (*t, Ok(*b))).collect();
                 self.enforce_quotas(rest);
-                steps.done("quotas");
+                steps.done("quotas", self.queue_drops());
             }
         }
         if self.quota_walk.as_ref().is_some_and(|w| w.is_finished()) {
@@ -388,7 +388,7 @@ impl Collector {
                     Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
                 }
             }
-            steps.done("quotas");
+            steps.done("quotas", self.queue_drops());
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let dropped = self.queue_drops().saturating_sub(drops_before);
@@ -617,18 +617,23 @@ impl std::fmt::Display for HostBytes {
     }
 }
 
-/// Named steps and how long each took, as "name N ms, ...".
+/// Named steps, how long each took and how many datagrams the full
+/// receive queue dropped meanwhile, as "name N ms (D dropped), ...".
 struct Steps {
     last: Instant,
-    taken: Vec<(&'static str, Duration)>,
+    /// The queue's drop count at the last step.
+    drops_then: u64,
+    taken: Vec<(&'static str, Duration, u64)>,
     /// Of the steps' time, datagrams handled after and during them.
     aside: Duration,
 }
 
-impl Default for Steps {
-    fn default() -> Steps {
+impl Steps {
+    /// Steps from now, the queue's drop count being `drops`.
+    fn new(drops: u64) -> Steps {
         Steps {
             last: Instant::now(),
+            drops_then: drops,
             taken: Vec::new(),
             aside: Duration::ZERO,
         }
@@ -643,19 +648,25 @@ impl Steps {
         self.aside += t.elapsed();
     }
 
-    /// The step since the last one is done.
-    fn done(&mut self, name: &'static str) {
+    /// The step since the last one is done, the queue's drop count
+    /// being `drops`.
+    fn done(&mut self, name: &'static str, drops: u64) {
         let now = Instant::now();
-        self.taken.push((name, now - self.last));
+        let dropped = drops.saturating_sub(self.drops_then);
+        self.taken.push((name, now - self.last, dropped));
         self.last = now;
+        self.drops_then = drops;
     }
 }
 
 impl std::fmt::Display for Steps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (name, took)) in self.taken.iter().enumerate() {
+        for (i, (name, took, dropped)) in self.taken.iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
             write!(f, "{sep}{name} {:.1} ms", took.as_secs_f64() * 1e3)?;
+            if *dropped > 0 {
+                write!(f, " ({dropped} dropped)")?;
+            }
         }
         write!(
             f,
