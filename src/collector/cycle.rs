@@ -5,6 +5,7 @@
 
 use super::hostlogs;
 use super::hosts::HostState;
+use super::metrics;
 use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
@@ -43,6 +44,10 @@ const SYNC_LOOK: Duration = Duration::from_millis(2);
 /// flood syslog with a line per host.
 pub const STATUS_LINES_PER_CYCLE: usize = 100;
 
+/// Hosts first heard between two write cycles that are logged one by
+/// one; the rest are counted in one line at the next cycle.
+pub const NEW_HOST_LINES_PER_CYCLE: usize = 100;
+
 impl Collector {
     /// One write cycle: judge every host and store one record each, then
     /// make the cycle durable with one sync. Hosts are visited tenant by
@@ -61,6 +66,15 @@ impl Collector {
         let now = unix_now();
         let drops_before = self.queue_drops();
         self.cycles = self.cycles.wrapping_add(1);
+        let new_hosts = std::mem::replace(
+            &mut self.new_host_lines,
+            svc::log::Burst::new(NEW_HOST_LINES_PER_CYCLE),
+        );
+        if let Some(line) =
+            new_hosts.finish("hosts heard for the first time since the last write cycle")
+        {
+            svc::log::info(&line);
+        }
         self.forget_silent();
         let tenants = &self.tenants;
         self.hosts.retain(|key, _| tenants.contains_key(&key.0));
@@ -107,7 +121,7 @@ impl Collector {
         // Status changes' host-log entries, written beside the hosts.
         let mut logs = hostlogs::Writers::new();
         let mut after_logs = Vec::new();
-        let mut stores = self.lock_stores(&keys);
+        let stores = self.lock_stores(&keys);
         let mut unlocked: HashMap<Uuid, usize> = HashMap::new();
         let mut change_lines = svc::log::Burst::new(STATUS_LINES_PER_CYCLE);
         // Two buffers for the chunks (one out on the threads, one coming
@@ -256,7 +270,7 @@ impl Collector {
         let logged = logs.finish();
         for (key, next) in &logged.corrections {
             if let Some(h) = self.hosts.get_mut(key) {
-                h.log_next = *next;
+                h.log_next = next.and_then(std::num::NonZeroU64::new);
             }
         }
         for (key, disk, fresh) in after_logs {
@@ -303,7 +317,9 @@ impl Collector {
         // (the file need not be durable: the next cycle writes it again).
         // The queue is read meanwhile (at a million hosts the sync takes
         // seconds, and the receive queue holds about two).
-        let (synced, sessions) = std::thread::scope(|s| {
+        let lines = self.sessions_snapshot(now);
+        let root = db.root().to_path_buf();
+        let synced = std::thread::scope(|s| {
             let sync = s.spawn(|| {
                 written == 0
                     || db
@@ -311,18 +327,32 @@ impl Collector {
                         .map_err(|e| svc::log::err(&format!("sync: {e}")))
                         .is_ok()
             });
-            let sessions = self.publish_sessions(now);
-            while !sync.is_finished() {
+            let sessions = s.spawn(move || {
+                if let Err(e) = metrics::write_sessions(&root, &lines) {
+                    svc::log::warn(&e.to_string());
+                }
+            });
+            while !sync.is_finished() || !sessions.is_finished() {
                 steps.aside(|| between(self));
                 std::thread::sleep(SYNC_LOOK);
             }
-            (sync.join().unwrap_or(false), sessions)
+            sync.join().unwrap_or(false)
         });
-        if let Err(e) = sessions {
-            svc::log::warn(&e.to_string());
-        }
         steps.done("sync and sessions", self.queue_drops());
-        self.commit_stores(&mut stores, synced, now);
+        // The day indexes are written on a thread of their own too (a
+        // million hosts' index takes about half a second).
+        let committed = std::thread::scope(|s| {
+            let commit = s.spawn(|| commit_stores(stores, synced, now));
+            while !commit.is_finished() {
+                steps.aside(|| between(self));
+                std::thread::sleep(SYNC_LOOK);
+            }
+            commit.join()
+        });
+        match committed {
+            Ok(stores) => self.stores.extend(stores),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
         for (t, n) in unlocked {
             svc::log::warn(&format!(
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
@@ -455,30 +485,6 @@ impl Collector {
             }
         }
         locked
-    }
-
-    /// After the sync: write each store's indexes (what readers see),
-    /// release the locks, and keep only today's day files open.
-    fn commit_stores(
-        &mut self,
-        stores: &mut HashMap<Uuid, Mutex<TenantStore>>,
-        synced: bool,
-        now: i64,
-    ) {
-        for (t, store) in stores.drain() {
-            {
-                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = s.write_indexes(synced) {
-                    svc::log::err(&format!("tenant {t}: {e}"));
-                }
-                for d in s.damage.drain(..) {
-                    svc::log::warn(&d);
-                }
-                s.unlock();
-                s.close_before(crate::db::time::Date::of(now));
-            }
-            self.stores.insert(t, store);
-        }
     }
 
     /// What storing a host leaves to the hosts' shared state: its status
@@ -685,4 +691,31 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Write the day indexes of the cycle's `stores` (their records durable
+/// when `synced`), unlock them and close the files of days before
+/// `now`'s; the stores go back to the collector.
+fn commit_stores(
+    stores: HashMap<Uuid, Mutex<TenantStore>>,
+    synced: bool,
+    now: i64,
+) -> Vec<(Uuid, Mutex<TenantStore>)> {
+    stores
+        .into_iter()
+        .map(|(t, store)| {
+            {
+                let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = s.write_indexes(synced) {
+                    svc::log::err(&format!("tenant {t}: {e}"));
+                }
+                for d in s.damage.drain(..) {
+                    svc::log::warn(&d);
+                }
+                s.unlock();
+                s.close_before(crate::db::time::Date::of(now));
+            }
+            (t, store)
+        })
+        .collect()
 }

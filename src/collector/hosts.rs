@@ -13,6 +13,7 @@ use crate::model::binary::{apply_payload, apply_payload_at, put_restamped, Paylo
 use crate::model::{unix_now, HostMeters, MeterValue, Scalar, Status};
 use crate::svc;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -23,9 +24,57 @@ use uuid::Uuid;
 /// `host.conf` was last looked at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct DefsStamp {
-    tenant: Option<SystemTime>,
-    host: Option<SystemTime>,
-    dir: Option<SystemTime>,
+    tenant: FileTime,
+    host: FileTime,
+    dir: FileTime,
+}
+
+/// A file's modification time in nanoseconds since the epoch, 0 for a
+/// file that has none (8 bytes a time where `Option<SystemTime>` takes
+/// 16: a host keeps three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileTime(u64);
+
+impl FileTime {
+    fn of(time: Option<SystemTime>) -> FileTime {
+        FileTime(
+            time.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| (d.as_nanos() as u64).max(1)),
+        )
+    }
+
+    /// The time again (`of` gives it back unchanged).
+    fn time(self) -> Option<SystemTime> {
+        (self.0 > 0).then(|| std::time::UNIX_EPOCH + Duration::from_nanos(self.0))
+    }
+}
+
+/// Payloads as received (length-prefixed) waiting for a busy host's
+/// write cycle: most hosts have none, so they are kept behind one
+/// pointer (8 bytes a host where a vector takes 24).
+#[derive(Default)]
+// A boxed vector on purpose: one word in the host, three behind it.
+#[allow(clippy::box_collection)]
+pub(super) struct Pending(Option<Box<Vec<u8>>>);
+
+impl Pending {
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+
+    /// The payloads, each after its length as a varint.
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.0.as_deref().map_or(&[], |v| v.as_slice())
+    }
+
+    /// Bytes allocated.
+    pub(super) fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| v.capacity())
+    }
+
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        self.0.get_or_insert_with(Default::default)
+    }
 }
 
 /// A host's `host.conf` is looked at when its directory changed (the
@@ -39,6 +88,10 @@ pub const HOST_CONF_RECHECK: u64 = 16;
 /// the cycle and its payloads merge as they arrive.
 const PENDING_LIMIT: usize = 16 << 10;
 
+/// Bytes a [`HostState`] takes at most (checked by a test).
+#[cfg(test)]
+const HOST_STATE_MAX: usize = 232;
+
 /// One host's live state.
 ///
 /// Between write cycles a host costs its packed meters (changes against
@@ -48,7 +101,7 @@ const PENDING_LIMIT: usize = 16 << 10;
 /// payload and in the cycle), however many datagrams it sends.
 pub(super) struct HostState {
     pub(super) packed: Packed,
-    pub(super) pending: Vec<u8>,
+    pub(super) pending: Pending,
     /// A busy host's current meters (`packed` and `pending` are then
     /// out of date).
     pub(super) busy: Option<Box<HostMeters>>,
@@ -72,7 +125,7 @@ pub(super) struct HostState {
     /// The number of the host log's next entry, once known (the
     /// collector is the log's only writer: it need not read the log
     /// again for each status change).
-    pub(super) log_next: Option<u64>,
+    pub(super) log_next: Option<NonZeroU64>,
 }
 
 /// Working buffers of one write-cycle worker, reused from host to host
@@ -97,7 +150,7 @@ impl HostState {
     pub(super) fn new(from: SocketAddr) -> HostState {
         HostState {
             packed: Packed::pack(&HostMeters::new(), None),
-            pending: Vec::new(),
+            pending: Pending::default(),
             busy: None,
             badness: 0.0,
             status: Status::Unset,
@@ -142,7 +195,7 @@ impl HostState {
             scratch.meters = HostMeters::new();
             as_packed = false;
         }
-        let mut r = PayloadReader::bare(&self.pending);
+        let mut r = PayloadReader::bare(self.pending.bytes());
         while let Ok(n) = r.read_varint() {
             match r.read_bytes(n as usize) {
                 // Validated on arrival.
@@ -150,7 +203,7 @@ impl HostState {
                 Err(_) => break,
             }
         }
-        self.pending = Vec::new();
+        self.pending = Pending::default();
         (has_base, as_packed)
     }
 
@@ -179,16 +232,19 @@ impl HostState {
         dir: &Path,
     ) -> Arc<Vec<MeterDef>> {
         if let Some((m, defs)) = &self.defs {
-            if m.tenant == tenant_modified && m.dir == dir_modified && !recheck {
+            if m.tenant == FileTime::of(tenant_modified)
+                && m.dir == FileTime::of(dir_modified)
+                && !recheck
+            {
                 return Arc::clone(defs);
             }
         }
         let path = &dir.join(HOST_FILE);
         let modified = mtime(path);
         let stamp = DefsStamp {
-            tenant: tenant_modified,
-            host: modified,
-            dir: dir_modified,
+            tenant: FileTime::of(tenant_modified),
+            host: FileTime::of(modified),
+            dir: FileTime::of(dir_modified),
         };
         if let Some((m, defs)) = &mut self.defs {
             if (m.tenant, m.host) == (stamp.tenant, stamp.host) {
@@ -214,7 +270,7 @@ impl HostState {
     /// The modification time of the host's directory when it was last
     /// looked at.
     pub(super) fn dir_modified(&self) -> Option<SystemTime> {
-        self.defs.as_ref().and_then(|(stamp, _)| stamp.dir)
+        self.defs.as_ref().and_then(|(stamp, _)| stamp.dir.time())
     }
 
     /// Keep a payload (validated) for the next write cycle, stamped
@@ -233,7 +289,7 @@ impl HostState {
             self.packed = Packed::pack(&scratch.meters, has_base.then_some(&scratch.base));
             return;
         }
-        if self.busy.is_none() && self.pending.len() + payload.len() > PENDING_LIMIT {
+        if self.busy.is_none() && self.pending.bytes().len() + payload.len() > PENDING_LIMIT {
             self.unpack_into(scratch);
             self.busy = Some(Box::new(std::mem::take(&mut scratch.meters)));
         }
@@ -242,7 +298,7 @@ impl HostState {
             return;
         }
         // Validated on arrival: the header reads.
-        let _ = put_restamped(&mut self.pending, payload, time, true);
+        let _ = put_restamped(self.pending.buffer(), payload, time, true);
     }
 }
 
@@ -273,10 +329,12 @@ impl Collector {
             meters.stamp(unix_now());
             state.packed = Packed::pack(&meters, None);
         }
-        svc::log::info(&format!(
-            "host {host} of tenant {tenant} seen from {}",
-            from.ip()
-        ));
+        if self.new_host_lines.admit() {
+            svc::log::info(&format!(
+                "host {host} of tenant {tenant} seen from {}",
+                from.ip()
+            ));
+        }
         self.hosts.insert(key, Box::new(state));
         self.usage.entry(tenant).or_default().hosts += 1;
     }
@@ -311,6 +369,14 @@ mod tests {
     use crate::db::format::FRAME_DELTA;
     use crate::fleet::FakeHost;
     use crate::model::binary::encode_sample;
+
+    /// A host in memory: at a million hosts each byte of it is a
+    /// megabyte.
+    #[test]
+    fn a_host_stays_small() {
+        let size = std::mem::size_of::<HostState>();
+        assert!(size <= HOST_STATE_MAX, "{size} bytes");
+    }
 
     #[test]
     fn the_first_payload_of_a_cycle_is_merged_and_later_ones_wait() {

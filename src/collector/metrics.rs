@@ -9,47 +9,31 @@ use crate::db::published::{METRICS_FILE, SESSIONS_FILE};
 use crate::model::{unix_now, Status};
 use crate::svc;
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
+use uuid::Uuid;
 
 impl Collector {
-    /// The open sessions, without their keys, for the API's `/session`.
-    pub(super) fn publish_sessions(&self, now: i64) -> Result<(), crate::db::DbError> {
-        use std::fmt::Write;
-        let path = self.db.root().join(SESSIONS_FILE);
-        let mut out = crate::db::Replacement::create(&path)?;
-        out.write(b"{\"session\": [")?;
-        let mut line = String::new();
-        let mut first = true;
-        for (id, s) in &self.sessions {
-            let Some(h) = self.hosts.get(&(s.tenant, s.host)) else {
-                continue;
-            };
-            line.clear();
-            let seen = now - h.last_seen.elapsed().as_secs() as i64;
-            // The original's client reads sessid and addr as integers (its
-            // ID column is both in hex): the session id's low 32 bits and
-            // the IPv4 address (0 for IPv6); `session` and `remote` carry
-            // them whole.
-            let addr = match h.remote.ip() {
-                std::net::IpAddr::V4(v4) => u32::from(v4),
-                std::net::IpAddr::V6(_) => 0,
-            };
-            let _ = write!(
-                line,
-                "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": {addr}, \"sessid\": {}, \"session\": \"{id:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
-                if first { "" } else { "," },
-                s.tenant,
-                s.host,
-                id & 0xffff_ffff,
-                crate::db::time::iso(seen),
-                s.window.highest(),
-                h.remote
-            );
-            out.write(line.as_bytes())?;
-            first = false;
-        }
-        out.write(b"\n]}\n")?;
-        out.commit()
+    /// The open sessions as `collector.sessions` lists them, taken on the
+    /// collector's thread (a look-up each) so that [`write_sessions`]
+    /// can format and write them on another: at a million hosts that is
+    /// 250 MB, seconds in which the receive queue would go unread.
+    pub(super) fn sessions_snapshot(&self, now: i64) -> Vec<SessionLine> {
+        self.sessions
+            .iter()
+            .filter_map(|(id, s)| {
+                let h = self.hosts.get(&(s.tenant, s.host))?;
+                Some(SessionLine {
+                    tenant: s.tenant,
+                    host: s.host,
+                    session: *id,
+                    seen: now - h.last_seen.elapsed().as_secs() as i64,
+                    serial: s.window.highest(),
+                    remote: h.remote,
+                })
+            })
+            .collect()
     }
 
     /// Datagrams received and rejected by reason, including those the
@@ -162,4 +146,52 @@ impl Collector {
             svc::log::warn(&e.to_string());
         }
     }
+}
+
+/// One open session as the sessions file lists it.
+pub(super) struct SessionLine {
+    tenant: Uuid,
+    host: Uuid,
+    session: u64,
+    /// When its host was last heard (Unix time).
+    seen: i64,
+    /// The highest serial accepted.
+    serial: u64,
+    remote: SocketAddr,
+}
+
+/// Write `collector.sessions` under `root` (the database's root): the open
+/// sessions without their keys, for the API's `/session`.
+pub(super) fn write_sessions(root: &Path, lines: &[SessionLine]) -> Result<(), crate::db::DbError> {
+    use std::fmt::Write;
+    let path = root.join(SESSIONS_FILE);
+    let mut out = crate::db::Replacement::create(&path)?;
+    out.write(b"{\"session\": [")?;
+    let mut line = String::new();
+    for (i, s) in lines.iter().enumerate() {
+        line.clear();
+        // The original's client reads sessid and addr as integers (its
+        // ID column is both in hex): the session id's low 32 bits and
+        // the IPv4 address (0 for IPv6); `session` and `remote` carry
+        // them whole.
+        let addr = match s.remote.ip() {
+            std::net::IpAddr::V4(v4) => u32::from(v4),
+            std::net::IpAddr::V6(_) => 0,
+        };
+        let _ = write!(
+            line,
+            "{}\n{{\"tenantid\": \"{}\", \"hostid\": \"{}\", \"addr\": {addr}, \"sessid\": {}, \"session\": \"{:016x}\", \"lastcycle\": \"{}\", \"lastserial\": {}, \"remote\": \"{}\"}}",
+            if i == 0 { "" } else { "," },
+            s.tenant,
+            s.host,
+            s.session & 0xffff_ffff,
+            s.session,
+            crate::db::time::iso(s.seen),
+            s.serial,
+            s.remote
+        );
+        out.write(line.as_bytes())?;
+    }
+    out.write(b"\n]}\n")?;
+    out.commit()
 }

@@ -88,6 +88,10 @@ pub struct Collector {
     /// Hosts out on a write cycle's worker threads: their payloads wait in
     /// `parked` until the hosts are back.
     pub(super) in_flight: HashSet<(Uuid, Uuid)>,
+    /// Hosts first heard since the last write cycle, logged one by one
+    /// up to [`super::cycle::NEW_HOST_LINES_PER_CYCLE`] (a new fleet of
+    /// a million hosts once logged a million lines in its first minute).
+    pub(super) new_host_lines: svc::log::Burst,
     /// Verified payloads of hosts in flight, in arrival order.
     pub(super) parked: Vec<super::sessions::ParkedPayload>,
     /// Their payloads' bytes (bounded by the receive queue's).
@@ -128,6 +132,7 @@ impl Collector {
             arrival: Default::default(),
             cycles: 0,
             in_flight: HashSet::new(),
+            new_host_lines: svc::log::Burst::new(super::cycle::NEW_HOST_LINES_PER_CYCLE),
             parked: Vec::new(),
             parked_bytes: 0,
         };

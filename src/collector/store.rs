@@ -21,6 +21,7 @@ use crate::model::{
 use crate::svc;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -271,12 +272,12 @@ pub(super) fn judge_and_store(
         let entry = hostlogs::Entry {
             key,
             path: dir.join(HOST_LOG),
-            seq: h.log_next.filter(|_| dir_exists),
+            seq: h.log_next.filter(|_| dir_exists).map(NonZeroU64::get),
             time: now,
             subsystem: "watcher",
             message: format!("Status change {} -> {}", old.as_str(), new.as_str()),
         };
-        h.log_next = entry.next_seq();
+        h.log_next = entry.next_seq().and_then(NonZeroU64::new);
         stored.log = Some(entry);
     }
     // A cycle in the same second as the last one (the final cycle at
