@@ -13,6 +13,7 @@ use crate::db::{DbError, TenantStore};
 use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -264,7 +265,7 @@ impl Collector {
         });
         self.scratch = scratch;
         // What follows the hosts, step by step, for the debug line.
-        let mut steps = Steps::new(self.queue_drops());
+        let mut steps = Steps::new(self.queue.as_ref().map(|q| Arc::clone(&q.drops)));
         // The host logs' writers are done before the sync, so that every
         // entry is durable with this cycle's samples.
         let logged = logs.finish();
@@ -276,7 +277,7 @@ impl Collector {
         for (key, disk, fresh) in after_logs {
             self.index_append(key, now, disk, fresh);
         }
-        steps.done("waiting for host logs", self.queue_drops());
+        steps.done("waiting for host logs");
         if let Some(line) =
             change_lines.finish("status changes this cycle (each is in its host's log)")
         {
@@ -311,7 +312,7 @@ impl Collector {
                 }
             ));
         }
-        steps.done("reports", self.queue_drops());
+        steps.done("reports");
         steps.aside(|| between(self));
         // The open sessions are written while the sync waits for the disk
         // (the file need not be durable: the next cycle writes it again).
@@ -332,21 +333,17 @@ impl Collector {
                     svc::log::warn(&e.to_string());
                 }
             });
-            while !sync.is_finished() || !sessions.is_finished() {
-                steps.aside(|| between(self));
-                std::thread::sleep(SYNC_LOOK);
-            }
+            steps.read_until(self, between, || {
+                sync.is_finished() && sessions.is_finished()
+            });
             sync.join().unwrap_or(false)
         });
-        steps.done("sync and sessions", self.queue_drops());
+        steps.done("sync and sessions");
         // The day indexes are written on a thread of their own too (a
         // million hosts' index takes about half a second).
         let committed = std::thread::scope(|s| {
             let commit = s.spawn(|| commit_stores(stores, synced, now));
-            while !commit.is_finished() {
-                steps.aside(|| between(self));
-                std::thread::sleep(SYNC_LOOK);
-            }
+            steps.read_until(self, between, || commit.is_finished());
             commit.join()
         });
         match committed {
@@ -358,7 +355,7 @@ impl Collector {
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
             ));
         }
-        steps.done("day indexes", self.queue_drops());
+        steps.done("day indexes");
         steps.aside(|| between(self));
         self.flush_exports();
         self.notifier.send_due();
@@ -369,21 +366,21 @@ impl Collector {
                 svc::log::warn(&line);
             }
         }
-        steps.done("exports and notifications", self.queue_drops());
+        steps.done("exports and notifications");
         steps.aside(|| between(self));
         release_free_memory();
-        steps.done("heap trim", self.queue_drops());
+        steps.done("heap trim");
         steps.aside(|| between(self));
         self.publish_metrics(started.elapsed(), &by_status);
         self.publish_indexes();
-        steps.done("host lists", self.queue_drops());
+        steps.done("host lists");
         steps.aside(|| between(self));
         if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
             && self.quota_walk.is_none()
         {
             self.last_quota = Instant::now();
             let purged = self.purge_silent();
-            steps.done("purge", self.queue_drops());
+            steps.done("purge");
             let (known, last_walk) = &self.walked;
             let walk_due = purged
                 || last_walk
@@ -402,7 +399,7 @@ impl Collector {
             } else {
                 let rest = known.iter().map(|(t, b)| (*t, Ok(*b))).collect();
                 self.enforce_quotas(rest);
-                steps.done("quotas", self.queue_drops());
+                steps.done("quotas");
             }
         }
         if self.quota_walk.as_ref().is_some_and(|w| w.is_finished()) {
@@ -418,7 +415,7 @@ impl Collector {
                     Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
                 }
             }
-            steps.done("quotas", self.queue_drops());
+            steps.done("quotas");
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let dropped = self.queue_drops().saturating_sub(drops_before);
@@ -627,7 +624,8 @@ impl std::fmt::Display for HostBytes {
 /// receive queue dropped meanwhile, as "name N ms (D dropped), ...".
 struct Steps {
     last: Instant,
-    /// The queue's drop count at the last step.
+    /// The receive queue's drop counter, and its count at the last step.
+    drops: Option<Arc<AtomicU64>>,
     drops_then: u64,
     taken: Vec<(&'static str, Duration, u64)>,
     /// Of the steps' time, datagrams handled after and during them.
@@ -635,11 +633,14 @@ struct Steps {
 }
 
 impl Steps {
-    /// Steps from now, the queue's drop count being `drops`.
-    fn new(drops: u64) -> Steps {
+    /// Steps from now, counting the drops of `drops` (the receive
+    /// queue's counter, when there is a queue).
+    fn new(drops: Option<Arc<AtomicU64>>) -> Steps {
+        let drops_then = drops.as_ref().map_or(0, |d| d.load(Ordering::Relaxed));
         Steps {
             last: Instant::now(),
-            drops_then: drops,
+            drops,
+            drops_then,
             taken: Vec::new(),
             aside: Duration::ZERO,
         }
@@ -654,14 +655,28 @@ impl Steps {
         self.aside += t.elapsed();
     }
 
-    /// The step since the last one is done, the queue's drop count
-    /// being `drops`.
-    fn done(&mut self, name: &'static str, drops: u64) {
+    /// The step since the last one is done.
+    fn done(&mut self, name: &'static str) {
         let now = Instant::now();
-        let dropped = drops.saturating_sub(self.drops_then);
-        self.taken.push((name, now - self.last, dropped));
+        let drops = self.drops.as_ref().map_or(0, |d| d.load(Ordering::Relaxed));
+        self.taken
+            .push((name, now - self.last, drops.saturating_sub(self.drops_then)));
         self.last = now;
         self.drops_then = drops;
+    }
+
+    /// Handle datagrams (`between`) every [`SYNC_LOOK`] until `finished`
+    /// says the threads doing a step's work are done.
+    fn read_until(
+        &mut self,
+        collector: &mut Collector,
+        between: &mut dyn FnMut(&mut Collector),
+        finished: impl Fn() -> bool,
+    ) {
+        while !finished() {
+            self.aside(|| between(collector));
+            std::thread::sleep(SYNC_LOOK);
+        }
     }
 }
 
