@@ -4,7 +4,7 @@
 //! silent hosts and enforce quotas.
 
 use super::hostlogs;
-use super::hosts::HostState;
+use super::hosts::{HostState, OVERVIEW_KEEP};
 use super::metrics;
 use super::report;
 use super::state::Collector;
@@ -131,6 +131,8 @@ impl Collector {
         // at 100,000 hosts had malloc_consolidate at 9 % of the samples).
         let mut spare: Vec<((Uuid, Uuid), Box<HostState>)> = Vec::with_capacity(CHUNK);
         let mut back_keys: Vec<(Uuid, Uuid)> = Vec::with_capacity(CHUNK);
+        // Overview buffers written out, going back to the workers.
+        let mut overviews: Vec<String> = Vec::with_capacity(CHUNK);
         // Each worker's buffers, kept from cycle to cycle.
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.resize_with(threads, Default::default);
@@ -189,6 +191,12 @@ impl Collector {
                     items.extend(chunk.iter().filter_map(|k| self.hosts.remove_entry(k)));
                     self.in_flight.extend(items.iter().map(|(k, _)| *k));
                     let mut scratch = std::mem::take(&mut scratch);
+                    // The overview buffers of the chunk before last.
+                    let share = overviews.len().div_ceil(scratch.len().max(1)).max(1);
+                    for s in scratch.iter_mut() {
+                        let at = overviews.len().saturating_sub(share);
+                        s.overviews.extend(overviews.drain(at..));
+                    }
                     let ctx = &ctx;
                     out = Some(scope.spawn(move || {
                         let t = Instant::now();
@@ -252,6 +260,9 @@ impl Collector {
                             fail(e.to_string());
                             report = None;
                         }
+                    }
+                    if done.overview.capacity() <= OVERVIEW_KEEP {
+                        overviews.push(std::mem::take(&mut done.overview));
                     }
                 }
                 shared_time += t.elapsed();
@@ -320,36 +331,25 @@ impl Collector {
         // seconds, and the receive queue holds about two).
         let lines = self.sessions_snapshot(now);
         let root = db.root().to_path_buf();
-        let synced = std::thread::scope(|s| {
-            let sync = s.spawn(|| {
+        let synced = steps.on_thread(self, between, || {
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    if let Err(e) = metrics::write_sessions(&root, &lines) {
+                        svc::log::warn(&e.to_string());
+                    }
+                });
                 written == 0
                     || db
                         .sync()
                         .map_err(|e| svc::log::err(&format!("sync: {e}")))
                         .is_ok()
-            });
-            let sessions = s.spawn(move || {
-                if let Err(e) = metrics::write_sessions(&root, &lines) {
-                    svc::log::warn(&e.to_string());
-                }
-            });
-            steps.read_until(self, between, || {
-                sync.is_finished() && sessions.is_finished()
-            });
-            sync.join().unwrap_or(false)
+            })
         });
         steps.done("sync and sessions");
         // The day indexes are written on a thread of their own too (a
         // million hosts' index takes about half a second).
-        let committed = std::thread::scope(|s| {
-            let commit = s.spawn(|| commit_stores(stores, synced, now));
-            steps.read_until(self, between, || commit.is_finished());
-            commit.join()
-        });
-        match committed {
-            Ok(stores) => self.stores.extend(stores),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        let committed = steps.on_thread(self, between, || commit_stores(stores, synced, now));
+        self.stores.extend(committed);
         for (t, n) in unlocked {
             svc::log::warn(&format!(
                 "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
@@ -379,7 +379,7 @@ impl Collector {
             && self.quota_walk.is_none()
         {
             self.last_quota = Instant::now();
-            let purged = self.purge_silent();
+            let purged = self.purge_silent(&mut steps, between);
             steps.done("purge");
             let (known, last_walk) = &self.walked;
             let walk_due = purged
@@ -398,7 +398,7 @@ impl Collector {
                 }));
             } else {
                 let rest = known.iter().map(|(t, b)| (*t, Ok(*b))).collect();
-                self.enforce_quotas(rest);
+                self.enforce_quotas(rest, &mut steps, between);
                 steps.done("quotas");
             }
         }
@@ -410,7 +410,7 @@ impl Collector {
                             .iter()
                             .filter_map(|(t, b)| Some((*t, *b.as_ref().ok()?)))
                             .collect();
-                        self.enforce_quotas(rest);
+                        self.enforce_quotas(rest, &mut steps, between);
                     }
                     Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
                 }
@@ -515,30 +515,37 @@ impl Collector {
         }
     }
 
-    /// Delete hosts whose last record is older than `interval/purge`;
-    /// true when some were.
-    fn purge_silent(&mut self) -> bool {
+    /// Delete hosts whose last record is older than `interval/purge`
+    /// (on a thread of its own: it reads every host's directory, seconds
+    /// at a million hosts, while this one handles datagrams); true when
+    /// some were.
+    fn purge_silent(&mut self, steps: &mut Steps, between: &mut dyn FnMut(&mut Collector)) -> bool {
         if self.cfg.purge == 0 {
             return false;
         }
         let cutoff = unix_now() - self.cfg.purge as i64;
-        let mut purged = Vec::new();
-        for t in self.tenants.keys() {
-            match self.db.purge_stale(*t, cutoff) {
-                Ok(hosts) => {
-                    if !hosts.is_empty() {
-                        purged.push(*t);
+        let db = self.db.clone();
+        let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
+        let purged = steps.on_thread(self, between, || {
+            let mut purged = Vec::new();
+            for t in tenants {
+                match db.purge_stale(t, cutoff) {
+                    Ok(hosts) => {
+                        if !hosts.is_empty() {
+                            purged.push(t);
+                        }
+                        for h in hosts {
+                            svc::log::info(&format!(
+                                "tenant {t}: purged host {h}, silent since before {}",
+                                crate::db::time::iso(cutoff)
+                            ));
+                        }
                     }
-                    for h in hosts {
-                        svc::log::info(&format!(
-                            "tenant {t}: purged host {h}, silent since before {}",
-                            crate::db::time::iso(cutoff)
-                        ));
-                    }
+                    Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
                 }
-                Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
             }
-        }
+            purged
+        });
         let any = !purged.is_empty();
         for t in purged {
             self.index_rebuild(t);
@@ -547,29 +554,42 @@ impl Collector {
     }
 
     /// Keep every tenant within its storage quota (oldest days first),
-    /// given the bytes of each one's files but its day files.
-    fn enforce_quotas(&mut self, rest: Vec<(Uuid, Result<u64, DbError>)>) {
-        let mut trimmed = Vec::new();
-        for (t, rest) in rest {
-            if !self.tenants.contains_key(&t) {
-                continue;
-            }
-            let t = &t;
-            match rest.and_then(|rest| self.db.enforce_quota_beside(*t, rest)) {
-                Ok((days, why)) => {
-                    if !days.is_empty() {
-                        trimmed.push(*t);
+    /// given the bytes of each one's files but its day files (on a thread
+    /// of its own, as [`Collector::purge_silent`]).
+    fn enforce_quotas(
+        &mut self,
+        rest: Vec<(Uuid, Result<u64, DbError>)>,
+        steps: &mut Steps,
+        between: &mut dyn FnMut(&mut Collector),
+    ) {
+        let db = self.db.clone();
+        let rest: Vec<_> = rest
+            .into_iter()
+            .filter(|(t, _)| self.tenants.contains_key(t))
+            .collect();
+        let trimmed = steps.on_thread(self, between, || {
+            let mut trimmed = Vec::new();
+            for (t, rest) in rest {
+                match rest.and_then(|rest| db.enforce_quota_beside(t, rest)) {
+                    Ok((days, why)) => {
+                        if !days.is_empty() {
+                            trimmed.push(t);
+                        }
+                        for d in days {
+                            svc::log::info(&format!(
+                                "tenant {t}: over quota, deleted {}",
+                                d.stem()
+                            ));
+                        }
+                        if let Some(why) = why {
+                            svc::log::warn(&format!("tenant {t}: {why}"));
+                        }
                     }
-                    for d in days {
-                        svc::log::info(&format!("tenant {t}: over quota, deleted {}", d.stem()));
-                    }
-                    if let Some(why) = why {
-                        svc::log::warn(&format!("tenant {t}: {why}"));
-                    }
+                    Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
                 }
-                Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
             }
-        }
+            trimmed
+        });
         for t in trimmed {
             self.index_rebuild(t);
         }
@@ -665,18 +685,27 @@ impl Steps {
         self.drops_then = drops;
     }
 
-    /// Handle datagrams (`between`) every [`SYNC_LOOK`] until `finished`
-    /// says the threads doing a step's work are done.
-    fn read_until(
+    /// Run a step's `work` on a thread of its own, handling datagrams
+    /// (`between`) meanwhile, so that the receive queue, which holds a
+    /// few seconds of a large fleet, does not overflow while it runs.
+    fn on_thread<T: Send>(
         &mut self,
         collector: &mut Collector,
         between: &mut dyn FnMut(&mut Collector),
-        finished: impl Fn() -> bool,
-    ) {
-        while !finished() {
-            self.aside(|| between(collector));
-            std::thread::sleep(SYNC_LOOK);
-        }
+        work: impl FnOnce() -> T + Send,
+    ) -> T {
+        std::thread::scope(|s| {
+            let worker = s.spawn(work);
+            // The queue looked at every SYNC_LOOK until the work is done.
+            while !worker.is_finished() {
+                self.aside(|| between(collector));
+                std::thread::sleep(SYNC_LOOK);
+            }
+            match worker.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 }
 

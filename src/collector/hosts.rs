@@ -143,7 +143,15 @@ pub(super) struct Scratch {
     pub(super) body: Vec<u8>,
     /// A meter's text being made.
     pub(super) text: String,
+    /// Buffers for hosts' overview entries, handed back by the cycle once
+    /// it wrote them out: a million hosts' entries are not a million
+    /// allocations a cycle, each freed on another thread than made it.
+    pub(super) overviews: Vec<String>,
 }
+
+/// An overview buffer larger than this (a host with hundreds of meters)
+/// is freed, not kept for the next host.
+pub(super) const OVERVIEW_KEEP: usize = 4 << 10;
 
 impl HostState {
     /// A host first heard from `from` just now, with nothing stored.

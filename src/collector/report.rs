@@ -53,7 +53,8 @@ pub fn overview_entry(meters: &HostMeters, out: &mut String) {
         .map(|(_, m)| m.updated)
         .max();
     if let Some(seen) = seen {
-        let _ = write!(out, "{}\"seen\":{seen}", if first { "" } else { "," });
+        out.push_str(if first { "\"seen\":" } else { ",\"seen\":" });
+        crate::conf::write::write_json_i64(out, seen);
     }
     out.push('}');
 }

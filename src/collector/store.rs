@@ -68,7 +68,8 @@ pub(super) type Change = (Status, Status);
 /// the worker thread, so that the meters themselves stay in its
 /// [`Scratch`]).
 pub(super) struct Stored {
-    /// The host's entry in its tenant's overview (JSON).
+    /// The host's entry in its tenant's overview (JSON), in a buffer
+    /// from the worker's [`Scratch::overviews`], to be handed back.
     pub(super) overview: String,
     /// The host's part of its tenant's summary.
     pub(super) summary: report::Summary,
@@ -186,6 +187,7 @@ pub(super) fn judge_and_store(
         meters,
         body,
         text,
+        overviews,
     } = scratch;
     let mut fresh = false;
     h.cycle_bytes = 0;
@@ -244,7 +246,10 @@ pub(super) fn judge_and_store(
         scalar("link/loss", round(link.loss_pct));
     }
     let change = (old != h.status).then_some((old, h.status));
-    let mut overview = String::with_capacity(512);
+    let mut overview = overviews
+        .pop()
+        .unwrap_or_else(|| String::with_capacity(1024));
+    overview.clear();
     report::overview_entry(meters, &mut overview);
     let mut stored = Stored {
         overview,

@@ -23,9 +23,7 @@ fn element_node(v: ScalarRef<'_>) -> Node {
 /// Append one element as JSON text (the same text its node would give).
 pub fn write_scalar(out: &mut String, v: ScalarRef<'_>) {
     match v {
-        ScalarRef::Int(i) => {
-            let _ = std::fmt::Write::write_fmt(out, format_args!("{i}"));
-        }
+        ScalarRef::Int(i) => conf::write::write_json_i64(out, i),
         ScalarRef::Frac(f) => conf::write::write_json_f64(out, f),
         ScalarRef::Str(s) => conf::write::write_json_string(out, s),
     }
