@@ -278,8 +278,10 @@ impl Collector {
         // What follows the hosts, step by step, for the debug line.
         let mut steps = Steps::new(self.queue.as_ref().map(|q| Arc::clone(&q.drops)));
         // The host logs' writers are done before the sync, so that every
-        // entry is durable with this cycle's samples.
-        let logged = logs.finish();
+        // entry is durable with this cycle's samples (a new fleet's first
+        // cycles write one for each of its hosts: the queue is read
+        // meanwhile).
+        let logged = steps.on_thread(self, between, || logs.finish());
         for (key, next) in &logged.corrections {
             if let Some(h) = self.hosts.get_mut(key) {
                 h.log_next = next.and_then(std::num::NonZeroU64::new);

@@ -189,7 +189,13 @@ impl TenantStore {
 
     fn day(&mut self, date: Date) -> Result<&mut DayWriter, DbError> {
         if !self.open.contains_key(&date) {
-            let w = self.open_day(date)?;
+            let mut w = self.open_day(date)?;
+            // A new day takes the hosts of the day before: its table sized
+            // for them at once, not grown (rehashed) under the lock while
+            // a million hosts come in.
+            let hosts = self.open.values().map(|d| d.hosts.len()).max();
+            w.hosts
+                .reserve(hosts.unwrap_or(0).saturating_sub(w.hosts.len()));
             self.open.insert(date, w);
         }
         self.open
@@ -631,7 +637,9 @@ impl ParkedWriter {
     /// sample stored, given it decoded (`prev`, from
     /// [`ParkedWriter::prev_into`]; without it the frame is a full
     /// one), and the changes against it `known` but in some meters;
-    /// returns its kind.
+    /// returns its kind. The first frame of a day is a full one (a day
+    /// file takes no delta from another): encoded so here, by whoever
+    /// calls, rather than refused by the append, under the store's lock.
     pub fn encode_next(
         &self,
         prev: Option<&HostMeters>,
@@ -640,6 +648,8 @@ impl ParkedWriter {
         meters: &HostMeters,
         body: &mut Vec<u8>,
     ) -> u8 {
+        let same_day = self.last_time.is_none_or(|t| Date::of(t) == Date::of(time));
+        let prev = prev.filter(|_| same_day);
         encode_frame(prev, known, self.since_key, time, meters, body)
     }
 
@@ -701,6 +711,7 @@ impl ParkedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::time::DAY;
     use crate::model::{MeterName, MeterValue, Scalar};
 
     fn host(name: &str, pairs: &[(&str, i64)]) -> HostMeters {
@@ -751,5 +762,24 @@ mod tests {
             refs.for_meters(&third).is_some(),
             "an unused one makes room"
         );
+    }
+
+    /// The first frame of a day is encoded full by the writer (the day
+    /// file takes no delta across days), not refused by the append.
+    #[test]
+    fn the_first_frame_of_a_day_is_a_full_one() {
+        let a = host("web-1", &[("uptime", 100)]);
+        let b = host("web-1", &[("uptime", 160)]);
+        let mut body = Vec::new();
+        let first = ParkedWriter::default();
+        let kind = first.encode_next(None, None, DAY - 120, &a, &mut body);
+        assert_eq!(kind, FRAME_KEY);
+        let w = first.after(DAY - 120, &a, kind, &body, None);
+        let mut prev = HostMeters::new();
+        assert!(w.prev_into(&mut prev));
+        let same_day = w.encode_next(Some(&prev), None, DAY - 60, &b, &mut body);
+        assert_eq!(same_day, FRAME_DELTA);
+        let next_day = w.encode_next(Some(&prev), None, DAY, &b, &mut body);
+        assert_eq!(next_day, FRAME_KEY);
     }
 }
