@@ -9,7 +9,7 @@ use super::metrics;
 use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
-use crate::db::{DbError, TenantStore};
+use crate::db::{Db, DbError, TenantStore};
 use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
@@ -38,6 +38,10 @@ struct Chunk {
 /// How often the collector's thread looks whether the cycle's sync is
 /// done, reading the receive queue in between.
 const SYNC_LOOK: Duration = Duration::from_millis(2);
+
+/// How often the cycle offers a host-log entry again while the writers'
+/// line is full.
+const LOG_ROOM_LOOK: Duration = Duration::from_micros(500);
 
 /// Status changes logged one by one per cycle; the rest are counted in
 /// one line (each is in its host's log). A fleet that flaps at once (a
@@ -218,11 +222,11 @@ impl Collector {
                 self.unpark();
                 for (key, mut done) in back_keys.drain(..).zip(results) {
                     if report.as_ref().map(|r| r.0) != Some(key.0) {
-                        if let Err(e) = self.finish_report(report.take()) {
+                        if let Err(e) = finish_report(report.take()) {
                             fail(e);
                         }
                         reported.insert(key.0);
-                        report = self.start_report(key.0).map_err(&mut fail).ok();
+                        report = start_report(&self.db, key.0).map_err(&mut fail).ok();
                     }
                     // A host's first record of a run has the index measure
                     // its other files, after its log entry is on disk.
@@ -232,7 +236,14 @@ impl Collector {
                         after_logs.push((key, done.disk, done.fresh));
                     }
                     if let Some(entry) = log {
-                        logs.write(entry);
+                        let mut entry = entry;
+                        // The writers' line full: the queue is read while
+                        // they make room.
+                        while let Err(back) = logs.offer(entry) {
+                            entry = back;
+                            between(self);
+                            std::thread::sleep(LOG_ROOM_LOOK);
+                        }
                     }
                     self.shared_part(key, &done, now, !measure_later);
                     if let Some(c) = &done.change {
@@ -296,25 +307,29 @@ impl Collector {
         {
             svc::log::info(&line);
         }
-        if let Err(e) = self.finish_report(report) {
-            fail(e);
-        }
+        // Finished (the overview flushed, the old one's gigabyte freed at
+        // a million hosts) on a thread of its own, as are idle tenants'.
         let idle: Vec<Uuid> = self
             .tenants
             .keys()
             .filter(|t| !reported.contains(*t))
             .copied()
             .collect();
-        for t in idle {
-            match self.start_report(t) {
-                Ok(r) => {
-                    if let Err(e) = self.finish_report(Some(r)) {
-                        fail(e);
-                    }
-                }
-                Err(e) => fail(e),
+        steps.on_thread(self, between, || {
+            if let Err(e) = finish_report(report) {
+                fail(e);
             }
-        }
+            for t in idle {
+                match start_report(&db, t) {
+                    Ok(r) => {
+                        if let Err(e) = finish_report(Some(r)) {
+                            fail(e);
+                        }
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        });
         if let (n, Some(first)) = failed {
             svc::log::warn(&format!(
                 "tenant reports not written this cycle: {first}{}",
@@ -504,19 +519,6 @@ impl Collector {
         }
     }
 
-    fn start_report(&self, tenant: Uuid) -> Result<(Uuid, report::TenantReport), String> {
-        report::TenantReport::start(&self.db.tenant_dir(tenant))
-            .map(|r| (tenant, r))
-            .map_err(|e| e.to_string())
-    }
-
-    fn finish_report(&self, report: Option<(Uuid, report::TenantReport)>) -> Result<(), String> {
-        match report {
-            Some((_, r)) => r.finish().map_err(|e| e.to_string()),
-            None => Ok(()),
-        }
-    }
-
     /// Delete hosts whose last record is older than `interval/purge`
     /// (on a thread of its own: it reads every host's directory, seconds
     /// at a million hosts, while this one handles datagrams); true when
@@ -595,6 +597,21 @@ impl Collector {
         for t in trimmed {
             self.index_rebuild(t);
         }
+    }
+}
+
+/// Start the overview and summary of `tenant`.
+fn start_report(db: &Db, tenant: Uuid) -> Result<(Uuid, report::TenantReport), String> {
+    report::TenantReport::start(&db.tenant_dir(tenant))
+        .map(|r| (tenant, r))
+        .map_err(|e| e.to_string())
+}
+
+/// Put a tenant's overview and summary in place.
+fn finish_report(report: Option<(Uuid, report::TenantReport)>) -> Result<(), String> {
+    match report {
+        Some((_, r)) => r.finish().map_err(|e| e.to_string()),
+        None => Ok(()),
     }
 }
 
