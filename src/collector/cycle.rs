@@ -5,6 +5,7 @@
 
 use super::hostlogs;
 use super::hosts::{HostState, OVERVIEW_KEEP};
+use super::index;
 use super::metrics;
 use super::report;
 use super::state::Collector;
@@ -38,6 +39,10 @@ struct Chunk {
 /// How often the collector's thread looks whether the cycle's sync is
 /// done, reading the receive queue in between.
 const SYNC_LOOK: Duration = Duration::from_millis(2);
+
+/// Threads measuring new hosts' directories for the index: mostly
+/// waiting for directory blocks read back.
+const MEASURE_THREADS: usize = 4;
 
 /// How often the cycle offers a host-log entry again while the writers'
 /// line is full.
@@ -298,10 +303,23 @@ impl Collector {
                 h.log_next = next.and_then(std::num::NonZeroU64::new);
             }
         }
-        for (key, disk, fresh) in after_logs {
-            self.index_append(key, now, disk, fresh);
-        }
         steps.done("waiting for host logs");
+        // Their directories' files measured for the index on threads of
+        // their own (a new fleet's first cycles have a million: seconds
+        // of directory walks that left the queue unread).
+        let mut dirs: Vec<_> = after_logs
+            .iter()
+            .map(|(key, ..)| db.host_dir(key.0, key.1))
+            .collect();
+        let files = steps.on_thread(self, between, || {
+            svc::pool::map_scoped(&mut dirs, MEASURE_THREADS, |d| {
+                index::host_files_bytes(d).ok()
+            })
+        });
+        for ((key, disk, fresh), files) in after_logs.into_iter().zip(files) {
+            self.index_append(key, now, disk, fresh, files);
+        }
+        steps.done("new hosts' files");
         if let Some(line) =
             change_lines.finish("status changes this cycle (each is in its host's log)")
         {
@@ -512,7 +530,7 @@ impl Collector {
                 .change(key.0, key.1, &c.hostname, old, new, &c.problems, now);
         }
         if done.stored && index {
-            self.index_append(key, now, done.disk, done.fresh);
+            self.index_append(key, now, done.disk, done.fresh, None);
         }
         if let Some(meters) = &done.meters {
             self.export_host(key, meters, now);

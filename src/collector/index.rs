@@ -87,14 +87,26 @@ struct PastBytes {
     used: bool,
 }
 
+/// The bytes of the files in a host's directory `dir` (its log and
+/// configuration; none without a directory). A walk of the directory:
+/// the cycle does it for many hosts on threads of its own (see
+/// [`Collector::index_append`]).
+pub(super) fn host_files_bytes(dir: &std::path::Path) -> Result<u64, crate::db::DbError> {
+    match dir.exists() {
+        true => crate::db::dir_bytes(dir),
+        false => Ok(0),
+    }
+}
+
 /// Bytes of a host but for its records of `date` (what a writer adds that
 /// day's bytes to): its other days (read for the whole tenant into
-/// `past`) and its directory's files.
+/// `past`) and its directory's files (`files`, when measured already).
 fn measure_rest(
     db: &crate::db::Db,
     key: (Uuid, Uuid),
     date: Date,
     past: &mut Option<PastBytes>,
+    files: Option<u64>,
 ) -> Result<u64, crate::db::DbError> {
     let past = match past {
         Some(p) if p.except == date => p,
@@ -106,10 +118,9 @@ fn measure_rest(
     };
     past.used = true;
     let days = past.bytes.get(&key.1).copied().unwrap_or(0);
-    let dir = db.host_dir(key.0, key.1);
-    let files = match dir.exists() {
-        true => crate::db::dir_bytes(&dir)?,
-        false => 0,
+    let files = match files {
+        Some(f) => f,
+        None => host_files_bytes(&db.host_dir(key.0, key.1))?,
     };
     Ok(days + files)
 }
@@ -162,8 +173,17 @@ impl Collector {
     /// A record was appended for a host at `time`, its day file now
     /// taking `disk` bytes; `fresh`: the host starts anew (deleted).
     /// The rest of the host's bytes are measured once a run, so the
-    /// index says what `opticon-db host-list` counts on disk.
-    pub(super) fn index_append(&mut self, key: (Uuid, Uuid), time: i64, disk: u64, fresh: bool) {
+    /// index says what `opticon-db host-list` counts on disk: its
+    /// directory's files are `files` when the caller measured them
+    /// ([`host_files_bytes`]), else walked here.
+    pub(super) fn index_append(
+        &mut self,
+        key: (Uuid, Uuid),
+        time: i64,
+        disk: u64,
+        fresh: bool,
+        files: Option<u64>,
+    ) {
         if self.tenant_index(key.0).is_none() {
             return;
         }
@@ -185,7 +205,7 @@ impl Collector {
         }
         let today = day(time);
         let rest = if k.rest == UNMEASURED {
-            measure_rest(&self.db, key, Date::of(time), past)
+            measure_rest(&self.db, key, Date::of(time), past, files)
                 .unwrap_or_else(|_| k.bytes.saturating_sub(disk))
         } else if k.day != NO_DAY && k.day != today {
             k.rest + k.day_bytes
