@@ -3,18 +3,26 @@
 
 use crate::model::{Array, HostMeters, MeterName, MeterValue, Scalar};
 
-/// xorshift64, repeatable from its seed.
-struct Rng(u64);
+/// xorshift64, repeatable from its seed (the synthetic fleet's, and
+/// seeded tests' in the library).
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator from `seed` (zero, which xorshift never leaves, is
+    /// taken as one).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     /// A value rounded to two decimals, as probes report them.
     fn frac(&mut self, max: f64) -> f64 {

@@ -163,13 +163,8 @@ mod tests {
     /// writes, for thousandths, other fractions and every integer kind.
     #[test]
     fn numbers_are_written_as_the_formatter_writes_them() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::fleet::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         let mut fracs = vec![
             0.0,
             -0.0,
