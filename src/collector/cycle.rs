@@ -325,6 +325,40 @@ impl Collector {
         {
             svc::log::info(&line);
         }
+        // The open sessions are written while the sync waits for the disk
+        // (the file need not be durable: the next cycle writes it again).
+        // The queue is read meanwhile (at a million hosts the sync takes
+        // seconds, and the receive queue holds about two).
+        let lines = self.sessions_snapshot(now);
+        let root = db.root().to_path_buf();
+        let synced = steps.on_thread(self, between, || {
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    if let Err(e) = metrics::write_sessions(&root, &lines) {
+                        svc::log::warn(&e.to_string());
+                    }
+                });
+                written == 0
+                    || db
+                        .sync()
+                        .map_err(|e| svc::log::err(&format!("sync: {e}")))
+                        .is_ok()
+            })
+        });
+        steps.done("sync and sessions");
+        // The day indexes are written on a thread of their own too (a
+        // million hosts' index takes about half a second).
+        let committed = steps.on_thread(self, between, || commit_stores(stores, synced, now));
+        self.stores.extend(committed);
+        for (t, n) in unlocked {
+            svc::log::warn(&format!(
+                "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
+            ));
+        }
+        steps.done("day indexes");
+        steps.aside(|| between(self));
+        // Published once the records are durable and indexed, so that a
+        // host the overview shows has its latest record readable.
         // Finished (the overview flushed, the old one's gigabyte freed at
         // a million hosts) on a thread of its own, as are idle tenants'.
         let idle: Vec<Uuid> = self
@@ -359,38 +393,6 @@ impl Collector {
             ));
         }
         steps.done("reports");
-        steps.aside(|| between(self));
-        // The open sessions are written while the sync waits for the disk
-        // (the file need not be durable: the next cycle writes it again).
-        // The queue is read meanwhile (at a million hosts the sync takes
-        // seconds, and the receive queue holds about two).
-        let lines = self.sessions_snapshot(now);
-        let root = db.root().to_path_buf();
-        let synced = steps.on_thread(self, between, || {
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    if let Err(e) = metrics::write_sessions(&root, &lines) {
-                        svc::log::warn(&e.to_string());
-                    }
-                });
-                written == 0
-                    || db
-                        .sync()
-                        .map_err(|e| svc::log::err(&format!("sync: {e}")))
-                        .is_ok()
-            })
-        });
-        steps.done("sync and sessions");
-        // The day indexes are written on a thread of their own too (a
-        // million hosts' index takes about half a second).
-        let committed = steps.on_thread(self, between, || commit_stores(stores, synced, now));
-        self.stores.extend(committed);
-        for (t, n) in unlocked {
-            svc::log::warn(&format!(
-                "tenant {t}: {n} records not stored this cycle: its day files are locked by another writer (opticon-db)"
-            ));
-        }
-        steps.done("day indexes");
         steps.aside(|| between(self));
         self.flush_exports();
         self.notifier.send_due();
