@@ -10,7 +10,7 @@ use super::metrics;
 use super::report;
 use super::state::Collector;
 use super::store::{self, CycleContext, Stored};
-use crate::db::{Db, DbError, TenantStore};
+use crate::db::{Db, TenantStore};
 use crate::model::unix_now;
 use crate::svc;
 use std::collections::{HashMap, HashSet};
@@ -76,6 +76,8 @@ impl Collector {
         let now = unix_now();
         let drops_before = self.queue_drops();
         self.cycles = self.cycles.wrapping_add(1);
+        // The last cycle's upkeep may rewrite day files: it ends first.
+        let upkeep_waited = self.finish_upkeep(between);
         let new_hosts = std::mem::replace(
             &mut self.new_host_lines,
             svc::log::Burst::new(NEW_HOST_LINES_PER_CYCLE),
@@ -412,54 +414,13 @@ impl Collector {
         self.publish_indexes();
         steps.done("host lists");
         steps.aside(|| between(self));
-        if self.last_quota.elapsed() >= Duration::from_secs(self.cfg.quota_interval)
-            && self.quota_walk.is_none()
-        {
-            self.last_quota = Instant::now();
-            let purged = self.purge_silent(&mut steps, between);
-            steps.done("purge");
-            let (known, last_walk) = &self.walked;
-            let walk_due = purged
-                || last_walk
-                    .is_none_or(|w| w.elapsed() >= Duration::from_secs(self.cfg.quota_walk))
-                || self.tenants.keys().any(|t| !known.contains_key(t));
-            if walk_due {
-                self.walked.1 = Some(Instant::now());
-                let db = self.db.clone();
-                let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
-                self.quota_walk = Some(std::thread::spawn(move || {
-                    tenants
-                        .into_iter()
-                        .map(|t| (t, db.tenant_rest_bytes(t)))
-                        .collect()
-                }));
-            } else {
-                let rest = known.iter().map(|(t, b)| (*t, Ok(*b))).collect();
-                self.enforce_quotas(rest, &mut steps, between);
-                steps.done("quotas");
-            }
-        }
-        if self.quota_walk.as_ref().is_some_and(|w| w.is_finished()) {
-            if let Some(walk) = self.quota_walk.take() {
-                match walk.join() {
-                    Ok(rest) => {
-                        self.walked.0 = rest
-                            .iter()
-                            .filter_map(|(t, b)| Some((*t, *b.as_ref().ok()?)))
-                            .collect();
-                        self.enforce_quotas(rest, &mut steps, between);
-                    }
-                    Err(_) => svc::log::err("the quota walk failed: quotas not checked"),
-                }
-            }
-            steps.done("quotas");
-        }
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let dropped = self.queue_drops().saturating_sub(drops_before);
         svc::log::debug(&format!(
-            "write cycle: {written} records, {} sessions, {dropped} datagrams dropped at the full queue meanwhile, {:.1} ms (hosts {:.1} ms on {threads} threads, {:.1} ms of it waited for, {:.1} ms of it appending records summed over the threads, {} host-log entries written in {:.1} ms summed over {} threads beside them, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
+            "write cycle: {written} records, {} sessions, {dropped} datagrams dropped at the full queue meanwhile, {:.1} ms (upkeep waited for {:.1} ms, hosts {:.1} ms on {threads} threads, {:.1} ms of it waited for, {:.1} ms of it appending records summed over the threads, {} host-log entries written in {:.1} ms summed over {} threads beside them, their shared part {:.1} ms, datagrams between {:.1} ms, then {steps}); hosts held {held}",
             self.sessions.len(),
             ms(started.elapsed()),
+            ms(upkeep_waited),
             ms(hosts_time),
             ms(waited),
             ms(append_time),
@@ -469,6 +430,7 @@ impl Collector {
             ms(shared_time),
             ms(between_time),
         ));
+        self.start_upkeep();
     }
 
     /// Datagrams the receive queue dropped so far (full).
@@ -538,86 +500,6 @@ impl Collector {
             self.export_host(key, meters, now);
         }
     }
-
-    /// Delete hosts whose last record is older than `interval/purge`
-    /// (on a thread of its own: it reads every host's directory, seconds
-    /// at a million hosts, while this one handles datagrams); true when
-    /// some were.
-    fn purge_silent(&mut self, steps: &mut Steps, between: &mut dyn FnMut(&mut Collector)) -> bool {
-        if self.cfg.purge == 0 {
-            return false;
-        }
-        let cutoff = unix_now() - self.cfg.purge as i64;
-        let db = self.db.clone();
-        let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
-        let purged = steps.on_thread(self, between, || {
-            let mut purged = Vec::new();
-            for t in tenants {
-                match db.purge_stale(t, cutoff) {
-                    Ok(hosts) => {
-                        if !hosts.is_empty() {
-                            purged.push(t);
-                        }
-                        for h in hosts {
-                            svc::log::info(&format!(
-                                "tenant {t}: purged host {h}, silent since before {}",
-                                crate::db::time::iso(cutoff)
-                            ));
-                        }
-                    }
-                    Err(e) => svc::log::warn(&format!("tenant {t}: purge: {e}")),
-                }
-            }
-            purged
-        });
-        let any = !purged.is_empty();
-        for t in purged {
-            self.index_rebuild(t);
-        }
-        any
-    }
-
-    /// Keep every tenant within its storage quota (oldest days first),
-    /// given the bytes of each one's files but its day files (on a thread
-    /// of its own, as [`Collector::purge_silent`]).
-    fn enforce_quotas(
-        &mut self,
-        rest: Vec<(Uuid, Result<u64, DbError>)>,
-        steps: &mut Steps,
-        between: &mut dyn FnMut(&mut Collector),
-    ) {
-        let db = self.db.clone();
-        let rest: Vec<_> = rest
-            .into_iter()
-            .filter(|(t, _)| self.tenants.contains_key(t))
-            .collect();
-        let trimmed = steps.on_thread(self, between, || {
-            let mut trimmed = Vec::new();
-            for (t, rest) in rest {
-                match rest.and_then(|rest| db.enforce_quota_beside(t, rest)) {
-                    Ok((days, why)) => {
-                        if !days.is_empty() {
-                            trimmed.push(t);
-                        }
-                        for d in days {
-                            svc::log::info(&format!(
-                                "tenant {t}: over quota, deleted {}",
-                                d.stem()
-                            ));
-                        }
-                        if let Some(why) = why {
-                            svc::log::warn(&format!("tenant {t}: {why}"));
-                        }
-                    }
-                    Err(e) => svc::log::warn(&format!("tenant {t}: quota: {e}")),
-                }
-            }
-            trimmed
-        });
-        for t in trimmed {
-            self.index_rebuild(t);
-        }
-    }
 }
 
 /// Start the overview and summary of `tenant`.
@@ -634,11 +516,6 @@ fn finish_report(report: Option<(Uuid, report::TenantReport)>) -> Result<(), Str
         None => Ok(()),
     }
 }
-
-/// The quota check's walk of every tenant's files but its day files
-/// (every host's directory: minutes at a million hosts), on its own
-/// thread: each tenant's bytes, or why they could not be measured.
-pub(super) type QuotaWalk = std::thread::JoinHandle<Vec<(Uuid, Result<u64, DbError>)>>;
 
 /// Heap bytes the hosts hold between write cycles, by part: what the
 /// memory per host is made of.

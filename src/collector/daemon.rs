@@ -213,6 +213,8 @@ fn serve(m: &getopts::Matches) -> Result<(), DaemonError> {
     } else {
         collector.write_cycle();
     }
+    // A purge or quota check under way ends before the process does.
+    collector.finish_upkeep(&mut |_| {});
     collector.stop_exports();
     let (received, rejected) = collector.totals();
     let refused: String = rejected

@@ -15,6 +15,8 @@
 //!   [`hostlogs`] writes status changes to the host logs beside them,
 //!   [`report`] writes each tenant's overview and summary, and
 //!   [`notify`] runs the notification command for status changes.
+//! * [`upkeep`]: after a cycle, now and then, silent hosts purged and
+//!   each tenant kept within its quota, on a thread of its own.
 //! * [`index`]: each tenant's host index (first and last record, bytes)
 //!   for the API's host list.
 //! * [`limits`]: what one tenant may use (hosts, new hosts a minute,
@@ -45,6 +47,7 @@ pub mod report;
 pub mod sessions;
 pub mod state;
 pub mod store;
+pub mod upkeep;
 
 pub use config::CollectorConfig;
 pub use daemon::run;

@@ -60,7 +60,12 @@ pub struct Collector {
     pub(super) host_marks: HashMap<Uuid, Option<std::time::SystemTime>>,
     /// The walk measuring each tenant's files but its day files for the
     /// quota check, on its own thread while the collector goes on.
-    pub(super) quota_walk: Option<super::cycle::QuotaWalk>,
+    pub(super) quota_walk: Option<super::upkeep::QuotaWalk>,
+    /// A purge deleted hosts since the last walk began: the next quota
+    /// check walks again.
+    pub(super) walk_stale: bool,
+    /// The purge and quota check after the last write cycle, under way.
+    pub(super) upkeep: Option<super::upkeep::Upkeep>,
     /// What the last walk measured per tenant, and when it started: the
     /// checks until the next walk use it.
     pub(super) walked: (HashMap<Uuid, u64>, Option<Instant>),
@@ -118,6 +123,8 @@ impl Collector {
             queue: None,
             last_quota: Instant::now(),
             quota_walk: None,
+            walk_stale: false,
+            upkeep: None,
             walked: (HashMap::new(), None),
             host_marks: HashMap::new(),
             notifier: notify::Notifier::new(notify_cfg),
