@@ -340,6 +340,13 @@ impl Collector {
                         svc::log::warn(&e.to_string());
                     }
                 });
+                // The records the stores gather are written out first.
+                for (t, store) in stores.iter() {
+                    let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = s.write_out() {
+                        svc::log::err(&format!("tenant {t}: {e}"));
+                    }
+                }
                 written == 0
                     || db
                         .sync()

@@ -34,12 +34,24 @@ pub enum Appended {
     NeedsKey,
 }
 
+/// Appended records gathered before one write: a million hosts' records
+/// of ~300 bytes went to the file one `write` each, under the tenant's
+/// lock, and the kernel zeroed the rest of each page they began.
+const WRITE_BATCH: usize = 64 << 10;
+
 /// A day file open for appending, with its hosts.
 struct DayWriter {
     path: PathBuf,
     file: File,
-    /// Its length: where the next record goes.
+    /// Its length with the records not written yet: where the next
+    /// record goes.
     len: u64,
+    /// Records appended but not written to the file yet (up to
+    /// [`WRITE_BATCH`]; all written before a sync and an index).
+    unwritten: Vec<u8>,
+    /// A write failed: what the file holds is read again before the
+    /// next append, and every host starts with a full frame.
+    broken: bool,
     ino: u64,
     generation: u32,
     hosts: HashMap<Uuid, HostDay>,
@@ -82,6 +94,23 @@ pub(crate) fn note(
     e.bytes += size;
 }
 
+/// Write `day`'s unwritten records to its file. On failure they are
+/// lost: the file is cut back to where they began and marked broken
+/// (read again before the next append).
+fn write_out(storage: &dyn Storage, day: &mut DayWriter) -> Result<(), DbError> {
+    if day.unwritten.is_empty() {
+        return Ok(());
+    }
+    let at = day.len - day.unwritten.len() as u64;
+    let result = storage.append(&mut day.file, &day.path, at, &day.unwritten);
+    day.unwritten.clear();
+    if result.is_err() {
+        day.broken = true;
+        let _ = storage.truncate(&day.file, &day.path, at);
+    }
+    io_at(&day.path, result)
+}
+
 /// Whether a valid record ends exactly at `end` (or `end` is the end of
 /// the header): an index is trusted only where the file agrees with it,
 /// since bytes inserted before its end would shift every record after.
@@ -120,7 +149,6 @@ pub struct TenantStore {
     open: BTreeMap<Date, DayWriter>,
     /// Directories with entries not yet made durable.
     unsynced_dirs: Vec<PathBuf>,
-    frame: Vec<u8>,
     /// Torn tails cut while opening day files.
     pub repairs: Vec<Repair>,
     /// Damage left in place for fsck (bytes that are no record, with
@@ -142,7 +170,6 @@ impl TenantStore {
             lock: None,
             open: BTreeMap::new(),
             unsynced_dirs: Vec::new(),
-            frame: Vec::new(),
             repairs: Vec::new(),
             damage: Vec::new(),
         }
@@ -177,6 +204,8 @@ impl TenantStore {
 
     /// Release the lock (after [`TenantStore::commit`]).
     pub fn unlock(&mut self) {
+        // Appends not committed still reach the file, under the lock.
+        let _ = self.write_out();
         self.lock = None;
     }
 
@@ -188,8 +217,17 @@ impl TenantStore {
     }
 
     fn day(&mut self, date: Date) -> Result<&mut DayWriter, DbError> {
+        // Records lost in a failed write may be what later deltas were
+        // made against: the file as it is, and full frames for all.
+        let broken = self.open.get(&date).is_some_and(|d| d.broken);
+        if broken {
+            self.open.remove(&date);
+        }
         if !self.open.contains_key(&date) {
             let mut w = self.open_day(date)?;
+            if broken {
+                w.rekey = w.hosts.keys().copied().collect();
+            }
             // A new day takes the hosts of the day before: its table sized
             // for them at once, not grown (rehashed) under the lock while
             // a million hosts come in.
@@ -302,6 +340,8 @@ impl TenantStore {
             path,
             file,
             len,
+            unwritten: Vec::new(),
+            broken: false,
             ino,
             generation,
             hosts,
@@ -332,45 +372,51 @@ impl TenantStore {
                 self.days.display()
             )));
         }
-        let mut frame = std::mem::take(&mut self.frame);
         let storage = Arc::clone(&self.storage);
-        let result = (|| {
-            let day = self.day(Date::of(time))?;
-            let last = day.hosts.get(&host);
-            if let Some(last) = last {
-                if time <= last.last_time {
-                    return Err(DbError::OutOfOrder {
-                        path: day.path.clone(),
-                        last: last.last_time,
-                        time,
-                    });
-                }
+        let day = self.day(Date::of(time))?;
+        let last = day.hosts.get(&host);
+        if let Some(last) = last {
+            if time <= last.last_time {
+                return Err(DbError::OutOfOrder {
+                    path: day.path.clone(),
+                    last: last.last_time,
+                    time,
+                });
             }
-            let rekey = !day.rekey.is_empty() && day.rekey.remove(&host);
-            if kind == FRAME_DELTA && (last.is_none() || rekey) {
-                return Ok(Appended::NeedsKey);
+        }
+        let rekey = !day.rekey.is_empty() && day.rekey.remove(&host);
+        if kind == FRAME_DELTA && (last.is_none() || rekey) {
+            return Ok(Appended::NeedsKey);
+        }
+        let before = day.unwritten.len();
+        record::put(
+            &mut day.unwritten,
+            time,
+            kind,
+            host,
+            last.map_or(0, |l| l.last_off),
+            payload,
+        );
+        let size = (day.unwritten.len() - before) as u64;
+        note(&mut day.hosts, host, day.len, size, time);
+        day.len += size;
+        day.unsynced = true;
+        if day.unwritten.len() >= WRITE_BATCH {
+            write_out(storage.as_ref(), day)?;
+        }
+        Ok(Appended::Stored(size))
+    }
+
+    /// Write every appended record to its day file (not yet durable):
+    /// before a sync, and before the file system is synced whole.
+    pub fn write_out(&mut self) -> Result<(), DbError> {
+        let mut first = None;
+        for d in self.open.values_mut() {
+            if let Err(e) = write_out(self.storage.as_ref(), d) {
+                first.get_or_insert(e);
             }
-            frame.clear();
-            record::put(
-                &mut frame,
-                time,
-                kind,
-                host,
-                last.map_or(0, |l| l.last_off),
-                payload,
-            );
-            io_at(
-                &day.path,
-                storage.append(&mut day.file, &day.path, day.len, &frame),
-            )?;
-            let size = frame.len() as u64;
-            note(&mut day.hosts, host, day.len, size, time);
-            day.len += size;
-            day.unsynced = true;
-            Ok(Appended::Stored(size))
-        })();
-        self.frame = frame;
-        result
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Encode and append one sample of `host` with its block encoder;
@@ -419,6 +465,7 @@ impl TenantStore {
     /// Make every append durable: each day file written, then the
     /// directories that got new entries.
     pub fn sync(&mut self) -> Result<(), DbError> {
+        self.write_out()?;
         for d in self.open.values_mut().filter(|d| d.unsynced) {
             io_at(&d.path, self.storage.sync_file(&d.file, &d.path))?;
             d.unsynced = false;
@@ -433,11 +480,15 @@ impl TenantStore {
     /// are durable (after [`TenantStore::sync`], or a `syncfs` of the
     /// whole file system, which `synced` says happened).
     pub fn write_indexes(&mut self, synced: bool) -> Result<(), DbError> {
+        // Records still unwritten were not in the file synced.
+        let synced = synced && self.open.values().all(|d| d.unwritten.is_empty());
         if !synced {
             self.sync()?;
         }
         for (date, d) in self.open.iter_mut() {
-            if d.indexed == d.len {
+            // A failed write lost records its length counts: the file is
+            // read again instead (before the next append).
+            if d.indexed == d.len || d.broken {
                 continue;
             }
             let entries = d.hosts.iter().map(|(h, e)| (*h, *e));
@@ -448,12 +499,27 @@ impl TenantStore {
             d.indexed = d.len;
             d.unsynced = false;
         }
+        // A cycle's buffer is not kept for the next (a collector holds a
+        // store per tenant).
+        for d in self.open.values_mut() {
+            d.unwritten = Vec::new();
+        }
         Ok(())
     }
 
     /// Sync, then write the indexes: what a writer does after each batch.
     pub fn commit(&mut self) -> Result<(), DbError> {
         self.write_indexes(false)
+    }
+}
+
+impl Drop for TenantStore {
+    /// Appends not committed still reach their files while the lock is
+    /// held, as they did when each was written at once.
+    fn drop(&mut self) {
+        if self.lock.is_some() {
+            let _ = self.write_out();
+        }
     }
 }
 
@@ -781,5 +847,113 @@ mod tests {
         assert_eq!(same_day, FRAME_DELTA);
         let next_day = w.encode_next(Some(&prev), None, DAY, &b, &mut body);
         assert_eq!(next_day, FRAME_KEY);
+    }
+
+    /// The disk as it fills: once `full` is set, an append writes half
+    /// its bytes, then fails.
+    struct Filling {
+        full: std::sync::atomic::AtomicBool,
+    }
+
+    impl Storage for Filling {
+        fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+            Disk.create_dir(path)
+        }
+        fn create_file(&self, path: &Path, contents: &[u8]) -> std::io::Result<()> {
+            Disk.create_file(path, contents)
+        }
+        fn append(
+            &self,
+            file: &mut File,
+            path: &Path,
+            at: u64,
+            data: &[u8],
+        ) -> std::io::Result<()> {
+            if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+                Disk.append(file, path, at, &data[..data.len() / 2])?;
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            Disk.append(file, path, at, data)
+        }
+        fn truncate(&self, file: &File, path: &Path, len: u64) -> std::io::Result<()> {
+            Disk.truncate(file, path, len)
+        }
+        fn sync_file(&self, file: &File, path: &Path) -> std::io::Result<()> {
+            Disk.sync_file(file, path)
+        }
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            Disk.sync_dir(dir)
+        }
+    }
+
+    #[test]
+    fn a_failed_write_loses_only_what_was_not_committed() {
+        let dir = std::env::temp_dir().join(format!("opticon-batch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let disk = Arc::new(Filling { full: false.into() });
+        let mut store = TenantStore::with_storage(&dir, disk.clone());
+        store.lock().unwrap();
+        let t0 = 20_000 * DAY + 60;
+        let hosts: Vec<Uuid> = (1..=10u128).map(Uuid::from_u128).collect();
+        let mut body = Vec::new();
+        let mut put = |store: &mut TenantStore, h: Uuid, t: i64, kind: u8| {
+            body.clear();
+            put_sample(&mut body, t, &host("web", &[("uptime", t)]));
+            store.append(h, t, kind, &body)
+        };
+        for h in &hosts {
+            assert!(matches!(
+                put(&mut store, *h, t0, FRAME_KEY),
+                Ok(Appended::Stored(_))
+            ));
+        }
+        store.commit().unwrap();
+        // The disk fills: appends gather until the batch is written, which
+        // fails half-way; nothing committed is lost, nothing torn stays.
+        disk.full.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut t = t0;
+        let failed = loop {
+            t += 1;
+            assert!(t < t0 + 10_000, "the batch was never written");
+            if let Err(e) = put(&mut store, hosts[(t % 10) as usize], t, FRAME_KEY) {
+                break e;
+            }
+        };
+        assert!(failed.to_string().contains("No space left"), "{failed}");
+        assert!(store.commit().is_ok(), "nothing left to write");
+        disk.full.store(false, std::sync::atomic::Ordering::Relaxed);
+        // Every host's next record is a full one: the records its deltas
+        // would be made against may be the ones lost.
+        for h in &hosts {
+            assert_eq!(
+                put(&mut store, *h, t + 60, FRAME_DELTA).ok(),
+                Some(Appended::NeedsKey)
+            );
+        }
+        assert!(matches!(
+            put(&mut store, hosts[0], t + 60, FRAME_KEY),
+            Ok(Appended::Stored(_))
+        ));
+        store.commit().unwrap();
+        store.unlock();
+        let last = super::super::reader::last_time_by_host(&dir).unwrap();
+        assert_eq!(last.get(&hosts[0]), Some(&(t + 60)));
+        assert_eq!(
+            last.get(&hosts[1]),
+            Some(&t0),
+            "lost records are not indexed"
+        );
+        let date = Date::of(t0);
+        let path = data_path(&days_dir(&dir), date);
+        let len = fs::metadata(&path).unwrap().len();
+        let file = File::open(&path).unwrap();
+        let mut scanner = Scanner::new(&file, HEADER_LEN as u64, len);
+        let mut records = 0;
+        while let Some(item) = scanner.next_item().unwrap() {
+            assert!(matches!(item, Item::Record(_)), "{item:?} in the file");
+            records += 1;
+        }
+        assert_eq!(records, hosts.len() + 1);
+        let _ = fs::remove_dir_all(&dir);
     }
 }
