@@ -440,6 +440,19 @@ impl Collector {
         self.start_upkeep();
     }
 
+    /// Handle datagrams (`between`) every [`SYNC_LOOK`] until `done`:
+    /// while work the collector waits for runs on another thread.
+    pub(super) fn read_queue_until(
+        &mut self,
+        between: &mut dyn FnMut(&mut Collector),
+        done: impl Fn() -> bool,
+    ) {
+        while !done() {
+            between(self);
+            std::thread::sleep(SYNC_LOOK);
+        }
+    }
+
     /// Datagrams the receive queue dropped so far (full).
     fn queue_drops(&self) -> u64 {
         self.queue
@@ -619,11 +632,9 @@ impl Steps {
     ) -> T {
         std::thread::scope(|s| {
             let worker = s.spawn(work);
-            // The queue looked at every SYNC_LOOK until the work is done.
-            while !worker.is_finished() {
-                self.aside(|| between(collector));
-                std::thread::sleep(SYNC_LOOK);
-            }
+            collector.read_queue_until(&mut |c: &mut Collector| self.aside(|| between(c)), || {
+                worker.is_finished()
+            });
             match worker.join() {
                 Ok(v) => v,
                 Err(panic) => std::panic::resume_unwind(panic),

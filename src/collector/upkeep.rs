@@ -25,10 +25,6 @@ pub(super) type QuotaWalk = JoinHandle<Vec<(Uuid, Result<u64, DbError>)>>;
 /// The upkeep under way.
 pub(super) type Upkeep = JoinHandle<Done>;
 
-/// How often the collector's thread looks whether the upkeep is done,
-/// reading the receive queue in between.
-const UPKEEP_LOOK: Duration = Duration::from_millis(2);
-
 /// What an upkeep did that the collector's own state must follow.
 pub(super) struct Done {
     /// Tenants whose hosts or days were deleted: their host indexes are
@@ -119,10 +115,7 @@ impl Collector {
             return Duration::ZERO;
         };
         let t = Instant::now();
-        while !upkeep.is_finished() {
-            between(self);
-            std::thread::sleep(UPKEEP_LOOK);
-        }
+        self.read_queue_until(between, || upkeep.is_finished());
         match upkeep.join() {
             Ok(done) => {
                 for t in done.changed {

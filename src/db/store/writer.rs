@@ -372,8 +372,8 @@ impl TenantStore {
                 self.days.display()
             )));
         }
-        let storage = Arc::clone(&self.storage);
-        let day = self.day(Date::of(time))?;
+        let date = Date::of(time);
+        let day = self.day(date)?;
         let last = day.hosts.get(&host);
         if let Some(last) = last {
             if time <= last.last_time {
@@ -402,7 +402,9 @@ impl TenantStore {
         day.len += size;
         day.unsynced = true;
         if day.unwritten.len() >= WRITE_BATCH {
-            write_out(storage.as_ref(), day)?;
+            if let Some(day) = self.open.get_mut(&date) {
+                write_out(self.storage.as_ref(), day)?;
+            }
         }
         Ok(Appended::Stored(size))
     }
