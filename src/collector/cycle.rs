@@ -44,6 +44,10 @@ const SYNC_LOOK: Duration = Duration::from_millis(2);
 /// waiting for directory blocks read back.
 const MEASURE_THREADS: usize = 4;
 
+/// Sessions looked up for the sessions list between two reads of the
+/// receive queue (a few milliseconds of work).
+const SNAPSHOT_SLICE: usize = 16_384;
+
 /// How often the cycle offers a host-log entry again while the writers'
 /// line is full.
 const LOG_ROOM_LOOK: Duration = Duration::from_micros(500);
@@ -331,7 +335,14 @@ impl Collector {
         // (the file need not be durable: the next cycle writes it again).
         // The queue is read meanwhile (at a million hosts the sync takes
         // seconds, and the receive queue holds about two).
-        let lines = self.sessions_snapshot(now);
+        let ids: Vec<u64> = self.sessions.keys().copied().collect();
+        let mut lines = Vec::with_capacity(ids.len());
+        for slice in ids.chunks(SNAPSHOT_SLICE) {
+            self.session_lines(slice, now, &mut lines);
+            steps.aside(|| between(self));
+        }
+        drop(ids);
+        steps.done("sessions snapshot");
         let root = db.root().to_path_buf();
         let synced = steps.on_thread(self, between, || {
             std::thread::scope(|s| {
@@ -631,7 +642,14 @@ impl Steps {
         work: impl FnOnce() -> T + Send,
     ) -> T {
         std::thread::scope(|s| {
-            let worker = s.spawn(work);
+            // Below this thread, which reads the queue meanwhile: a new
+            // fleet's second cycle measured a million hosts' files on
+            // four threads and synced, at its priority, and 35,054
+            // datagrams were dropped (the threads it starts inherit it).
+            let worker = s.spawn(|| {
+                svc::pool::lower_this_thread(svc::pool::BACKGROUND_NICE);
+                work()
+            });
             collector.read_queue_until(&mut |c: &mut Collector| self.aside(|| between(c)), || {
                 worker.is_finished()
             });

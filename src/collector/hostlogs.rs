@@ -25,9 +25,6 @@ use uuid::Uuid;
 /// status changes take less than the cycle's judging).
 pub const THREADS: usize = 8;
 
-/// How much nicer the writers run than the rest of the collector.
-const WRITER_NICE: i32 = 10;
-
 /// Entries handed over and not yet written, at most (about 200 bytes
 /// each): the cycle waits for room beyond that.
 const QUEUED: usize = 4096;
@@ -152,7 +149,7 @@ impl Writers {
                     // a log entry for each of its hosts, and eight writers
                     // at its priority took the cores from it (105,053
                     // datagrams dropped in one cycle at a million hosts).
-                    svc::pool::lower_this_thread(WRITER_NICE);
+                    svc::pool::lower_this_thread(svc::pool::BACKGROUND_NICE);
                     drain(&entries)
                 }) {
                 Ok(t) => self.threads.push(t),

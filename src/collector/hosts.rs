@@ -324,7 +324,11 @@ impl Collector {
         let (tenant, host) = key;
         let dir = self.db.host_dir(tenant, host);
         let mut state = HostState::new(from);
-        if let Ok(Some((_, mut meters))) = host::latest(&dir) {
+        let stored = match self.index_may_have_records(key) {
+            true => host::latest(&dir),
+            false => Ok(None),
+        };
+        if let Ok(Some((_, mut meters))) = stored {
             if let Some(MeterValue::Scalar(Scalar::Frac(b))) =
                 meters.get("badness").map(|m| &m.value)
             {

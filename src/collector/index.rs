@@ -77,6 +77,31 @@ pub(super) struct TenantIndex {
     /// them when a host first needs its own (the first cycle of a run);
     /// dropped after a cycle that needed none.
     past: Option<PastBytes>,
+    /// Every host with records is in it: rebuilt from the files, or
+    /// read from an index published after the last day index was
+    /// written (a collector stopped between the two, or a tool that
+    /// rewrote a day, leaves it behind them).
+    complete: bool,
+}
+
+/// Whether the published index of a tenant (`tenant_dir`) is newer than
+/// every day index of its days: then it holds every host with records.
+fn published_is_current(tenant_dir: &std::path::Path) -> bool {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(published) = modified(&tenant_dir.join(index::HOSTS_FILE)) else {
+        return false;
+    };
+    let days = crate::db::store::days_dir(tenant_dir);
+    let Ok(entries) = std::fs::read_dir(&days) else {
+        // No days: no records anywhere.
+        return !days.exists();
+    };
+    entries.into_iter().all(|e| {
+        let Ok(e) = e else { return false };
+        let path = e.path();
+        path.extension().and_then(|x| x.to_str()) != Some(crate::db::store::INDEX_EXT)
+            || modified(&path).is_some_and(|day| day <= published)
+    })
 }
 
 /// Every host's bytes in a tenant's day files but one day's.
@@ -137,10 +162,10 @@ impl Collector {
     fn tenant_index(&mut self, tenant: Uuid) -> Option<&mut TenantIndex> {
         if !self.indexes.contains_key(&tenant) {
             let dir = self.db.tenant_dir(tenant);
-            let hosts = match index::read(&dir) {
-                Some(h) => h,
+            let (hosts, complete) = match index::read(&dir) {
+                Some(h) => (h, published_is_current(&dir)),
                 None => match views::hosts_usage(&self.db, tenant) {
-                    Ok(h) => h,
+                    Ok(h) => (h, true),
                     Err(e) => {
                         svc::log::warn(&format!("tenant {tenant}: host index: {e}"));
                         return None;
@@ -154,10 +179,22 @@ impl Collector {
                     .collect(),
                 changed: true,
                 past: None,
+                complete,
             };
             self.indexes.insert(tenant, idx);
         }
         self.indexes.get_mut(&tenant)
+    }
+
+    /// Whether a host may have records stored: false only when its
+    /// tenant's index holds every host with records, and not this one
+    /// (a new fleet's hosts are then not looked for in the day files,
+    /// a dozen reads each on the collector's thread).
+    pub(super) fn index_may_have_records(&mut self, key: (Uuid, Uuid)) -> bool {
+        match self.tenant_index(key.0) {
+            Some(idx) if idx.complete => idx.hosts.get(&key.1).is_some_and(|k| k.last != NO_TIME),
+            _ => true,
+        }
     }
 
     /// Whether the index measured a host's other files (its log and
@@ -191,6 +228,7 @@ impl Collector {
             hosts,
             changed,
             past,
+            ..
         }) = self.indexes.get_mut(&key.0)
         else {
             return;

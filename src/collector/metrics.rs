@@ -15,25 +15,27 @@ use std::time::Duration;
 use uuid::Uuid;
 
 impl Collector {
-    /// The open sessions as `collector.sessions` lists them, taken on the
-    /// collector's thread (a look-up each) so that [`write_sessions`]
-    /// can format and write them on another: at a million hosts that is
-    /// 250 MB, seconds in which the receive queue would go unread.
-    pub(super) fn sessions_snapshot(&self, now: i64) -> Vec<SessionLine> {
-        self.sessions
-            .iter()
-            .filter_map(|(id, s)| {
-                let h = self.hosts.get(&(s.tenant, s.host))?;
-                Some(SessionLine {
-                    tenant: s.tenant,
-                    host: s.host,
-                    session: *id,
-                    seen: now - h.last_seen.elapsed().as_secs() as i64,
-                    serial: s.window.highest(),
-                    remote: h.remote,
-                })
+    /// The sessions `ids` that are still open as `collector.sessions`
+    /// lists them, added to `lines`: taken on the collector's thread (two
+    /// look-ups each) so that [`write_sessions`] can format and write
+    /// them on another (at a million hosts that is 250 MB, seconds in
+    /// which the receive queue would go unread), and a slice of the
+    /// sessions at a time, the queue read between slices (a million
+    /// hosts' snapshot at once took 1.1-3.2 s and dropped up to 54,593
+    /// datagrams).
+    pub(super) fn session_lines(&self, ids: &[u64], now: i64, lines: &mut Vec<SessionLine>) {
+        lines.extend(ids.iter().filter_map(|id| {
+            let s = self.sessions.get(id)?;
+            let h = self.hosts.get(&(s.tenant, s.host))?;
+            Some(SessionLine {
+                tenant: s.tenant,
+                host: s.host,
+                session: *id,
+                seen: now - h.last_seen.elapsed().as_secs() as i64,
+                serial: s.window.highest(),
+                remote: h.remote,
             })
-            .collect()
+        }));
     }
 
     /// Datagrams received and rejected by reason, including those the

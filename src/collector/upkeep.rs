@@ -72,6 +72,7 @@ impl Collector {
                 let db = self.db.clone();
                 let tenants = job.tenants.clone();
                 self.quota_walk = Some(std::thread::spawn(move || {
+                    svc::pool::lower_this_thread(svc::pool::BACKGROUND_NICE);
                     tenants
                         .into_iter()
                         .map(|t| (t, db.tenant_rest_bytes(t)))
@@ -102,7 +103,11 @@ impl Collector {
             q.retain(|(t, _)| self.tenants.contains_key(t));
         }
         if job.purge_before.is_some() || job.quotas.is_some() {
-            self.upkeep = Some(std::thread::spawn(move || job.run()));
+            // Below the collector's thread, which receives meanwhile.
+            self.upkeep = Some(std::thread::spawn(move || {
+                svc::pool::lower_this_thread(svc::pool::BACKGROUND_NICE);
+                job.run()
+            }));
         }
     }
 

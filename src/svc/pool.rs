@@ -79,6 +79,10 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
+/// How much lower than the process a background thread runs (see
+/// [`lower_this_thread`]).
+pub const BACKGROUND_NICE: i32 = 10;
+
 /// Lower the calling thread's scheduling priority (nice `by` more than
 /// the process), so that threads doing background work (disk writes a
 /// cycle only waits for at its end) yield the cores to those a deadline

@@ -460,6 +460,75 @@ fn a_killed_collector_restarts_and_data_flow_resumes() {
     assert!(ok && out.ends_with("0 problems\n"), "{out}");
 }
 
+/// Every `host.log` under `dir`, read as text.
+fn host_logs(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.push_str(&host_logs(&path));
+        } else if path.file_name().is_some_and(|n| n == "host.log") {
+            // Fixed records: the messages are text among binary fields.
+            out.push_str(&String::from_utf8_lossy(
+                &std::fs::read(&path).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+/// A host's state is restored at a restart, not taken for a new host's,
+/// even when the tenant's published host index is behind its day files
+/// (as a collector killed between writing a day index and publishing
+/// the host index leaves it): the collector looks in the day files for
+/// hosts that index does not hold only when it is current.
+#[test]
+fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
+    let dir = Dir::new("e2e-stale-index");
+    let (key, port) = tenant_and_collector(&dir, "interval { write 1 stale 5 }");
+    std::fs::write(
+        dir.path("agent.conf"),
+        format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" }}\ninterval {{ fast 1 slow 2 }}\n"),
+    )
+    .unwrap();
+    let collector = start_collector(&dir);
+    let agent = start_agent(&dir);
+    let tenant_dir = dir.path("db").join(TENANT);
+    let published = tenant_dir.join("tenant.hosts");
+    assert!(
+        wait_for(PATIENCE, || last_record(&dir).is_some()
+            && published.exists()),
+        "no record and host index before the kill"
+    );
+    drop(agent);
+    drop(collector);
+    let before = last_record(&dir).unwrap();
+    let unset = |logs: &str| logs.matches("Status change UNSET").count();
+    assert_eq!(
+        unset(&host_logs(&tenant_dir)),
+        1,
+        "{}",
+        host_logs(&tenant_dir)
+    );
+    // An index without the host, older than the day files.
+    opticon::db::index::write(&tenant_dir, &mut []).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&published)
+        .and_then(|f| f.set_modified(old))
+        .unwrap();
+    let _collector = start_collector(&dir);
+    let _agent = start_agent(&dir);
+    assert!(
+        wait_for(PATIENCE, || last_record(&dir).is_some_and(|t| t > before)),
+        "no record after the restart (last {before})"
+    );
+    // Restored: its status went on from the stored one, not from UNSET.
+    let logs = host_logs(&tenant_dir);
+    assert_eq!(unset(&logs), 1, "{logs}");
+}
+
 #[test]
 fn the_load_generator_feeds_a_real_collector() {
     let dir = Dir::new("e2e-load");
