@@ -137,10 +137,98 @@ fn main() {
         black_box(apply_payload(&mut host, p).unwrap());
     });
     line("open + verify + decode + merge", full, floor);
+    arrival(floor);
+    arrival_fleet(floor);
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
         "goal open+verify+decode >= 500000/s: {}; within 1.5x of the floor: {}",
         verdict(open_decode >= 500_000.0),
         verdict(floor / open_decode <= 1.5)
+    );
+}
+
+/// The collector's work on a fleet host's one datagram a minute, beyond
+/// opening it: the host's last record decoded (kept as changes against
+/// a reference sample the fleet shares), the payload merged into the
+/// host's packed meters (the record as stored at the last write cycle),
+/// and the meters packed again as changes against the record.
+fn arrival(floor: f64) {
+    use opticon::collector::packed::Packed;
+    use opticon::db::format::FRAME_KEY;
+    use opticon::db::{ParkedWriter, References};
+    use opticon::model::binary::apply_payload_at;
+    let t0 = 1_700_000_000;
+    let references = References::new(4);
+    // Another host of the fleet made the reference.
+    let other = opticon::fleet::FakeHost::new(2).sample(t0);
+    let _ = references.for_meters(&other);
+    let mut fake = opticon::fleet::FakeHost::new(1);
+    let stored = fake.sample(t0);
+    let writer = ParkedWriter::default().after(t0, &stored, FRAME_KEY, &[], Some(&references));
+    let packed = Packed::as_base(&stored);
+    let payload = encode_sample(t0 + 60, &fake.sample(t0 + 60));
+    let (mut base, mut meters) = (HostMeters::new(), HostMeters::new());
+    let record = rate(|| {
+        black_box(writer.prev_into(&mut base));
+    });
+    line("packed host: last record decoded", record, floor);
+    let whole = rate(|| {
+        writer.prev_into(&mut base);
+        let _ = packed.unpack_into(Some(&base), &mut meters);
+        let _ = apply_payload_at(&mut meters, &payload, t0 + 61);
+        black_box(Packed::pack(&meters, Some(&base)));
+    });
+    line("packed host: decode + merge + pack", whole, floor);
+}
+
+/// [`arrival`] over a fleet, each host's datagram in turn in a shuffled
+/// order, as they arrive at the collector: every host's state is its
+/// own (out of the caches by its turn), and hosts differ in their meters
+/// (optional ones come and go).
+fn arrival_fleet(floor: f64) {
+    use opticon::collector::packed::Packed;
+    use opticon::db::format::FRAME_KEY;
+    use opticon::db::{ParkedWriter, References};
+    use opticon::model::binary::apply_payload_at;
+    const HOSTS: u64 = 100_000;
+    let t0 = 1_700_000_000;
+    let references = References::new(16);
+    let mut hosts = Vec::new();
+    let mut payloads = Vec::new();
+    for seed in 1..=HOSTS {
+        let mut fake = opticon::fleet::FakeHost::new(seed);
+        let stored = fake.sample(t0);
+        let writer = ParkedWriter::default().after(t0, &stored, FRAME_KEY, &[], Some(&references));
+        hosts.push((writer, Packed::as_base(&stored)));
+        payloads.push(encode_sample(t0 + 60, &fake.sample(t0 + 60)));
+    }
+    let mut order: Vec<usize> = (0..hosts.len()).collect();
+    let mut rng = opticon::fleet::Rng::new(7);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let (mut base, mut meters) = (HostMeters::new(), HostMeters::new());
+    let mut rates = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        for &i in &order {
+            let (writer, packed) = &mut hosts[i];
+            writer.prev_into(&mut base);
+            let _ = packed.unpack_into(Some(&base), &mut meters);
+            let _ = apply_payload_at(&mut meters, &payloads[i], t0 + 61);
+            *packed = Packed::pack(&meters, Some(&base));
+        }
+        rates.push(hosts.len() as f64 / start.elapsed().as_secs_f64());
+        // Back to the record alone for the next run.
+        for (writer, packed) in &mut hosts {
+            writer.prev_into(&mut base);
+            *packed = Packed::as_base(&base);
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    line(
+        &format!("packed fleet of {HOSTS}: the same"),
+        rates[RUNS / 2],
+        floor,
     );
 }
