@@ -423,17 +423,22 @@ fn last_record(dir: &Dir) -> Option<String> {
         .map(String::from)
 }
 
-#[test]
-fn a_killed_collector_restarts_and_data_flow_resumes() {
-    let dir = Dir::new("e2e-restart");
-    let (key, port) = tenant_and_collector(&dir, "interval { write 1 stale 5 }");
+/// A collector storing every second and an agent sending to it every
+/// second, on a new tenant in `dir`.
+fn collector_with_fast_agent(dir: &Dir) -> (Daemon, Daemon) {
+    let (key, port) = tenant_and_collector(dir, "interval { write 1 stale 5 }");
     std::fs::write(
         dir.path("agent.conf"),
         format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" }}\ninterval {{ fast 1 slow 2 }}\n"),
     )
     .unwrap();
-    let collector = start_collector(&dir);
-    let _agent = start_agent(&dir);
+    (start_collector(dir), start_agent(dir))
+}
+
+#[test]
+fn a_killed_collector_restarts_and_data_flow_resumes() {
+    let dir = Dir::new("e2e-restart");
+    let (collector, _agent) = collector_with_fast_agent(&dir);
     assert!(
         wait_for(PATIENCE, || last_record(&dir).is_some()),
         "no record before the kill"
@@ -485,14 +490,7 @@ fn host_logs(dir: &std::path::Path) -> String {
 #[test]
 fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
     let dir = Dir::new("e2e-stale-index");
-    let (key, port) = tenant_and_collector(&dir, "interval { write 1 stale 5 }");
-    std::fs::write(
-        dir.path("agent.conf"),
-        format!("collector {{ address 127.0.0.1 port {port} tenant {TENANT} key \"{key}\" }}\ninterval {{ fast 1 slow 2 }}\n"),
-    )
-    .unwrap();
-    let collector = start_collector(&dir);
-    let agent = start_agent(&dir);
+    let (collector, agent) = collector_with_fast_agent(&dir);
     let tenant_dir = dir.path("db").join(TENANT);
     let published = tenant_dir.join("tenant.hosts");
     assert!(
