@@ -102,10 +102,20 @@ impl Collector {
         // One look per tenant at whether a tool changed its hosts'
         // directories, instead of one per host.
         let mut hosts_changed = HashSet::new();
-        for t in self.tenants.keys() {
-            let mark = self.db.hosts_changed(*t);
-            if self.host_marks.insert(*t, mark) != Some(mark) {
-                hosts_changed.insert(*t);
+        let tenants: Vec<Uuid> = self.tenants.keys().copied().collect();
+        for t in tenants {
+            let mark = self.db.hosts_changed(t);
+            match self.host_marks.insert(t, mark) {
+                Some(before) if before == mark => {}
+                // A tool changed the tenant's hosts during this run: its
+                // index may miss hosts it wrote records for.
+                Some(_) => {
+                    self.index_incomplete(t);
+                    hosts_changed.insert(t);
+                }
+                None => {
+                    hosts_changed.insert(t);
+                }
             }
         }
         let mut keys: Vec<(Uuid, Uuid)> = self.hosts.keys().copied().collect();

@@ -85,12 +85,17 @@ pub(super) struct TenantIndex {
 }
 
 /// Whether the published index of a tenant (`tenant_dir`) is newer than
-/// every day index of its days: then it holds every host with records.
+/// every day index of its days and than the last change a tool made to
+/// its hosts: then it holds every host with records.
 fn published_is_current(tenant_dir: &std::path::Path) -> bool {
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(published) = modified(&tenant_dir.join(index::HOSTS_FILE)) else {
         return false;
     };
+    let tool = modified(&tenant_dir.join(crate::db::tenant::HOSTS_CHANGED_FILE));
+    if tool.is_some_and(|t| t > published) {
+        return false;
+    }
     let days = crate::db::store::days_dir(tenant_dir);
     let Ok(entries) = std::fs::read_dir(&days) else {
         // No days: no records anywhere.
@@ -194,6 +199,14 @@ impl Collector {
         match self.tenant_index(key.0) {
             Some(idx) if idx.complete => idx.hosts.get(&key.1).is_some_and(|k| k.last != NO_TIME),
             _ => true,
+        }
+    }
+
+    /// The tenant's index may miss hosts with records (a tool changed
+    /// its hosts): every new host is looked for in the day files again.
+    pub(super) fn index_incomplete(&mut self, tenant: Uuid) {
+        if let Some(idx) = self.indexes.get_mut(&tenant) {
+            idx.complete = false;
         }
     }
 

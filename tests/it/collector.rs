@@ -483,12 +483,11 @@ fn host_logs(dir: &std::path::Path) -> String {
 }
 
 /// A host's state is restored at a restart, not taken for a new host's,
-/// even when the tenant's published host index is behind its day files
-/// (as a collector killed between writing a day index and publishing
-/// the host index leaves it): the collector looks in the day files for
-/// hosts that index does not hold only when it is current.
-#[test]
-fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
+/// even when the tenant's published host index does not hold it but is
+/// stale: `make_stale` puts an index without the host in place and says
+/// why it is stale. The collector looks in the day files for hosts that
+/// index does not hold unless it is current.
+fn restart_restores_the_host_behind(make_stale: impl Fn(&std::path::Path)) {
     let dir = Dir::new("e2e-stale-index");
     let (collector, agent) = collector_with_fast_agent(&dir);
     let tenant_dir = dir.path("db").join(TENANT);
@@ -508,14 +507,8 @@ fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
         "{}",
         host_logs(&tenant_dir)
     );
-    // An index without the host, older than the day files.
     opticon::db::index::write(&tenant_dir, &mut []).unwrap();
-    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
-    std::fs::File::options()
-        .write(true)
-        .open(&published)
-        .and_then(|f| f.set_modified(old))
-        .unwrap();
+    make_stale(&tenant_dir);
     let _collector = start_collector(&dir);
     let _agent = start_agent(&dir);
     assert!(
@@ -525,6 +518,37 @@ fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
     // Restored: its status went on from the stored one, not from UNSET.
     let logs = host_logs(&tenant_dir);
     assert_eq!(unset(&logs), 1, "{logs}");
+}
+
+/// Set a file's modification time.
+fn set_mtime(path: &std::path::Path, time: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .and_then(|f| f.set_modified(time))
+        .unwrap();
+}
+
+/// The index is older than the day files, as a collector killed between
+/// writing a day index and publishing the host index leaves it.
+#[test]
+fn a_restart_behind_a_stale_host_index_still_restores_the_host() {
+    restart_restores_the_host_behind(|tenant_dir| {
+        let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        set_mtime(&tenant_dir.join("tenant.hosts"), old);
+    });
+}
+
+/// The index is newer than the day files, but a tool changed the
+/// tenant's hosts after it (`tenant.changed`).
+#[test]
+fn a_restart_after_a_tool_changed_hosts_still_restores_the_host() {
+    restart_restores_the_host_behind(|tenant_dir| {
+        let later = std::time::SystemTime::now() + Duration::from_secs(10);
+        set_mtime(&tenant_dir.join("tenant.changed"), later);
+    });
 }
 
 #[test]
