@@ -322,10 +322,9 @@ impl Collector {
             return;
         }
         let (tenant, host) = key;
-        let dir = self.db.host_dir(tenant, host);
         let mut state = HostState::new(from);
         let stored = match self.index_may_have_records(key) {
-            true => host::latest(&dir),
+            true => host::latest(&self.db.host_dir(tenant, host)),
             false => Ok(None),
         };
         if let Ok(Some((_, mut meters))) = stored {

@@ -79,8 +79,9 @@ pub(super) struct TenantIndex {
     past: Option<PastBytes>,
     /// Every host with records is in it: rebuilt from the files, or
     /// read from an index published after the last day index was
-    /// written (a collector stopped between the two, or a tool that
-    /// rewrote a day, leaves it behind them).
+    /// written and after the last change a tool made to the tenant's
+    /// hosts (see [`published_is_current`]), and no tool changed them
+    /// since.
     complete: bool,
 }
 
