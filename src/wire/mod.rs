@@ -23,7 +23,7 @@ mod split;
 
 pub use replay::{ReplayWindow, REPLAY_WINDOW};
 pub use session::{OpenedAuth, SenderSession};
-pub use split::{split_sample, SplitError};
+pub use split::{split_records, split_sample, SplitError};
 
 use crate::crypto::{SealKey, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::model::binary::CodecError;

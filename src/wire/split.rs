@@ -133,14 +133,26 @@ pub fn split_sample(
     meters: &HostMeters,
     max_datagram: usize,
 ) -> Result<Vec<Vec<u8>>, SplitError> {
+    let records = meters.iter().map(|(n, m)| (n.as_str(), &m.value));
+    split_records(time, records, max_datagram)
+}
+
+/// [`split_sample`] of meters given as names and values in name order
+/// (valid names, no group beside a meter of its prefix's name), without
+/// a [`HostMeters`] to hold them.
+pub fn split_records<'a>(
+    time: i64,
+    records: impl Iterator<Item = (&'a str, &'a MeterValue)>,
+    max_datagram: usize,
+) -> Result<Vec<Vec<u8>>, SplitError> {
     if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&max_datagram) {
         return Err(SplitError(max_datagram));
     }
     let mut packer = Packer::new(time, max_datagram - METER_OVERHEAD);
-    for (name, meter) in meters.iter() {
-        if !packer.record(name.as_str(), &meter.value) {
-            if let MeterValue::Array(array) = &meter.value {
-                packer.array_parts(name.as_str(), array);
+    for (name, value) in records {
+        if !packer.record(name, value) {
+            if let MeterValue::Array(array) = value {
+                packer.array_parts(name, array);
             }
         }
     }

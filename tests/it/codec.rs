@@ -401,8 +401,8 @@ fn front_coded_names() {
     assert_eq!(decode_sample(&p).unwrap().1, h);
     let mut r = binary::PayloadReader::new(&p).unwrap();
     let mut names = Vec::new();
-    while let Some(head) = r.next_record().unwrap() {
-        names.push(head.name.as_str().to_string());
+    while r.next_record().unwrap().is_some() {
+        names.push(r.name().to_string());
     }
     assert_eq!(names, ["top/name", "top/pcpu", "top/pid", "toq", "x"]);
 }
