@@ -291,3 +291,38 @@ impl FakeHost {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FakeHost;
+    use crate::model::binary::encode_sample;
+    use crate::wire::{split_records, split_sample};
+
+    /// The sorted list is in name order with the optional meters on and
+    /// off, and encodes to the same payloads as the sample built from it.
+    #[test]
+    fn sorted_samples_encode_as_their_host_meters() {
+        let mut optional = [false, false];
+        for seed in 1..=20 {
+            let mut by_list = FakeHost::in_fleet(seed, 50);
+            let mut by_meters = FakeHost::in_fleet(seed, 50);
+            for minute in 0..150 {
+                let time = 1_700_000_000 + minute * 60;
+                let list = by_list.sample_sorted();
+                optional[usize::from(by_list.optional_on)] = true;
+                assert!(list.windows(2).all(|w| w[0].0 < w[1].0), "{list:?}");
+                let meters = by_meters.sample(time);
+                let names: Vec<&str> = meters.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, list.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+                let records = || list.iter().map(|(n, v)| (*n, v));
+                for max in [512, 1400] {
+                    let split = split_records(time, records(), max);
+                    assert_eq!(split, split_sample(time, &meters, max));
+                }
+                let whole = split_records(time, records(), 65_507).map(|mut p| p.remove(0));
+                assert_eq!(whole, Ok(encode_sample(time, &meters)));
+            }
+        }
+        assert_eq!(optional, [true, true], "both sets of names were seen");
+    }
+}
