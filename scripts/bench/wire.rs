@@ -4,8 +4,11 @@
 //!
 //! Run with `scripts/bench-wire` (or `cargo bench --bench wire`).
 
+use opticon::collector::packed::Packed;
 use opticon::crypto::{random_key, SealKey};
-use opticon::model::binary::{apply_payload, encode_sample, PayloadReader};
+use opticon::db::format::FRAME_KEY;
+use opticon::db::{ParkedWriter, References};
+use opticon::model::binary::{apply_payload, apply_payload_at, encode_sample, PayloadReader};
 use opticon::model::HostMeters;
 
 use opticon::wire::{peek, Datagram, OpenedAuth, ReplayWindow, SenderSession, DEFAULT_MAX_SKEW};
@@ -147,16 +150,29 @@ fn main() {
     );
 }
 
+/// One arrival as the collector merges it: the host's last record
+/// decoded into `base`, its packed meters unpacked against it into
+/// `meters`, the payload merged, and the meters packed again.
+fn merge_arrival(
+    writer: &ParkedWriter,
+    packed: &Packed,
+    payload: &[u8],
+    time: i64,
+    base: &mut HostMeters,
+    meters: &mut HostMeters,
+) -> Packed {
+    writer.prev_into(base);
+    let _ = packed.unpack_into(Some(base), meters);
+    let _ = apply_payload_at(meters, payload, time);
+    Packed::pack(meters, Some(base))
+}
+
 /// The collector's work on a fleet host's one datagram a minute, beyond
 /// opening it: the host's last record decoded (kept as changes against
 /// a reference sample the fleet shares), the payload merged into the
 /// host's packed meters (the record as stored at the last write cycle),
 /// and the meters packed again as changes against the record.
 fn arrival(floor: f64) {
-    use opticon::collector::packed::Packed;
-    use opticon::db::format::FRAME_KEY;
-    use opticon::db::{ParkedWriter, References};
-    use opticon::model::binary::apply_payload_at;
     let t0 = 1_700_000_000;
     let references = References::new(4);
     // Another host of the fleet made the reference.
@@ -173,10 +189,8 @@ fn arrival(floor: f64) {
     });
     line("packed host: last record decoded", record, floor);
     let whole = rate(|| {
-        writer.prev_into(&mut base);
-        let _ = packed.unpack_into(Some(&base), &mut meters);
-        let _ = apply_payload_at(&mut meters, &payload, t0 + 61);
-        black_box(Packed::pack(&meters, Some(&base)));
+        let p = merge_arrival(&writer, &packed, &payload, t0 + 61, &mut base, &mut meters);
+        black_box(p);
     });
     line("packed host: decode + merge + pack", whole, floor);
 }
@@ -186,10 +200,6 @@ fn arrival(floor: f64) {
 /// own (out of the caches by its turn), and hosts differ in their meters
 /// (optional ones come and go).
 fn arrival_fleet(floor: f64) {
-    use opticon::collector::packed::Packed;
-    use opticon::db::format::FRAME_KEY;
-    use opticon::db::{ParkedWriter, References};
-    use opticon::model::binary::apply_payload_at;
     const HOSTS: u64 = 100_000;
     let t0 = 1_700_000_000;
     let references = References::new(16);
@@ -213,10 +223,14 @@ fn arrival_fleet(floor: f64) {
         let start = Instant::now();
         for &i in &order {
             let (writer, packed) = &mut hosts[i];
-            writer.prev_into(&mut base);
-            let _ = packed.unpack_into(Some(&base), &mut meters);
-            let _ = apply_payload_at(&mut meters, &payloads[i], t0 + 61);
-            *packed = Packed::pack(&meters, Some(&base));
+            *packed = merge_arrival(
+                writer,
+                packed,
+                &payloads[i],
+                t0 + 61,
+                &mut base,
+                &mut meters,
+            );
         }
         rates.push(hosts.len() as f64 / start.elapsed().as_secs_f64());
         // Back to the record alone for the next run.
